@@ -1,0 +1,51 @@
+"""``python -m analysis EXPERIMENT_DIR [--by COLUMN] [--objectives delta_mtl:max,params:min] [--out DIR]``.
+
+Writes the report folder (default ``EXPERIMENT_DIR/report/``) and prints its path. Input problems
+are reported as one line on stderr with exit code 2, not as a traceback.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from analysis.load import AnalysisError
+
+
+def _budgets(text: str | None) -> dict[str, list[float]] | None:
+    if not text:
+        return None
+    out: dict[str, list[float]] = {}
+    for part in text.split(";"):
+        name, _, values = part.partition("=")
+        try:
+            out[name.strip()] = [float(v) for v in values.split(",") if v.strip()]
+        except ValueError as e:
+            raise AnalysisError(f"--budgets {text!r}: write it as 'params=1e5,2e5;flops=1e9'") from e
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m analysis", description="Pareto report of a sweep's results.")
+    p.add_argument("experiment_dir", help="experiment folder holding results.parquet (or the file itself)")
+    p.add_argument("--by", default="flow_width", help="column(s) to group fronts by, comma-separated (default flow_width)")
+    p.add_argument("--objectives", default="delta_mtl:max,params:min",
+                   help="name[:max|min],... (aliases: params, flops, latency; default delta_mtl:max,params:min)")
+    p.add_argument("--budgets", default=None, help="cost budgets, e.g. 'params=1e5,2e5' (default: cost quartiles)")
+    p.add_argument("--trial", default=None, help="trial whose topology is drawn (default: best front trial)")
+    p.add_argument("--out", default=None, help="report folder (default EXPERIMENT_DIR/report)")
+    args = p.parse_args(argv)
+    from analysis.report import write_report  # after parsing: --help stays fast
+
+    by = [c.strip() for c in args.by.split(",") if c.strip()]
+    try:
+        out = write_report(args.experiment_dir, by=by if len(by) > 1 else by[0], objectives=args.objectives,
+                           out=args.out, budgets=_budgets(args.budgets), trial=args.trial)
+    except AnalysisError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(out / "report.md")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,244 @@
+"""Load sweep results (``results.parquet``, ``epochs.parquet``, ``arch_spec.json``) into tidy tables.
+
+This is the one place that knows the on-disk schema written by the sweep (see the README's results
+schema). Everything downstream works on the returned DataFrame, and the Pareto kernels on plain arrays.
+
+What ``load_results`` adds to the stored columns:
+
+- ``is_valid``: the trial finished or was early-stopped (``errored`` rows are kept, flagged, and left
+  out of every front and of the baselines);
+- ``delta_mtl``: the multi-task gain in percent over the single-task baselines of the same experiment
+  and seed (MTAN / LibMTL definition, see :func:`delta_mtl_column`); NaN on ``single_task`` rows and
+  on rows that are not valid;
+- ``exp_dir``: the experiment folder the row came from, and ``arch_spec_path`` made absolute.
+"""
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from os import PathLike
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+
+SCHEMA_VERSION = 1
+META_KEY = b"dagmtl"
+
+# Fallback senses of the known metric names, used when the Parquet metadata lacks one.
+METRIC_SENSES: dict[str, str] = {
+    "miou": "max",
+    "pixel_acc": "max",
+    "abs_err": "min",
+    "rel_err": "min",
+    "mean_angle": "min",
+    "median_angle": "min",
+    "within_11.25": "max",
+    "within_22.5": "max",
+    "within_30": "max",
+    "accuracy": "max",
+}
+
+# Short names accepted wherever a column is named as an objective.
+ALIASES: dict[str, str] = {"params": "params_union", "flops": "flops_multitask", "latency": "latency_ms"}
+
+VALID_STATUSES = ("finished", "early_stopped")
+REQUIRED_COLUMNS = ("experiment", "trial_id", "status", "mode", "seed")
+BASELINE_MODE = "single_task"
+
+PathArg = str | PathLike[str]
+
+
+class AnalysisError(ValueError):
+    """A problem with the user's inputs (paths, tables, objectives); the message says how to fix it."""
+
+
+# ----------------------------------------------------------------------------- files
+
+
+def results_file(path: PathArg) -> Path:
+    """The ``results.parquet`` of an experiment folder, or ``path`` itself when it is a Parquet file."""
+    p = Path(path)
+    if p.is_dir():
+        p = p / "results.parquet"
+        if not p.is_file():
+            raise AnalysisError(f"no results.parquet in {Path(path)}: is this an experiment folder of a finished sweep?")
+        return p
+    if p.is_file():
+        return p
+    raise AnalysisError(f"experiment path does not exist: {p}")
+
+
+def read_metadata(file: PathArg) -> dict:
+    """The ``dagmtl`` JSON of a Parquet file's key-value metadata ({} when the file has none)."""
+    meta = pq.read_schema(file).metadata or {}
+    if META_KEY not in meta:
+        return {}
+    info = json.loads(meta[META_KEY])
+    version = info.get("schema_version", SCHEMA_VERSION)
+    if version > SCHEMA_VERSION:
+        raise AnalysisError(
+            f"{file} has results schema_version {version}; this analysis package reads up to {SCHEMA_VERSION}: update it"
+        )
+    return info
+
+
+def _as_paths(paths: PathArg | Sequence[PathArg]) -> list[PathArg]:
+    if isinstance(paths, (str, PathLike)):
+        return [paths]
+    out = list(paths)
+    if not out:
+        raise AnalysisError("no experiment paths given")
+    return out
+
+
+# ----------------------------------------------------------------------------- results
+
+
+def load_results(paths: PathArg | Sequence[PathArg], *, delta_mtl: bool = True) -> pd.DataFrame:
+    """One tidy row per trial from one or several experiments (folders or ``results.parquet`` files).
+
+    ``delta_mtl=False`` skips the multi-task gain (for sweeps run without single-task baselines);
+    otherwise a missing baseline is an error rather than a silently different number.
+    The merged metric senses and task kinds of the files are kept in ``df.attrs``.
+    """
+    frames, senses, tasks = [], {}, {}
+    for path in _as_paths(paths):
+        file = results_file(path)
+        info = read_metadata(file)
+        df = pq.read_table(file).to_pandas()
+        missing = [c for c in REQUIRED_COLUMNS if c not in df.columns]
+        if missing:
+            raise AnalysisError(f"{file} lacks the columns {missing}: it is not a results table of this tool")
+        file_senses = {**METRIC_SENSES, **info.get("metric_senses", {})}
+        for name, sense in file_senses.items():
+            if senses.setdefault(name, sense) != sense:
+                raise AnalysisError(f"metric {name!r} is {senses[name]!r} in one experiment and {sense!r} in {file}")
+        tasks.update(info.get("tasks", {}))
+        df["exp_dir"] = str(file.parent.resolve())
+        if "arch_spec_path" in df.columns:
+            df["arch_spec_path"] = [_absolute(file.parent, p) for p in df["arch_spec_path"]]
+        df["is_valid"] = df["status"].isin(VALID_STATUSES).to_numpy(bool)
+        if delta_mtl:
+            df["delta_mtl"] = delta_mtl_column(df, file_senses, list(info.get("tasks", {})) or None)
+        frames.append(df)
+    out = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+    dup = out.duplicated(["experiment", "trial_id"])
+    if dup.any():
+        first = out.loc[dup, ["experiment", "trial_id"]].iloc[0].tolist()
+        raise AnalysisError(f"trial {first[1]!r} of experiment {first[0]!r} appears twice: was an experiment given twice?")
+    out.attrs = {"metric_senses": senses, "tasks": tasks}
+    return out
+
+
+def _absolute(exp_dir: Path, p: object) -> object:
+    if not isinstance(p, str) or not p:
+        return p
+    q = Path(p)
+    return str(q if q.is_absolute() else (exp_dir / q).resolve())
+
+
+def metric_columns(df: pd.DataFrame) -> dict[str, list[str]]:
+    """Task -> its ``metric/<task>/<name>`` columns, in table order."""
+    out: dict[str, list[str]] = {}
+    for col in df.columns:
+        if isinstance(col, str) and col.startswith("metric/") and col.count("/") >= 2:
+            task = col[len("metric/") : col.rindex("/")]
+            out.setdefault(task, []).append(col)
+    return out
+
+
+def metric_sense(name: str, senses: Mapping[str, str] | None = None) -> str:
+    """'max' or 'min' for a metric name (e.g. 'miou'), from the table's metadata or the known names."""
+    sense = (senses or {}).get(name) or METRIC_SENSES.get(name)
+    if sense not in ("max", "min"):
+        raise AnalysisError(
+            f"metric {name!r} has no known sense: add it to the results metadata 'metric_senses', "
+            f"or name the objective with its sense ('metric/<task>/{name}:max')"
+        )
+    return sense
+
+
+def delta_mtl_column(df: pd.DataFrame, senses: Mapping[str, str], tasks: Sequence[str] | None = None) -> pd.Series:
+    """Multi-task gain in percent of every valid non-baseline row (NaN elsewhere).
+
+    ``delta_mtl = 100/T * sum_t 1/|M_t| * sum_m (-1)^{l_m} (M_tm - B_tm) / B_tm``, ``l_m = 1`` when lower
+    is better: +x when a lower-is-better metric falls by x%. ``B_t`` is the mean of the valid
+    ``single_task`` rows with ``baseline_task == t`` of the same experiment and seed; ``M_t`` are the
+    metrics of task t that the baseline has (non-NaN). A missing baseline raises: comparing against
+    another seed's baseline would silently change the number.
+    """
+    cols_by_task = metric_columns(df)
+    tasks = list(tasks) if tasks else list(cols_by_task)
+    out = pd.Series(np.nan, index=df.index, dtype="float64", name="delta_mtl")
+    valid = df["status"].isin(VALID_STATUSES).to_numpy(bool)
+    is_base = (df["mode"] == BASELINE_MODE).to_numpy(bool)
+    if is_base.any() and "baseline_task" not in df.columns:
+        raise AnalysisError("single_task rows need a 'baseline_task' column naming their task")
+    base, target = df[valid & is_base], df[valid & ~is_base]
+    for (exp, seed), rows in target.groupby(["experiment", "seed"], sort=True):
+        per_task = []
+        for task in tasks:
+            b = base[(base["experiment"] == exp) & (base["seed"] == seed) & (base["baseline_task"] == task)]
+            where = f"task {task!r}, experiment {exp!r}, seed {seed}"
+            if b.empty:
+                raise AnalysisError(
+                    f"no valid single_task baseline for {where}: run the single-task baselines for this seed, "
+                    "or load with delta_mtl=False"
+                )
+            cols = [c for c in cols_by_task.get(task, []) if b[c].notna().any()]
+            if not cols:
+                raise AnalysisError(f"the single_task baseline for {where} has no metric values")
+            ref = b[cols].mean().to_numpy(float)  # (m,)
+            if (ref == 0).any():
+                raise AnalysisError(f"a baseline metric of {where} is 0, so a relative change is undefined")
+            sign = np.array([1.0 if metric_sense(c.rsplit("/", 1)[1], senses) == "max" else -1.0 for c in cols])
+            values = rows[cols].to_numpy(float)  # (n, m)
+            per_task.append((sign * (values - ref) / ref).mean(axis=1))  # NaN stays NaN
+        out.loc[rows.index] = 100.0 * np.mean(per_task, axis=0)
+    return out
+
+
+# ----------------------------------------------------------------------------- epochs, specs
+
+
+def load_epochs(paths: PathArg | Sequence[PathArg]) -> pd.DataFrame:
+    """The long per-epoch table(s) (``epochs.parquet``) of one or several experiment folders."""
+    frames = []
+    for path in _as_paths(paths):
+        p = Path(path)
+        file = p / "epochs.parquet" if p.is_dir() else p
+        if p.is_file() and p.name == "results.parquet":
+            file = p.parent / "epochs.parquet"
+        if not file.is_file():
+            raise AnalysisError(f"no epochs.parquet at {file}")
+        df = pq.read_table(file).to_pandas()
+        missing = [c for c in ("experiment", "trial_id", "stage", "epoch") if c not in df.columns]
+        if missing:
+            raise AnalysisError(f"{file} lacks the columns {missing}: it is not an epochs table of this tool")
+        frames.append(df)
+    return pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+
+
+def load_arch_spec(path: PathArg) -> dict:
+    """A trial's ``arch_spec.json``, checked: nodes 1..N, edges i->j with i<j, read-ins/outs in 1..N."""
+    p = Path(path)
+    if not p.is_file():
+        raise AnalysisError(f"architecture spec not found: {p}")
+    spec = json.loads(p.read_text())
+    try:
+        n = int(spec["n_nodes"])
+        for task, t in spec["tasks"].items():
+            for i, j in t["edges"]:
+                if not (1 <= i < j <= n):
+                    raise AnalysisError(f"{p}: task {task!r} has edge {i}->{j}, outside 1..{n} or not forward")
+            for key in ("read_in", "read_out"):
+                bad = [j for j in t[key] if not 1 <= j <= n]
+                if bad:
+                    raise AnalysisError(f"{p}: task {task!r} {key} nodes {bad} are outside 1..{n}")
+    except (KeyError, TypeError, ValueError) as e:
+        if isinstance(e, AnalysisError):
+            raise
+        raise AnalysisError(f"{p} is not an architecture spec ({type(e).__name__}: {e})") from e
+    return spec

@@ -1,0 +1,204 @@
+"""Plots as PNG: fronts per group with baseline points, and the per-task topologies of one trial.
+
+Compute, then render: ``front_plot_data`` / ``topology_data`` return plain data that tests assert on;
+``render_fronts`` / ``render_topology`` only draw it. Figures are built with ``matplotlib.figure.Figure``
+and the Agg canvas (no pyplot, no global backend state), so this works headless and inside notebooks.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from os import PathLike
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from matplotlib.patches import FancyArrowPatch
+
+from analysis.compare import FrontComparison
+
+_BASELINE_STYLE = {"single_task": ("*", "single-task (T nets)"), "hard_sharing": ("s", "hard sharing"),
+                   "full_supernet": ("D", "full supernet")}
+
+
+# ----------------------------------------------------------------------------- fronts
+
+
+@dataclass
+class FrontSeries:
+    """One group: all its points and its front (both ``(n, 2)`` as (x, y), front sorted by x)."""
+
+    label: str
+    points: np.ndarray
+    front: np.ndarray
+
+
+@dataclass
+class FrontPlotData:
+    """What the fronts figure shows: x = the second objective (cost), y = the first (quality)."""
+
+    x_label: str
+    y_label: str
+    title: str
+    series: list[FrontSeries]
+    baselines: dict[str, np.ndarray] = field(default_factory=dict)  # mode -> (n, 2)
+    x_log: bool = False
+
+
+def front_plot_data(cmp: FrontComparison, baselines: pd.DataFrame | None = None) -> FrontPlotData:
+    """Plot data of a comparison's fronts (first two objectives) and of baseline rows (by mode)."""
+    if len(cmp.objectives) < 2:
+        raise ValueError("a fronts plot needs at least two objectives")
+    yo, xo = cmp.objectives[0], cmp.objectives[1]
+
+    def xy(frame: pd.DataFrame) -> np.ndarray:
+        return frame[[xo.column, yo.column]].to_numpy(dtype=float, na_value=np.nan).reshape(-1, 2)
+
+    series = []
+    for label in cmp.groups:
+        pts = xy(cmp.points[label])
+        pts = pts[np.lexsort((pts[:, 1], pts[:, 0]))]
+        front = xy(cmp.fronts[label])
+        front = front[np.lexsort((front[:, 1], front[:, 0]))]
+        series.append(FrontSeries(label, pts, front))
+    marks = {}
+    if baselines is not None and len(baselines) and {xo.column, yo.column} <= set(baselines.columns):
+        for mode in sorted(baselines["mode"].unique()):
+            p = xy(baselines[baselines["mode"] == mode])
+            p = p[~np.isnan(p).any(axis=1)]
+            if len(p):
+                marks[mode] = p[np.lexsort((p[:, 1], p[:, 0]))]
+    xs = np.concatenate([s.points[:, 0] for s in series] + [m[:, 0] for m in marks.values()])
+    x_log = bool((xs > 0).all() and xs.max() / xs.min() > 30)
+    arrow = {"max": "↑", "min": "↓"}
+    return FrontPlotData(
+        x_label=f"{xo.name} ({arrow[xo.sense]} better)", y_label=f"{yo.name} ({arrow[yo.sense]} better)",
+        title=f"Pareto fronts by {', '.join(cmp.by)}", series=series, baselines=marks, x_log=x_log,
+    )
+
+
+def render_fronts(data: FrontPlotData, path: str | PathLike[str] | None = None) -> Figure:
+    """Draw every group's points (faint) and front (step line), and the baseline markers."""
+    fig = Figure(figsize=(7, 4.8), layout="constrained")
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    colors = _colors(len(data.series))
+    for s, c in zip(data.series, colors):
+        ax.scatter(s.points[:, 0], s.points[:, 1], s=14, color=c, alpha=0.3, linewidths=0)
+        ax.step(s.front[:, 0], s.front[:, 1], where="post", color=c, lw=1.5)
+        ax.scatter(s.front[:, 0], s.front[:, 1], s=30, color=c, edgecolors="k", linewidths=0.5, label=s.label, zorder=3)
+    for mode, p in data.baselines.items():
+        marker, name = _BASELINE_STYLE.get(mode, ("X", mode))
+        ax.scatter(p[:, 0], p[:, 1], marker=marker, s=90, color="0.2", label=name, zorder=4)
+    if data.x_log:
+        ax.set_xscale("log")
+    ax.set(xlabel=data.x_label, ylabel=data.y_label, title=data.title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="best")
+    return _save(fig, path)
+
+
+# ----------------------------------------------------------------------------- topologies
+
+
+@dataclass(frozen=True)
+class TopoEdge:
+    """An edge of the drawn graph and the tasks that kept it (several tasks = shared)."""
+
+    src: str
+    dst: str
+    tasks: tuple[str, ...]
+
+    @property
+    def shared(self) -> bool:
+        return len(self.tasks) > 1
+
+
+@dataclass
+class TopologyData:
+    """Nodes ('stem', '1'..'N', 'head:<task>') with positions, and every kept edge with its tasks."""
+
+    n_nodes: int
+    tasks: list[str]
+    positions: dict[str, tuple[float, float]]
+    edges: list[TopoEdge]
+
+    def task_edges(self, task: str) -> list[TopoEdge]:
+        return [e for e in self.edges if task in e.tasks]
+
+    def task_nodes(self, task: str) -> set[str]:
+        return {n for e in self.task_edges(task) for n in (e.src, e.dst)}
+
+
+def topology_data(spec: dict) -> TopologyData:
+    """Graph of an arch spec: stem -> read_in nodes, kept edges i->j, read_out nodes -> the task's head."""
+    n = int(spec["n_nodes"])
+    tasks = list(spec["tasks"])
+    kept: dict[tuple[str, str], list[str]] = {}
+    for t in tasks:
+        s = spec["tasks"][t]
+        pairs = [("stem", str(j)) for j in s["read_in"]] + [(str(i), str(j)) for i, j in s["edges"]]
+        pairs += [(str(j), f"head:{t}") for j in s["read_out"]]
+        for p in dict.fromkeys(pairs):
+            kept.setdefault(p, []).append(t)
+    order = {"stem": (0, ""), **{str(j): (j, "") for j in range(1, n + 1)}, **{f"head:{t}": (n + 1, t) for t in tasks}}
+    edges = [TopoEdge(a, b, tuple(ts)) for (a, b), ts in sorted(kept.items(), key=lambda kv: (order[kv[0][0]], order[kv[0][1]]))]
+    pos = {"stem": (0.0, 0.0), **{str(j): (float(j), 0.35 * (-1) ** j) for j in range(1, n + 1)}}
+    heads = np.linspace(1.0, -1.0, len(tasks)) if len(tasks) > 1 else np.zeros(1)
+    pos |= {f"head:{t}": (float(n + 1), float(y)) for t, y in zip(tasks, heads)}
+    return TopologyData(n, tasks, pos, edges)
+
+
+def render_topology(data: TopologyData, path: str | PathLike[str] | None = None, title: str = "") -> Figure:
+    """One panel per task (its kept edges: shared ones black, its own in colour) and one with all tasks."""
+    panels = [*data.tasks, None]
+    fig = Figure(figsize=(3.2 * len(panels), 3.4), layout="constrained")
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(1, len(panels), squeeze=False)[0]
+    colors = dict(zip(data.tasks, _colors(len(data.tasks))))
+    for ax, task in zip(axes, panels):
+        edges = data.edges if task is None else data.task_edges(task)
+        used = {n for e in edges for n in (e.src, e.dst)}
+        for e in edges:
+            if task is None:
+                color = "k" if e.shared else colors[e.tasks[0]]
+                lw = 0.8 + 1.2 * (len(e.tasks) - 1)
+            else:
+                color, lw = ("k" if e.shared else colors[task]), 1.6
+            (x0, y0), (x1, y1) = data.positions[e.src], data.positions[e.dst]
+            rad = 0.25 if (x1 - x0) > 1 and not e.dst.startswith("head") else 0.0
+            ax.add_patch(FancyArrowPatch((x0, y0), (x1, y1), arrowstyle="-|>", mutation_scale=9, color=color, lw=lw,
+                                         connectionstyle=f"arc3,rad={rad}", shrinkA=7, shrinkB=7))
+        for name, (x, y) in data.positions.items():
+            if name.startswith("head:") and task is not None and name != f"head:{task}":
+                continue
+            on = name in used
+            face = colors.get(name[5:], "w") if name.startswith("head:") else ("w" if on else "0.9")
+            ax.scatter([x], [y], s=260, color=face, edgecolors="k" if on else "0.7", zorder=3)
+            text = "S" if name == "stem" else (name[5:8] if name.startswith("head:") else name)
+            ax.text(x, y, text, ha="center", va="center", fontsize=7, zorder=4, color="k" if on else "0.6")
+        ax.set_title("all tasks (black: shared)" if task is None else task, fontsize=9)
+        ax.set_xlim(-0.6, data.n_nodes + 1.6)
+        ax.set_ylim(-1.5, 1.5)
+        ax.set_axis_off()
+    if title:
+        fig.suptitle(title, fontsize=10)
+    return _save(fig, path)
+
+
+# ----------------------------------------------------------------------------- helpers
+
+
+def _colors(n: int) -> list:
+    from matplotlib import colormaps
+
+    cmap = colormaps["tab10"]
+    return [cmap(i % 10) for i in range(n)]
+
+
+def _save(fig: Figure, path: str | PathLike[str] | None) -> Figure:
+    if path is not None:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(path, dpi=110)
+    return fig

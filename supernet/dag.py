@@ -1,0 +1,178 @@
+"""The central network: a flow-restricted DAG with read-in/read-out layers and per-task gates.
+
+Paper (stated): N hidden states; every allowed edge i -> j owns one parametric op shared by all tasks;
+flow restriction keeps only edges with ``1 <= j - i <= M`` (linear, not quadratic, in N); a read-in
+layer feeds the stem output ``x0`` to every hidden state and a read-out layer lets every hidden state
+feed every task head; task-specific architecture parameters A (edges), B (read-in), Gamma (read-out).
+
+Ours (chosen, each a config field): edge op = conv3x3-norm; read-in op = conv1x1-norm; node rule
+``h_j^t = relu(g(B[t,j]) * r_j(x0) + sum_i g(A[t,i,j]) * o_ij(h_i^t))``; read-out
+``y^t = head_t(sum_j g(G[t,j]) h_j^t / sum_j g(G[t,j]))``; gate ``g = sigmoid(logit / temperature)``
+with straight-through and Gumbel-sigmoid variants.
+
+All tasks run in one forward: the stem runs once, and each edge op runs once on the task-stacked batch
+``(T*B, C, H, W)`` - no Python loop re-runs shared work per task.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from .spec import ArchSpec, edge_list
+from .stem import build_stem, norm_layer
+from .tasks import Head, TaskSpec
+
+
+def edge_op(channels: int, norm: str) -> nn.Module:
+    """o_ij: conv3x3 - norm (the node applies the ReLU after summing its inputs)."""
+    return nn.Sequential(nn.Conv2d(channels, channels, 3, padding=1, bias=False), norm_layer(norm, channels))
+
+
+def read_in_op(channels: int, norm: str) -> nn.Module:
+    """r_j: conv1x1 - norm, from the stem output to hidden state j."""
+    return nn.Sequential(nn.Conv2d(channels, channels, 1, bias=False), norm_layer(norm, channels))
+
+
+def edge_key(i: int, j: int) -> str:
+    return f"{i}_{j}"
+
+
+@dataclass
+class Gates:
+    """Gate values in [0, 1]: alpha (T, E) for edges, beta (T, N) read-in, gamma (T, N) read-out."""
+
+    alpha: torch.Tensor
+    beta: torch.Tensor
+    gamma: torch.Tensor
+
+
+def relax(logits: torch.Tensor, kind: str, temperature: float, training: bool) -> torch.Tensor:
+    """Gate relaxation. sigmoid: sigmoid(l/T). straight_through: forward 1[sigmoid > 0.5], backward
+    sigmoid's gradient. gumbel: sigmoid((l + logistic noise)/T) while training, sigmoid(l/T) in eval."""
+    soft = torch.sigmoid(logits / temperature)
+    if kind == "sigmoid":
+        return soft
+    if kind == "straight_through":
+        hard = (soft > 0.5).to(soft.dtype)
+        return hard + soft - soft.detach()
+    if kind == "gumbel":
+        if not training:
+            return soft
+        u = torch.rand_like(logits).clamp(1e-6, 1 - 1e-6)
+        return torch.sigmoid((logits + torch.log(u) - torch.log1p(-u)) / temperature)
+    raise ValueError(f"unknown gate relaxation {kind!r}")
+
+
+class Supernet(nn.Module):
+    """``model(x) -> {task: output}``; ``arch_parameters()`` / ``weight_parameters()`` for optimisers."""
+
+    def __init__(
+        self,
+        tasks: dict[str, TaskSpec],
+        n_nodes: int,
+        flow_width: int,
+        channels: int,
+        stem: str = "conv",
+        stem_weights: str | None = None,
+        stem_layers: int = 2,
+        norm: str = "bn",
+        gate: str = "sigmoid",
+        temperature: float = 1.0,
+        arch_init: float = 2.0,
+    ):
+        super().__init__()
+        self.task_names = tuple(tasks)
+        self.n_nodes, self.flow_width = n_nodes, flow_width
+        self.gate, self.temperature = gate, temperature
+        self.edges_ij = edge_list(n_nodes, flow_width)
+        self.stem = build_stem(stem, channels, stem_layers, stem_weights, norm)
+        self.edges = nn.ModuleDict({edge_key(i, j): edge_op(channels, norm) for i, j in self.edges_ij})
+        self.read_in = nn.ModuleDict({str(j): read_in_op(channels, norm) for j in range(1, n_nodes + 1)})
+        self.heads = nn.ModuleDict({t: Head(spec, channels) for t, spec in tasks.items()})
+        T, E, N = len(tasks), len(self.edges_ij), n_nodes
+        self.alpha = nn.Parameter(torch.full((T, E), float(arch_init)))  # A: edges
+        self.beta = nn.Parameter(torch.full((T, N), float(arch_init)))  # B: read-in
+        self.gamma = nn.Parameter(torch.full((T, N), float(arch_init)))  # Gamma: read-out
+        # in-edges of each node as (edge index, source node), fixed by (N, M)
+        self._in_edges = {j: [(e, i) for e, (i, jj) in enumerate(self.edges_ij) if jj == j] for j in range(1, N + 1)}
+
+    # ---------------------------------------------------------------- parameter groups
+
+    def arch_parameters(self) -> list[nn.Parameter]:
+        return [self.alpha, self.beta, self.gamma]
+
+    def weight_parameters(self) -> list[nn.Parameter]:
+        """Theta: the shared stem, edge ops and read-in ops (not the heads, not A/B/Gamma)."""
+        return [*self.stem.parameters(), *self.edges.parameters(), *self.read_in.parameters()]
+
+    def head_parameters(self) -> list[nn.Parameter]:
+        return list(self.heads.parameters())
+
+    # ---------------------------------------------------------------- gates
+
+    def gates(self) -> Gates:
+        """Relaxed gates of the current logits (noisy for gumbel while training)."""
+        r = lambda l: relax(l, self.gate, self.temperature, self.training)  # noqa: E731
+        return Gates(r(self.alpha), r(self.beta), r(self.gamma))
+
+    def gate_probs(self) -> Gates:
+        """Deterministic sigmoid(logit / T): what the squeeze loss and the reduction read."""
+        s = lambda l: torch.sigmoid(l / self.temperature)  # noqa: E731
+        return Gates(s(self.alpha), s(self.beta), s(self.gamma))
+
+    def discrete_gates(self, spec: ArchSpec) -> Gates:
+        """0/1 gates of a discrete architecture, in this supernet's task and edge order."""
+        dev = self.alpha.device
+        a = torch.zeros_like(self.alpha, device=dev)
+        b, g = torch.zeros_like(self.beta), torch.zeros_like(self.gamma)
+        index = {e: k for k, e in enumerate(self.edges_ij)}
+        for t, task in enumerate(self.task_names):
+            arch = spec[task]
+            for e in arch.edges:
+                a[t, index[tuple(e)]] = 1.0
+            for j in arch.read_in:
+                b[t, j - 1] = 1.0
+            for j in arch.read_out:
+                g[t, j - 1] = 1.0
+        return Gates(a, b, g)
+
+    # ---------------------------------------------------------------- forward
+
+    def forward(self, x: torch.Tensor, gates: Gates | None = None) -> dict[str, torch.Tensor]:
+        g = gates if gates is not None else self.gates()
+        T, B = len(self.task_names), x.shape[0]
+        x0 = self.stem(x)  # (B, C, h, w), once for all tasks
+        shape = x0.shape[1:]
+        hs: dict[int, torch.Tensor] = {}
+        for j in range(1, self.n_nodes + 1):
+            acc = g.beta[:, j - 1].view(T, 1, 1, 1, 1) * self.read_in[str(j)](x0).unsqueeze(0)  # (T, B, C, h, w)
+            for e, i in self._in_edges[j]:
+                y = self.edges[edge_key(i, j)](hs[i].reshape(T * B, *shape)).view(T, B, *shape)
+                acc = acc + g.alpha[:, e].view(T, 1, 1, 1, 1) * y
+            hs[j] = F.relu(acc)
+        stacked = torch.stack([hs[j] for j in range(1, self.n_nodes + 1)], dim=1)  # (T, N, B, C, h, w)
+        w = g.gamma / g.gamma.sum(dim=1, keepdim=True).clamp_min(1e-12)  # (T, N)
+        readout = (w.view(T, self.n_nodes, 1, 1, 1, 1) * stacked).sum(dim=1)  # (T, B, C, h, w)
+        size = tuple(x.shape[-2:])
+        return {t: self.heads[t](readout[k], size) for k, t in enumerate(self.task_names)}
+
+    # ---------------------------------------------------------------- costs used by the squeeze loss
+
+    def op_costs(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Parameter count of each edge op (E,) and each read-in op (N,)."""
+        dev = self.alpha.device
+        ce = torch.tensor([sum(p.numel() for p in self.edges[edge_key(i, j)].parameters()) for i, j in self.edges_ij], device=dev)
+        cr = torch.tensor([sum(p.numel() for p in self.read_in[str(j)].parameters()) for j in range(1, self.n_nodes + 1)], device=dev)
+        return ce.float(), cr.float()
+
+
+def build_supernet(model_cfg, tasks: dict[str, TaskSpec]) -> Supernet:
+    """Supernet from a ``ModelConfig`` (unpacked here, at the edge)."""
+    m = model_cfg
+    return Supernet(
+        tasks, m.n_nodes, m.flow_width, m.channels, m.stem, m.stem_weights, m.stem_layers, m.norm, m.gate,
+        m.temperature, m.arch_init,
+    )

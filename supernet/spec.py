@@ -1,0 +1,135 @@
+"""ArchSpec: the searched architecture as frozen, JSON-serialisable data (DARTS' genotype, per task).
+
+Hidden nodes are numbered ``1..N``. For each task the spec lists the kept edges ``(i, j)`` (i < j), the
+nodes fed by the read-in layer (from the stem output ``x0``) and the nodes feeding the task's read-out.
+The compact network is built from this alone; it is the only link between supernet and compact net.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable
+
+
+def edge_list(n_nodes: int, flow_width: int) -> list[tuple[int, int]]:
+    """All edges allowed by flow restriction: i -> j iff 1 <= j - i <= M. Count N*M - M(M+1)/2 (M < N)."""
+    return [(i, j) for j in range(1, n_nodes + 1) for i in range(max(1, j - flow_width), j)]
+
+
+@dataclass(frozen=True)
+class TaskArch:
+    edges: tuple[tuple[int, int], ...]
+    read_in: tuple[int, ...]
+    read_out: tuple[int, ...]
+
+    @property
+    def nodes(self) -> tuple[int, ...]:
+        """Hidden nodes this task computes (sorted)."""
+        ns = set(self.read_in) | set(self.read_out) | {n for e in self.edges for n in e}
+        return tuple(sorted(ns))
+
+
+@dataclass(frozen=True)
+class ArchSpec:
+    n_nodes: int
+    flow_width: int
+    tasks: tuple[tuple[str, TaskArch], ...]  # ordered (task name, its architecture)
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    @property
+    def task_names(self) -> tuple[str, ...]:
+        return tuple(t for t, _ in self.tasks)
+
+    def __getitem__(self, task: str) -> TaskArch:
+        for t, a in self.tasks:
+            if t == task:
+                return a
+        raise KeyError(f"task {task!r} is not in this ArchSpec (tasks: {list(self.task_names)})")
+
+    def union_edges(self) -> tuple[tuple[int, int], ...]:
+        return tuple(sorted({e for _, a in self.tasks for e in a.edges}))
+
+    def union_read_in(self) -> tuple[int, ...]:
+        return tuple(sorted({j for _, a in self.tasks for j in a.read_in}))
+
+    def validate(self) -> None:
+        """Every task is a valid input-to-output DAG: allowed edges, no dangling node, >= 1 read-in/out."""
+        allowed = set(edge_list(self.n_nodes, self.flow_width))
+        for task, a in self.tasks:
+            bad = [e for e in a.edges if tuple(e) not in allowed]
+            if bad:
+                raise ValueError(f"ArchSpec task {task!r}: edges {bad} violate 1 <= j-i <= {self.flow_width}")
+            if not a.read_in or not a.read_out:
+                raise ValueError(f"ArchSpec task {task!r}: needs at least one read-in and one read-out node")
+            fwd = _reachable(set(a.read_in), a.edges, forward=True)
+            bwd = _reachable(set(a.read_out), a.edges, forward=False)
+            dangling = [n for n in a.nodes if n not in fwd or n not in bwd]
+            if dangling:
+                raise ValueError(f"ArchSpec task {task!r}: nodes {dangling} are not on an input-to-output path")
+
+    # ---------------------------------------------------------------- (de)serialisation
+
+    def to_dict(self) -> dict:
+        return {
+            "n_nodes": self.n_nodes,
+            "flow_width": self.flow_width,
+            "tasks": {
+                t: {"edges": [list(e) for e in a.edges], "read_in": list(a.read_in), "read_out": list(a.read_out)}
+                for t, a in self.tasks
+            },
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "ArchSpec":
+        tasks = tuple(
+            (
+                t,
+                TaskArch(
+                    edges=tuple(sorted((int(i), int(j)) for i, j in a["edges"])),
+                    read_in=tuple(sorted(int(j) for j in a["read_in"])),
+                    read_out=tuple(sorted(int(j) for j in a["read_out"])),
+                ),
+            )
+            for t, a in d["tasks"].items()
+        )
+        return cls(int(d["n_nodes"]), int(d["flow_width"]), tasks)
+
+    def to_json(self, path: str | Path) -> None:
+        Path(path).write_text(json.dumps(self.to_dict(), indent=1))
+
+    @classmethod
+    def from_json(cls, path: str | Path) -> "ArchSpec":
+        return cls.from_dict(json.loads(Path(path).read_text()))
+
+    # ---------------------------------------------------------------- fixed architectures (baselines)
+
+    @classmethod
+    def chain(cls, n_nodes: int, flow_width: int, tasks: Iterable[str]) -> "ArchSpec":
+        """Every task on the same plain chain 1 -> 2 -> ... -> N (hard sharing; single task if one task)."""
+        arch = TaskArch(tuple((j, j + 1) for j in range(1, n_nodes)), (1,), (n_nodes,))
+        return cls(n_nodes, flow_width, tuple((t, arch) for t in tasks))
+
+    @classmethod
+    def full(cls, n_nodes: int, flow_width: int, tasks: Iterable[str]) -> "ArchSpec":
+        """Every edge, read-in and read-out kept for every task (the unreduced supernet)."""
+        nodes = tuple(range(1, n_nodes + 1))
+        arch = TaskArch(tuple(edge_list(n_nodes, flow_width)), nodes, nodes)
+        return cls(n_nodes, flow_width, tuple((t, arch) for t in tasks))
+
+
+def _reachable(start: set[int], edges: Iterable[tuple[int, int]], forward: bool) -> set[int]:
+    seen, frontier = set(start), list(start)
+    adj: dict[int, list[int]] = {}
+    for i, j in edges:
+        a, b = (i, j) if forward else (j, i)
+        adj.setdefault(a, []).append(b)
+    while frontier:
+        n = frontier.pop()
+        for m in adj.get(n, []):
+            if m not in seen:
+                seen.add(m)
+                frontier.append(m)
+    return seen

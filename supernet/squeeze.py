@@ -1,0 +1,37 @@
+"""Squeeze losses: push the searched network to be compact (paper: the loss exists; formulas ours).
+
+All take gate probabilities (T, K) - K = edges followed by read-ins - and the parameter cost (K,) of
+each op, and return a scalar in [0, 1].
+
+- ``union_params`` (default): expected parameter count of the *union* network, normalised,
+  ``sum_k cost_k * (1 - prod_t (1 - g_tk)) / sum_k cost_k``. An op kept by several tasks is paid once,
+  so the loss rewards both dropping ops and sharing them.
+- ``l1``: mean gate over tasks and ops (each task pays for its own ops).
+- ``bimodal``: mean ``g (1 - g)``, pushes gates towards 0 or 1 without preferring either.
+"""
+from __future__ import annotations
+
+import torch
+
+
+def union_params(g: torch.Tensor, cost: torch.Tensor) -> torch.Tensor:
+    used = 1.0 - torch.prod(1.0 - g, dim=0)  # (K,) probability that some task keeps op k
+    return (cost * used).sum() / cost.sum()
+
+
+def l1(g: torch.Tensor, cost: torch.Tensor) -> torch.Tensor:
+    return g.mean()
+
+
+def bimodal(g: torch.Tensor, cost: torch.Tensor) -> torch.Tensor:
+    return (g * (1.0 - g)).mean()
+
+
+SQUEEZE_LOSSES = {"union_params": union_params, "l1": l1, "bimodal": bimodal}
+
+
+def squeeze_loss(kind: str, alpha: torch.Tensor, beta: torch.Tensor, edge_cost: torch.Tensor, read_in_cost: torch.Tensor) -> torch.Tensor:
+    """Squeeze loss over edges (alpha gates (T, E)) and read-ins (beta gates (T, N))."""
+    g = torch.cat([alpha, beta], dim=1)  # (T, E + N)
+    cost = torch.cat([edge_cost, read_in_cost])  # (E + N,)
+    return SQUEEZE_LOSSES[kind](g, cost)

@@ -1,0 +1,141 @@
+"""The training stages as plain functions: one epoch, evaluation, and a stage loop.
+
+Paper (stated): warm-up learns Theta and heads with the gates held at their initial value; search learns
+A, B, Gamma and heads with Theta frozen, under task losses + lambda_sq * squeeze loss; fine-tune trains
+the compact network's kept Theta and heads. Ours: SGD + cosine schedule for weights and heads, Adam for
+the architecture logits, single-level search on the training split, task losses summed with equal weight.
+
+Every epoch reseeds torch from (trial seed, stage, epoch), so a stage resumed at an epoch boundary or
+started from a reused checkpoint computes exactly what an uninterrupted run computes.
+"""
+from __future__ import annotations
+
+import hashlib
+import math
+import sys
+import time
+from contextlib import nullcontext
+from typing import Callable
+
+import torch
+import torch.nn as nn
+from torch.utils.data import DataLoader, Dataset
+from tqdm import tqdm
+
+from .tasks import MetricAccumulator, TaskSpec, losses
+
+
+class DivergenceError(RuntimeError):
+    """A loss became NaN/inf. The trial stops; what was written so far is kept."""
+
+
+def stage_seed(seed: int, stage: str, epoch: int) -> int:
+    digest = hashlib.sha256(f"{seed}/{stage}/{epoch}".encode()).hexdigest()
+    return int(digest[:12], 16)
+
+
+def make_loader(ds: Dataset, batch_size: int, shuffle: bool, seed: int, num_workers: int = 0, pin_memory: bool = False) -> DataLoader:
+    gen = torch.Generator().manual_seed(seed)
+    return DataLoader(
+        ds, batch_size=batch_size, shuffle=shuffle, generator=gen, num_workers=num_workers,
+        pin_memory=pin_memory, drop_last=False, persistent_workers=False,
+    )
+
+
+def autocast(device: torch.device, precision: str):
+    if precision == "fp32":
+        return nullcontext()
+    dtype = torch.bfloat16 if precision == "bf16" else torch.float16
+    return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+def _to(batch, device: torch.device):
+    x, y = batch
+    nb = device.type == "cuda"
+    return x.to(device, non_blocking=nb), {t: v.to(device, non_blocking=nb) for t, v in y.items()}
+
+
+def _progress(it, desc: str, show: bool):
+    return tqdm(it, desc=desc, leave=False, disable=not (show and sys.stderr.isatty()), file=sys.stderr)
+
+
+def train_epoch(
+    model: nn.Module,
+    loader: DataLoader,
+    tasks: dict[str, TaskSpec],
+    optimizers: list[torch.optim.Optimizer],
+    device: torch.device,
+    precision: str = "fp32",
+    extra_loss: Callable[[], torch.Tensor] | None = None,
+    scaler: torch.amp.GradScaler | None = None,
+    where: str = "",
+    progress: bool = False,
+) -> dict[str, float]:
+    """One pass over ``loader``. Returns mean total loss and mean extra (squeeze) loss."""
+    model.train()
+    total, extra_total, n = 0.0, 0.0, 0
+    for b, batch in enumerate(_progress(loader, where, progress)):
+        x, y = _to(batch, device)
+        with autocast(device, precision):
+            out = model(x)
+        task_losses = losses(tasks, out, y)
+        loss = sum(task_losses.values())  # task weighting: equal weights (ours)
+        extra = extra_loss() if extra_loss is not None else None
+        if extra is not None:
+            loss = loss + extra
+        if not torch.isfinite(loss):
+            bad = [t for t, l in task_losses.items() if not torch.isfinite(l)] or ["squeeze"]
+            raise DivergenceError(
+                f"{where}, batch {b}: the loss became {float(loss)} (non-finite in {bad}). "
+                "Lower the stage's learning rate (e.g. --set warmup.lr=...) or use trial.precision=fp32."
+            )
+        for opt in optimizers:
+            opt.zero_grad(set_to_none=True)
+        if scaler is not None:
+            scaler.scale(loss).backward()
+            for opt in optimizers:
+                scaler.step(opt)
+            scaler.update()
+        else:
+            loss.backward()
+            for opt in optimizers:
+                opt.step()
+        total += float(loss.detach())
+        extra_total += float(extra.detach()) if extra is not None else 0.0
+        n += 1
+    return {"train_loss": total / max(n, 1), "squeeze": extra_total / max(n, 1) if extra_loss else math.nan}
+
+
+@torch.no_grad()
+def evaluate(
+    model: nn.Module, loader: DataLoader, tasks: dict[str, TaskSpec], device: torch.device, precision: str = "fp32"
+) -> tuple[dict[str, dict[str, float]], dict[str, float]]:
+    """Metrics accumulated over the whole split and mean validation loss per task."""
+    model.eval()
+    acc = {t: MetricAccumulator(spec) for t, spec in tasks.items()}
+    loss_sum = {t: 0.0 for t in tasks}
+    n = 0
+    for batch in loader:
+        x, y = _to(batch, device)
+        with autocast(device, precision):
+            out = model(x)
+        for t, l in losses(tasks, out, y).items():
+            loss_sum[t] += float(l) * x.shape[0]
+        for t in tasks:
+            acc[t].update(out[t], y[t])
+        n += x.shape[0]
+    return {t: a.compute() for t, a in acc.items()}, {t: s / max(n, 1) for t, s in loss_sum.items()}
+
+
+def sgd(params: list[nn.Parameter], lr: float, momentum: float, weight_decay: float) -> torch.optim.Optimizer:
+    return torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay)
+
+
+def set_trainable(model: nn.Module, weights: bool, heads: bool, arch: bool) -> None:
+    """Freeze/unfreeze the three parameter groups (Theta, heads, A/B/Gamma)."""
+    for p in model.weight_parameters():
+        p.requires_grad_(weights)
+    for p in model.head_parameters():
+        p.requires_grad_(heads)
+    for p in model.arch_parameters():
+        p.requires_grad_(arch)

@@ -1,0 +1,174 @@
+"""Generated experiment folders in the results schema of the sweep, for tests of anything that reads them.
+
+``write_experiment(tmp_path)`` writes ``EXP/results.parquet`` (with the ``dagmtl`` metadata),
+``EXP/epochs.parquet`` and one ``arch_spec.json`` per supernet trial, with realistic numbers: bigger
+kept networks cost more and gain more, seeds add noise, single-task rows carry only their task's
+metrics, one trial errored and one early-stopped. Deterministic for a given ``rng``.
+No torch or ray: usable by any test.
+"""
+from __future__ import annotations
+
+import itertools
+import json
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+DEFAULT_TASKS: dict[str, str] = {"segmentation": "segmentation", "depth": "depth", "normal": "normal"}
+KIND_METRICS: dict[str, dict[str, tuple[str, float]]] = {  # kind -> metric -> (sense, typical baseline)
+    "segmentation": {"miou": ("max", 0.42), "pixel_acc": ("max", 0.71)},
+    "depth": {"abs_err": ("min", 0.61), "rel_err": ("min", 0.24)},
+    "normal": {
+        "mean_angle": ("min", 24.0), "median_angle": ("min", 18.0),
+        "within_11.25": ("max", 28.0), "within_22.5": ("max", 55.0), "within_30": ("max", 67.0),
+    },
+    "classification": {"accuracy": ("max", 0.80)},
+}
+METRIC_SENSES = {m: s for ms in KIND_METRICS.values() for m, (s, _) in ms.items()}
+
+
+def random_arch_spec(rng: np.random.Generator, n_nodes: int, flow_width: int, tasks: Sequence[str], keep: float) -> dict:
+    """A valid spec: a shared edge set plus a few task-specific edges; every task has a read-in and read-out."""
+    pairs = [(i, j) for i, j in itertools.combinations(range(1, n_nodes + 1), 2)]
+    shared = [p for p in pairs if rng.random() < keep]
+    out = {}
+    for t in tasks:
+        own = [p for p in pairs if p not in shared and rng.random() < keep / 3]
+        edges = sorted(shared + own)
+        read_in = sorted({1} | {j for j in range(2, n_nodes + 1) if rng.random() < keep / 4})
+        read_out = sorted({n_nodes} | {j for j in range(1, n_nodes) if rng.random() < keep / 4})
+        out[t] = {"edges": [list(e) for e in edges], "read_in": read_in, "read_out": read_out}
+    return {"n_nodes": n_nodes, "flow_width": flow_width, "tasks": out}
+
+
+def _n_union_edges(spec: dict) -> int:
+    return len({tuple(e) for t in spec["tasks"].values() for e in t["edges"]})
+
+
+def _metrics(base: Mapping[str, Mapping[str, float]], gain: float, rng: np.random.Generator, noise: float) -> dict:
+    """Metric columns where every metric is better than ``base`` by ``gain`` (a fraction) plus noise."""
+    row = {}
+    for task, ms in base.items():
+        for m, b in ms.items():
+            g = gain + noise * rng.standard_normal()
+            row[f"metric/{task}/{m}"] = b * (1 + g) if METRIC_SENSES[m] == "max" else b * (1 - g)
+    return row
+
+
+def make_results(
+    *,
+    experiment: str = "exp",
+    flow_widths: Sequence[int] = (1, 2, 3),
+    lambda_sqs: Sequence[float] = (0.0, 0.01, 0.1),
+    taus: Sequence[float] = (0.3, 0.6),
+    seeds: Sequence[int] = (0, 1),
+    n_nodes: int = 4,
+    tasks: Mapping[str, str] = DEFAULT_TASKS,
+    baselines: bool = True,
+    errored: bool = True,
+    rng: int = 0,
+) -> tuple[pd.DataFrame, dict[str, dict]]:
+    """(results table, trial_id -> arch spec) for a grid over flow width, lambda_sq, tau and seeds."""
+    gen = np.random.default_rng(rng)
+    rows, specs = [], {}
+    base = {  # per seed: task -> metric -> baseline value
+        s: {t: {m: b * (1 + 0.02 * gen.standard_normal()) for m, (_, b) in KIND_METRICS[k].items()} for t, k in tasks.items()}
+        for s in seeds
+    }
+
+    def common(tid: str, mode: str, seed: int, fw: int, lam: float, tau: float) -> dict:
+        return {
+            "experiment": experiment, "trial_id": tid, "status": "finished", "error": None, "mode": mode,
+            "baseline_task": None, "seed": seed, "n_nodes": n_nodes, "flow_width": fw, "lambda_sq": lam, "tau": tau,
+            "config/model.n_nodes": n_nodes, "config/model.flow_width": fw, "config/search.lambda_sq": lam,
+            "config/reduction.tau": tau, "config/train.seed": seed,
+            "time/warmup": 10 + gen.random(), "time/search": 20 + gen.random(), "time/reduction": 0.1,
+            "time/finetune": 15 + gen.random(), "reused/warmup": bool(gen.random() < 0.5), "reused/search": False,
+            "node": "node-0", "arch_spec_path": f"{tid}/arch_spec.json", "trial_dir": f"{tid}",
+        }
+
+    def costs(params: int, per_task: Mapping[str, int]) -> dict:
+        flops = params * 4096
+        out = {"params_union": params, "flops_multitask": flops, "latency_ms": 0.5 + flops / 1e9}
+        for t in tasks:
+            out[f"params/{t}"] = per_task.get(t, 0)
+            out[f"flops/{t}"] = per_task.get(t, 0) * 4096
+        return out
+
+    for i, (fw, lam, tau, seed) in enumerate(itertools.product(flow_widths, lambda_sqs, taus, seeds)):
+        tid = f"supernet_{i:04d}"
+        spec = random_arch_spec(gen, n_nodes, fw, list(tasks), keep=float(np.clip(0.9 - 3 * lam - 0.5 * tau, 0.15, 1)))
+        specs[tid] = spec
+        e = _n_union_edges(spec)
+        params = 50_000 + 9 * (16 * fw) ** 2 * e + 10_000 * len(tasks)
+        per_task = {t: 50_000 + 9 * (16 * fw) ** 2 * len(s["edges"]) + 10_000 for t, s in spec["tasks"].items()}
+        gain = 0.08 * (1 - np.exp(-e * fw / 6)) - 0.03
+        row = common(tid, "supernet", seed, fw, lam, tau) | costs(params, per_task) | _metrics(base[seed], gain, gen, 0.01)
+        row |= {f"loss/{t}": 1.0 - gain + 0.01 * gen.standard_normal() for t in tasks}
+        rows.append(row)
+    if errored:
+        rows[-1] |= {"status": "errored", "error": "RuntimeError: out of memory",
+                     **{k: np.nan for k in rows[-1] if k.startswith(("metric/", "loss/"))}}
+        rows[-2]["status"] = "early_stopped"
+    if baselines:
+        fw0, lam0, tau0 = flow_widths[-1], 0.0, 0.0
+        for seed in seeds:
+            for t in tasks:
+                tid = f"single_task_{t}_s{seed}"
+                p = 50_000 + 9 * (16 * fw0) ** 2 * 6 + 10_000
+                nan_others = {f"metric/{u}/{m}": np.nan for u, k in tasks.items() if u != t for m in KIND_METRICS[k]}
+                row = common(tid, "single_task", seed, fw0, lam0, tau0) | costs(p, {t: p})
+                row |= _metrics({t: base[seed][t]}, 0.0, gen, 0.0) | nan_others | {"baseline_task": t}
+                row |= {f"loss/{u}": (1.0 if u == t else np.nan) for u in tasks}
+                rows.append(row)
+            for mode, gain, p in (("hard_sharing", -0.01, 60_000 + 9 * (16 * fw0) ** 2 * 6), ("full_supernet", 0.04, 400_000)):
+                tid = f"{mode}_s{seed}"
+                row = common(tid, mode, seed, fw0, lam0, tau0) | costs(p, {t: p for t in tasks})
+                row |= _metrics(base[seed], gain, gen, 0.005) | {f"loss/{t}": 1.0 - gain for t in tasks}
+                rows.append(row)
+    df = pd.DataFrame(rows)
+    for c in ("seed", "n_nodes", "flow_width", "params_union", "flops_multitask", *[c for c in df if c.startswith(("params/", "flops/"))]):
+        df[c] = df[c].astype("int64")
+    return df, specs
+
+
+def write_results(df: pd.DataFrame, path: Path, tasks: Mapping[str, str] = DEFAULT_TASKS, metadata: bool = True) -> Path:
+    """Write ``df`` as a results.parquet with the ``dagmtl`` key-value metadata (unless ``metadata=False``)."""
+    table = pa.Table.from_pandas(df, preserve_index=False)
+    if metadata:
+        meta = {"schema_version": 1, "metric_senses": METRIC_SENSES, "tasks": dict(tasks)}
+        table = table.replace_schema_metadata({**(table.schema.metadata or {}), b"dagmtl": json.dumps(meta).encode()})
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(table, path)
+    return path
+
+
+def make_epochs(df: pd.DataFrame, tasks: Sequence[str], rng: int = 0) -> pd.DataFrame:
+    """A long per-epoch table: two epochs of warmup, search and finetune per trial, losses falling."""
+    gen = np.random.default_rng(rng)
+    rows = []
+    for exp, tid in df[["experiment", "trial_id"]].itertuples(index=False):
+        step = 0
+        for stage in ("warmup", "search", "finetune"):
+            for epoch in range(2):
+                step += 10
+                loss = 2.0 / (1 + step / 20) + 0.01 * gen.random()
+                rows.append({"experiment": exp, "trial_id": tid, "stage": stage, "epoch": epoch, "step": step,
+                             "train_loss": loss, **{f"val_loss/{t}": loss * 1.1 for t in tasks}, "score": -loss})
+    return pd.DataFrame(rows)
+
+
+def write_experiment(root: Path, *, name: str = "exp", tasks: Mapping[str, str] = DEFAULT_TASKS, **kw) -> Path:
+    """Write a generated experiment folder ``root/name`` and return its path (see :func:`make_results`)."""
+    exp = Path(root) / name
+    df, specs = make_results(experiment=name, tasks=tasks, **kw)
+    write_results(df, exp / "results.parquet", tasks)
+    pq.write_table(pa.Table.from_pandas(make_epochs(df, list(tasks)), preserve_index=False), exp / "epochs.parquet")
+    for tid, spec in specs.items():
+        (exp / tid).mkdir(parents=True, exist_ok=True)
+        (exp / tid / "arch_spec.json").write_text(json.dumps(spec, indent=1))
+    return exp
