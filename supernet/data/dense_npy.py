@@ -93,10 +93,10 @@ def _to_chw(arr: np.ndarray, channels: int, path: Path, what: str) -> np.ndarray
     raise ValueError(f"{path}: {what} has shape {s}; expected {shapes}")
 
 
-def _check_size(arr: np.ndarray, size: tuple[int, int], path: Path, what: str) -> None:
+def _check_size(arr: np.ndarray, size: tuple[int, int], path: Path, what: str, ref: str) -> None:
     if tuple(arr.shape[-2:]) != tuple(size):
         raise ValueError(
-            f"{path}: {what} is {arr.shape[-2]}x{arr.shape[-1]} but this split's images are {size[0]}x{size[1]}; "
+            f"{path}: {what} is {arr.shape[-2]}x{arr.shape[-1]} but {ref} is {size[0]}x{size[1]}; "
             "every file of a split must have the same height and width"
         )
 
@@ -106,14 +106,14 @@ def _check_finite(arr: np.ndarray, path: Path, what: str) -> None:
         raise ValueError(f"{path}: {what} holds NaN or inf values; mark invalid pixels with 0 (depth/normal) or -1 (label)")
 
 
-def load_image(path: Path, size: tuple[int, int] | None) -> torch.Tensor:
-    """(3, H, W) float32 in [0, 1]."""
+def load_image(path: Path, size: tuple[int, int] | None, ref: str = "") -> torch.Tensor:
+    """(3, H, W) float32 in [0, 1]; ``size`` (and ``ref``, the file it comes from) checks the height and width."""
     arr = _load_npy(path)
     if arr.dtype.kind == "b":
         raise ValueError(f"{path}: image has dtype bool; expected float in [0, 1] or uint8")
     arr = _to_chw(arr, 3, path, "image")
     if size is not None:
-        _check_size(arr, size, path, "image")
+        _check_size(arr, size, path, "image", ref)
     if arr.dtype == np.uint8:
         arr = arr.astype(np.float32) / 255.0
     _check_finite(arr, path, "image")
@@ -123,13 +123,13 @@ def load_image(path: Path, size: tuple[int, int] | None) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(arr, dtype=np.float32))
 
 
-def load_label(path: Path, size: tuple[int, int], num_classes: int) -> torch.Tensor:
+def load_label(path: Path, size: tuple[int, int], num_classes: int, ref: str = "the image") -> torch.Tensor:
     """(H, W) int64, -1 = ignore."""
     arr = _load_npy(path)
     if arr.dtype.kind == "b":
         raise ValueError(f"{path}: label has dtype bool; expected class ids (float or int), -1 = ignore")
     arr = _to_chw(arr, 1, path, "label")[0]
-    _check_size(arr, size, path, "label")
+    _check_size(arr, size, path, "label", ref)
     _check_finite(arr, path, "label")
     if arr.dtype.kind == "f" and not np.array_equal(arr, np.round(arr)):
         raise ValueError(f"{path}: label holds non-integer values; expected class ids 0..{num_classes - 1} or -1")
@@ -142,26 +142,26 @@ def load_label(path: Path, size: tuple[int, int], num_classes: int) -> torch.Ten
     return torch.from_numpy(arr.astype(np.int64))
 
 
-def load_depth(path: Path, size: tuple[int, int]) -> torch.Tensor:
+def load_depth(path: Path, size: tuple[int, int], ref: str = "the image") -> torch.Tensor:
     """(1, H, W) float32, 0 = invalid."""
     arr = _load_npy(path)
     if arr.dtype.kind != "f":
         raise ValueError(f"{path}: depth has dtype {arr.dtype}; expected a float array (0 = invalid)")
     arr = _to_chw(arr, 1, path, "depth")
-    _check_size(arr, size, path, "depth")
+    _check_size(arr, size, path, "depth", ref)
     _check_finite(arr, path, "depth")
     if float(arr.min()) < 0:
         raise ValueError(f"{path}: depth holds negative values (min {float(arr.min()):.3g}); expected >= 0, 0 = invalid")
     return torch.from_numpy(np.ascontiguousarray(arr, dtype=np.float32))
 
 
-def load_normal(path: Path, size: tuple[int, int]) -> torch.Tensor:
+def load_normal(path: Path, size: tuple[int, int], ref: str = "the image") -> torch.Tensor:
     """(3, H, W) float32 unit vectors, all-zero = invalid."""
     arr = _load_npy(path)
     if arr.dtype.kind != "f":
         raise ValueError(f"{path}: normal has dtype {arr.dtype}; expected a float array of unit vectors")
     arr = _to_chw(arr, 3, path, "normal")
-    _check_size(arr, size, path, "normal")
+    _check_size(arr, size, path, "normal", ref)
     _check_finite(arr, path, "normal")
     if float(np.abs(arr).max()) > 1.0 + 1e-3:
         raise ValueError(
@@ -248,17 +248,19 @@ class DenseNpy(Dataset):
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         name = f"{self.indices[i]}.npy"
-        hw = self.stored_size
-        image = load_image(self.folders["image"] / name, hw)  # (3, H, W)
+        first = self.folders["image"] / f"{self.indices[0]}.npy"
+        image = load_image(self.folders["image"] / name, self.stored_size, f"the split's first image {first}")  # (3, H, W)
+        hw = tuple(image.shape[-2:])
+        ref = f"its image {self.folders['image'] / name}"
         targets: dict[str, torch.Tensor] = {}
         for t, spec in self.tasks.items():
             p = self.folders[t] / name
             if spec.kind == "segmentation":
-                targets[t] = load_label(p, hw, spec.num_classes)  # (H, W)
+                targets[t] = load_label(p, hw, spec.num_classes, ref)  # (H, W)
             elif spec.kind == "depth":
-                targets[t] = load_depth(p, hw)  # (1, H, W)
+                targets[t] = load_depth(p, hw, ref)  # (1, H, W)
             else:
-                targets[t] = load_normal(p, hw)  # (3, H, W)
+                targets[t] = load_normal(p, hw, ref)  # (3, H, W)
         if self.size is not None and self.size != hw:
             image, targets = resize_sample(image, targets, self.kinds, self.size)
         return image, targets
