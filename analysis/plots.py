@@ -61,7 +61,8 @@ def front_plot_data(cmp: FrontComparison, baselines: pd.DataFrame | None = None)
         pts = pts[np.lexsort((pts[:, 1], pts[:, 0]))]
         front = xy(cmp.fronts[label])
         front = front[np.lexsort((front[:, 1], front[:, 0]))]
-        series.append(FrontSeries(label, pts, front))
+        name = f"{cmp.by[0]}={label}" if len(cmp.by) == 1 else label
+        series.append(FrontSeries(name, pts, front))
     marks = {}
     if baselines is not None and len(baselines) and {xo.column, yo.column} <= set(baselines.columns):
         for mode in sorted(baselines["mode"].unique()):

@@ -1,0 +1,176 @@
+"""Plot data, the report command (as a subprocess) and the notebook, on generated experiments."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from analysis import compare_fronts, load_results
+from analysis.compare import baseline_points
+from analysis.plots import front_plot_data, render_fronts, render_topology, topology_data
+from analysis.report import markdown_table
+
+sys.path.insert(0, str(Path(__file__).parent))
+from analysis_fixtures import write_experiment  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture(scope="module")
+def exp(tmp_path_factory) -> Path:
+    return write_experiment(tmp_path_factory.mktemp("rep"), seeds=(0, 1))
+
+
+def _cli(*args: str | Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "MPLBACKEND": "Agg"}
+    return subprocess.run([sys.executable, "-m", "analysis", *map(str, args)], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=120)
+
+
+# ----------------------------------------------------------------------------- plot data
+
+
+def test_front_plot_data(exp):
+    df = load_results(exp)
+    cmp = compare_fronts(df, by="flow_width")
+    data = front_plot_data(cmp, baseline_points(df))
+    assert [s.label for s in data.series] == ["flow_width=1", "flow_width=2", "flow_width=3"]
+    for s, g in zip(data.series, cmp.groups):
+        # x = params (cost), y = delta_mtl (quality); along a front, more cost buys more quality
+        assert np.all(np.diff(s.front[:, 0]) >= 0) and np.all(np.diff(s.front[:, 1]) >= 0)
+        assert len(s.front) == len(cmp.fronts[g]) and len(s.points) == len(cmp.points[g])
+    assert set(data.baselines) == {"single_task", "hard_sharing", "full_supernet"}
+    assert (data.baselines["single_task"][:, 1] == 0).all()  # the T single-task nets: delta_mtl 0 by definition
+    assert data.x_label.startswith("params") and data.y_label.startswith("delta_mtl")
+    fig = render_fronts(data, exp / "f.png")
+    assert (exp / "f.png").read_bytes()[:8] == PNG and len(fig.axes) == 1
+
+
+def test_topology_data_hand_spec(tmp_path):
+    spec = {"n_nodes": 3, "flow_width": 1, "tasks": {
+        "a": {"edges": [[1, 2], [2, 3]], "read_in": [1], "read_out": [3]},
+        "b": {"edges": [[1, 2], [1, 3]], "read_in": [1, 2], "read_out": [3]},
+    }}
+    d = topology_data(spec)
+    by_pair = {(e.src, e.dst): e.tasks for e in d.edges}
+    assert by_pair == {
+        ("stem", "1"): ("a", "b"), ("stem", "2"): ("b",), ("1", "2"): ("a", "b"), ("1", "3"): ("b",),
+        ("2", "3"): ("a",), ("3", "head:a"): ("a",), ("3", "head:b"): ("b",),
+    }
+    assert {(e.src, e.dst) for e in d.edges if e.shared} == {("stem", "1"), ("1", "2")}
+    assert d.task_nodes("a") == {"stem", "1", "2", "3", "head:a"}
+    assert set(d.positions) == {"stem", "1", "2", "3", "head:a", "head:b"}
+    assert d.positions["stem"][0] < d.positions["1"][0] < d.positions["3"][0] < d.positions["head:a"][0]
+    fig = render_topology(d, tmp_path / "t.png")
+    assert len(fig.axes) == 3  # one panel per task and one with all tasks
+    assert (tmp_path / "t.png").read_bytes()[:8] == PNG
+
+
+def test_markdown_table():
+    t = pd.DataFrame({"x": [1.23456, np.nan], "name": ["a|b", "c"]}, index=pd.Index(["r1", "r2"], name="g"))
+    assert markdown_table(t).splitlines() == [
+        "| g | x | name |", "|---|---|---|", "| r1 | 1.235 | a\\|b |", "| r2 |  | c |"]
+    assert markdown_table(t, index=False).splitlines()[0] == "| x | name |"
+
+
+# ----------------------------------------------------------------------------- the command
+
+
+def test_report_command_writes_files(exp, tmp_path):
+    out = tmp_path / "report"
+    r = _cli(exp, "--by", "flow_width", "--objectives", "delta_mtl:max,params:min", "--out", out)
+    assert r.returncode == 0, r.stderr
+    assert Path(r.stdout.strip()) == out / "report.md"
+    names = {p.name for p in out.iterdir()}
+    assert {"report.md", "fronts.png", "comparison.csv", "coverage.csv", "per_seed.csv", "front.csv", "baselines.csv"} <= names
+    assert any(n.startswith("topology_") and n.endswith(".png") for n in names)
+    assert (out / "fronts.png").read_bytes()[:8] == PNG
+    # the CSV holds the same numbers as the library call
+    expected = compare_fronts(load_results(exp), by="flow_width").table
+    got = pd.read_csv(out / "comparison.csv", index_col="group")
+    np.testing.assert_allclose(got["hypervolume"].to_numpy(), expected["hypervolume"].to_numpy(), rtol=1e-9)
+    md = (out / "report.md").read_text()
+    assert "## Comparison by group" in md and "![fronts](fronts.png)" in md
+    df = load_results(exp)
+    (errored,) = df.loc[df["status"] == "errored", "trial_id"]
+    assert f"| {errored} | errored |" in md  # listed as not valid
+    assert f"| 1 | 1 | {expected.loc['1', 'trials']} |" in md
+
+
+def test_report_default_out_and_grouping_by_two_columns(tmp_path):
+    exp = write_experiment(tmp_path, seeds=(0,))
+    from analysis.__main__ import main  # in-process: the subprocess path is covered above
+
+    assert main([str(exp), "--by", "lambda_sq,tau", "--objectives", "metric/depth/abs_err,flops", "--budgets", "flops=3e8,6e8"]) == 0
+    table = pd.read_csv(exp / "report" / "comparison.csv", index_col="group")
+    assert len(table) == 6 and "lambda_sq=0.0, tau=0.3" in table.index
+    assert list(table.columns[-2:]) == ["best metric/depth/abs_err @ flops<=3e+08", "best metric/depth/abs_err @ flops<=6e+08"]
+
+
+@pytest.mark.parametrize("case, message", [
+    ("missing", "does not exist"),
+    ("empty", "no results.parquet"),
+    ("no_baseline", "no valid single_task baseline"),
+    ("all_errored", "no valid supernet trials"),
+])
+def test_report_command_errors_are_messages(tmp_path, capsys, case, message):
+    if case == "missing":
+        path = tmp_path / "nope"
+    elif case == "empty":
+        path = tmp_path / "empty"
+        path.mkdir()
+    elif case == "no_baseline":
+        path = write_experiment(tmp_path, seeds=(0,), baselines=False)
+    else:
+        path = write_experiment(tmp_path, seeds=(0,))
+        df = pd.read_parquet(path / "results.parquet")
+        import pyarrow.parquet as pq
+
+        table = pq.read_table(path / "results.parquet")
+        status = np.where(df["mode"] == "supernet", "errored", df["status"])
+        table = table.set_column(table.schema.get_field_index("status"), "status", [status.tolist()])
+        pq.write_table(table, path / "results.parquet")
+    if case == "missing":  # one case through a real process: exit status and no traceback
+        r = _cli(path)
+        code, err = r.returncode, r.stderr
+        assert "Traceback" not in err
+    else:
+        from analysis.__main__ import main
+
+        code, err = main([str(path)]), capsys.readouterr().err
+    assert code == 2
+    assert err.startswith("error: ") and message in err
+
+
+# ----------------------------------------------------------------------------- the notebook
+
+
+def test_notebook_executes(exp, tmp_path, monkeypatch):
+    nbformat = pytest.importorskip("nbformat")
+    nbclient = pytest.importorskip("nbclient")
+    monkeypatch.setenv("EXPERIMENT_DIR", str(exp))
+    monkeypatch.setenv("ANALYSIS_OUT", str(tmp_path / "nb"))
+    monkeypatch.setenv("MPLBACKEND", "Agg")
+    nb = nbformat.read(ROOT / "notebooks" / "pareto_analysis.ipynb", as_version=4)
+    nbclient.NotebookClient(nb, timeout=120, kernel_name="python3", resources={"metadata": {"path": str(ROOT / "notebooks")}}).execute()
+    outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs]
+    assert not [o for o in outputs if o.output_type == "error"]
+    assert (tmp_path / "nb" / "fronts.png").is_file() and (tmp_path / "nb" / "topology.png").is_file()
+    # the comparison table is shown (as markdown and as the DataFrame) with one row per flow width
+    md = [o for o in outputs if "text/markdown" in o.get("data", {})]
+    assert md and "| group |" in md[0]["data"]["text/markdown"]
+    html = "".join(o["data"].get("text/html", "") for o in outputs if o.output_type == "execute_result")
+    assert "hv_seed_median" in html
+
+
+def test_analysis_imports_neither_torch_nor_ray():
+    code = ("import sys, analysis, analysis.report, analysis.plots, analysis.__main__; "
+            "bad = [m for m in ('torch', 'ray') if m in sys.modules]; assert not bad, bad")
+    r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
