@@ -185,7 +185,7 @@ def delta_mtl_column(df: pd.DataFrame, senses: Mapping[str, str], tasks: Sequenc
             if b.empty:
                 raise AnalysisError(
                     f"no valid single_task baseline for {where}: run the single-task baselines for this seed, "
-                    "or load with delta_mtl=False"
+                    "or leave delta_mtl out of the objectives (load_results(..., delta_mtl=False))"
                 )
             cols = [c for c in cols_by_task.get(task, []) if b[c].notna().any()]
             if not cols:

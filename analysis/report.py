@@ -21,6 +21,7 @@ from analysis.compare import (
     baseline_points,
     compare_fronts,
     pareto_front,
+    parse_objectives,
 )
 from analysis.load import AnalysisError, load_arch_spec, load_results
 from analysis.plots import front_plot_data, render_fronts, render_topology, topology_data
@@ -65,7 +66,8 @@ def write_report(
     trial, missing baseline), with a message meant for the user.
     """
     exp_dir = Path(exp_dir)
-    df = load_results(exp_dir)
+    needs_delta = any(o.column == "delta_mtl" for o in parse_objectives(objectives))
+    df = load_results(exp_dir, delta_mtl=needs_delta)  # baselines are required only when delta_mtl is used
     cmp = compare_fronts(df, by=by, objectives=objectives, budgets=budgets)
     out = Path(out) if out is not None else exp_dir / "report"
     out.mkdir(parents=True, exist_ok=True)

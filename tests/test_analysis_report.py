@@ -148,6 +148,15 @@ def test_report_command_errors_are_messages(tmp_path, capsys, case, message):
     assert err.startswith("error: ") and message in err
 
 
+def test_report_without_baselines_when_delta_mtl_is_not_an_objective(tmp_path):
+    from analysis import write_report
+
+    exp = write_experiment(tmp_path, seeds=(0,), baselines=False)
+    out = write_report(exp, objectives="metric/segmentation/miou:max,params:min")
+    front = pd.read_csv(out / "front.csv")
+    assert len(front) and "delta_mtl" not in front.columns
+
+
 # ----------------------------------------------------------------------------- the notebook
 
 
