@@ -1,0 +1,308 @@
+"""Run, or resume, a sweep: Ray session, Tuner (search, scheduler, resources, storage), results, report.
+
+    python run.py [--config FILE] [--storage PATH|URI] [--address ADDR] [--name NAME] [--set k=v ...]
+    python run.py --resume [--name NAME] [--storage ...]
+
+The experiment lives in ``<storage>/<name>/``: Tune's state, one folder per trial, ``sweep.yaml``
+(the sweep file as run, so ``--resume`` needs nothing else), ``stage_cache/``, ``results.parquet``,
+``epochs.parquet`` and (if the analysis package is there) ``report/``.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import pickle
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from supernet.config import ConfigError, flatten, load_yaml, parse_set
+
+from .results import ResultsCallback, experiment_fs
+from .space import Sweep, load_sweep, task_kinds
+from .stage_cache import cache_root, is_uri
+from .trainable import TrialSetup, train
+
+DEFAULT_STORAGE = "./runs"
+DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "configs" / "default.yaml"
+
+
+# ----------------------------------------------------------------------------- search
+
+def _baselines_first():
+    """A Searcher that hands out fixed trials (the baselines) first, then asks the wrapped searcher."""
+    from ray.tune.search import Searcher
+
+    class BaselinesFirst(Searcher):
+        def __init__(self, inner: Searcher, fixed: list[dict], base: dict, metric: list[str], mode: list[str]):
+            super().__init__(metric=metric, mode=mode)
+            self.inner, self.fixed, self.base, self.own = inner, list(fixed), dict(base), set()
+
+        def set_search_properties(self, metric, mode, config, **spec) -> bool:
+            return True  # metric and mode are fixed at construction
+
+        def suggest(self, trial_id: str) -> dict | None:
+            if self.fixed:
+                self.own.add(trial_id)
+                return {"overrides": self.fixed.pop(0)}
+            params = self.inner.suggest(trial_id)
+            if params is None or params == Searcher.FINISHED:
+                return params
+            return {"overrides": {**self.base, **params}}
+
+        def on_trial_result(self, trial_id: str, result: dict) -> None:
+            if trial_id not in self.own:
+                self.inner.on_trial_result(trial_id, result)
+
+        def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
+            if trial_id not in self.own:
+                self.inner.on_trial_complete(trial_id, result=result, error=error)
+
+        def save(self, checkpoint_path: str) -> None:
+            with open(checkpoint_path, "wb") as f:
+                pickle.dump(self.__dict__, f)
+
+        def restore(self, checkpoint_path: str) -> None:
+            with open(checkpoint_path, "rb") as f:
+                self.__dict__.update(pickle.load(f))
+
+    return BaselinesFirst
+
+
+def _optuna_space(sweep: Sweep) -> dict[str, Any]:
+    import optuna.distributions as od
+
+    defaults = flatten(__import__("supernet.config", fromlist=["to_dict"]).to_dict(sweep.config()))
+    space = {}
+    for key, (kind, values) in sweep.axes.items():
+        is_int = isinstance(defaults[key], int) and not isinstance(defaults[key], bool)
+        if kind == "choice":
+            space[key] = od.CategoricalDistribution(values)
+        elif is_int:
+            space[key] = od.IntDistribution(int(values[0]), int(values[1]), log=kind == "loguniform")
+        else:
+            space[key] = od.FloatDistribution(float(values[0]), float(values[1]), log=kind == "loguniform")
+    return space
+
+
+def make_search(sweep: Sweep) -> tuple[dict, Any, int]:
+    """(param_space, search_alg, num_samples): grid = Tune's grid_search over explicit points; optuna = baselines, then OptunaSearch."""
+    from ray import tune
+
+    if sweep.search == "grid":
+        return {"overrides": tune.grid_search(sweep.points())}, None, 1
+    import optuna
+    from ray.tune.search.optuna import OptunaSearch
+
+    sampler = {"nsga2": optuna.samplers.NSGAIISampler, "tpe": optuna.samplers.TPESampler,
+               "random": optuna.samplers.RandomSampler}[sweep.sampler](seed=sweep.seed)
+    metric, mode = list(sweep.objectives), list(sweep.objectives.values())
+    inner = OptunaSearch(space=_optuna_space(sweep), metric=metric, mode=mode, sampler=sampler)
+    fixed = sweep.baseline_points()
+    searcher = _baselines_first()(inner, fixed, {"trial.seed": sweep.seeds[0]}, metric, mode)
+    return {}, searcher, sweep.num_samples + len(fixed)
+
+
+def make_scheduler(sweep: Sweep):
+    if sweep.scheduler is None:
+        return None
+    from ray.tune.schedulers import ASHAScheduler
+
+    s, e = sweep.scheduler, sweep.epochs
+    return ASHAScheduler(time_attr="step", metric=s["metric"], mode=s["mode"], grace_period=int(s["grace_period"]),
+                         reduction_factor=s["reduction_factor"], max_t=int(s.get("max_t", sum(e.values()) + 10)))
+
+
+# ----------------------------------------------------------------------------- the Tuner
+
+def trial_dirname(trial) -> str:
+    return f"trial_{trial.trial_id}"
+
+
+def _reporter(sweep: Sweep):
+    from ray.tune import CLIReporter
+
+    params = {"overrides/trial.mode": "mode", "overrides/trial.single_task": "task", "overrides/trial.seed": "seed"}
+    params.update({f"overrides/{k}": k.split(".")[-1] for k in sweep.axes})
+    metrics = {"stage": "stage", "step": "step", "score": "score", "params_union": "params"}
+    return CLIReporter(metric_columns=metrics, parameter_columns=params, max_report_frequency=20, sort_by_metric=False)
+
+
+def build_tuner(sweep: Sweep, storage: str, extra_config: dict | None = None):
+    """A Tuner for ``sweep`` with its experiment at ``<storage>/<sweep.name>``."""
+    from ray import tune
+
+    exp_path = _join(storage, sweep.name)
+    setup = TrialSetup(sweep.preset, sweep.base, cache_root(exp_path))
+    trainable = tune.with_resources(tune.with_parameters(train, setup=setup), {"cpu": sweep.cpu, "gpu": sweep.gpu})
+    param_space, search_alg, num_samples = make_search(sweep)
+    if extra_config:
+        param_space = {**param_space, **extra_config}
+    tasks = task_kinds(sweep.config())
+    return tune.Tuner(
+        trainable,
+        param_space=param_space,
+        tune_config=tune.TuneConfig(
+            search_alg=search_alg, scheduler=make_scheduler(sweep), num_samples=num_samples,
+            max_concurrent_trials=sweep.max_concurrent or None, trial_dirname_creator=trial_dirname,
+            trial_name_creator=trial_dirname,
+        ),
+        run_config=tune.RunConfig(
+            name=sweep.name, storage_path=storage,
+            failure_config=tune.FailureConfig(max_failures=sweep.max_failures),
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
+            sync_config=tune.SyncConfig(sync_artifacts=True),
+            callbacks=[ResultsCallback(exp_path, sweep.name, sweep.preset, sweep.base, tasks)],
+            progress_reporter=_reporter(sweep), verbose=1,
+        ),
+    )
+
+
+def restore_tuner(sweep: Sweep, storage: str):
+    """The interrupted experiment at ``<storage>/<name>``: unfinished and errored trials continue, finished ones stay."""
+    from ray import tune
+
+    exp_path = _join(storage, sweep.name)
+    if not tune.Tuner.can_restore(exp_path):
+        raise ConfigError(f"--resume: no restorable experiment at {exp_path} (check --storage and --name)")
+    setup = TrialSetup(sweep.preset, sweep.base, cache_root(exp_path))
+    trainable = tune.with_resources(tune.with_parameters(train, setup=setup), {"cpu": sweep.cpu, "gpu": sweep.gpu})
+    return tune.Tuner.restore(exp_path, trainable, resume_unfinished=True, resume_errored=True)
+
+
+def _join(storage: str, name: str) -> str:
+    return f"{storage.rstrip('/')}/{name}"
+
+
+def _write_text(exp_path: str, name: str, text: str) -> None:
+    fs, d = experiment_fs(exp_path)
+    fs.create_dir(d, recursive=True)
+    with fs.open_output_stream(f"{d}/{name}") as f:
+        f.write(text.encode())
+
+
+def _read_text(exp_path: str, name: str) -> str | None:
+    import pyarrow.fs as pafs
+
+    fs, d = experiment_fs(exp_path)
+    if fs.get_file_info(f"{d}/{name}").type != pafs.FileType.File:
+        return None
+    with fs.open_input_stream(f"{d}/{name}") as f:
+        return f.read().decode()
+
+
+# ----------------------------------------------------------------------------- entry point
+
+def _storage(args: argparse.Namespace) -> str:
+    s = args.storage or DEFAULT_STORAGE
+    return s if is_uri(s) else str(Path(s).expanduser().resolve())
+
+
+def _sweep_file_doc(path: str | Path, args: argparse.Namespace) -> dict:
+    doc = load_yaml(path)
+    if args.preset:
+        doc["preset"] = args.preset
+    if args.overrides:
+        doc["config"] = {**flatten(doc.get("config") or {}), **parse_set(args.overrides)}
+    sw = dict(doc.get("sweep") or {})
+    sw["name"] = args.name or sw.get("name") or Path(path).stem
+    doc["sweep"] = sw
+    return doc
+
+
+def load_for(args: argparse.Namespace, storage: str) -> tuple[Sweep, dict]:
+    """The sweep to run or resume. --resume reads ``<exp>/sweep.yaml`` (the file as first run)."""
+    if args.resume:
+        name = args.name or load_yaml(args.config or DEFAULT_CONFIG).get("sweep", {}).get("name") or Path(args.config or DEFAULT_CONFIG).stem
+        text = _read_text(_join(storage, name), "sweep.yaml")
+        if text is None:
+            raise ConfigError(f"--resume: no experiment {name!r} under {storage} (no sweep.yaml there); give --name and --storage")
+        doc = yaml.safe_load(text)
+    else:
+        doc = _sweep_file_doc(args.config or DEFAULT_CONFIG, args)
+    with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as f:
+        yaml.safe_dump(doc, f, sort_keys=False)
+    try:
+        return load_sweep(f.name), doc
+    finally:
+        os.unlink(f.name)
+
+
+def init_ray(address: str | None) -> bool:
+    """Join ``address`` (or RAY_ADDRESS) or start a local Ray; returns whether we started it (to shut it down)."""
+    import ray
+
+    if ray.is_initialized():
+        return False
+    address = address or os.environ.get("RAY_ADDRESS")
+    if address:
+        ray.init(address=address)
+    else:
+        ray.init(num_cpus=os.cpu_count(), include_dashboard=False)
+    return True
+
+
+def print_summary(exp_path: str) -> None:
+    import pyarrow.parquet as pq
+
+    fs, d = experiment_fs(exp_path)
+    try:
+        df = pq.read_table(f"{d}/results.parquet", filesystem=fs).to_pandas()
+    except (FileNotFoundError, OSError):
+        print(f"no results written under {exp_path}")
+        return
+    counts = df["status"].value_counts().to_dict()
+    print(f"\n{len(df)} trials: " + ", ".join(f"{n} {s}" for s, n in counts.items()))
+    cols = [c for c in ("trial_id", "status", "mode", "baseline_task", "seed", "flow_width", "lambda_sq", "tau", "params_union") if c in df]
+    loss = [c for c in df if c.startswith("loss/")]
+    show = df[cols].copy()
+    show["mean_loss"] = df[loss].mean(axis=1)
+    print(show.to_string(index=False, max_rows=40, float_format=lambda v: f"{v:.4g}"))
+    for _, r in df[df["status"] == "errored"].iterrows():
+        print(f"errored {r['trial_id']}: {r['error']}")
+    print(f"\nresults: {exp_path}/results.parquet (one row per trial), {exp_path}/epochs.parquet (per epoch)")
+
+
+def write_report(exp_path: str) -> None:
+    try:
+        from analysis.report import write_report as _write
+    except ImportError:
+        print("(analysis.report is not available: no report written)")
+        return
+    if is_uri(exp_path):
+        print("(report skipped: the experiment lives at a URI; run `python -m analysis` on a local copy)")
+        return
+    try:
+        out = _write(exp_path)
+        print(f"report: {out}")
+    except Exception as e:  # noqa: BLE001 - a report problem must not hide the sweep's results
+        print(f"warning: the analysis report failed ({type(e).__name__}: {e}); results are in {exp_path}")
+
+
+def main(args: argparse.Namespace) -> int:
+    """``run.py`` sweep path: run (or with --resume continue) the sweep, write tables, summary and report."""
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # use the CLIReporter table below
+    storage = _storage(args)
+    sweep, doc = load_for(args, storage)
+    exp_path = _join(storage, sweep.name)
+    started = init_ray(args.address)
+    try:
+        if args.resume:
+            tuner = restore_tuner(sweep, storage)
+        else:
+            if _read_text(exp_path, "sweep.yaml") is not None:
+                raise ConfigError(f"experiment {exp_path} exists: continue it with --resume, or pick another --name/--storage")
+            _write_text(exp_path, "sweep.yaml", yaml.safe_dump(doc, sort_keys=False))
+            tuner = build_tuner(sweep, storage)
+        tuner.fit()
+    finally:
+        if started:
+            import ray
+
+            ray.shutdown()
+    print_summary(exp_path)
+    if not args.no_report:
+        write_report(exp_path)
+    return 0

@@ -1,0 +1,226 @@
+"""The sweep file: ``preset`` + ``config`` (dotted trial overrides) + ``sweep`` (what varies and how).
+
+    preset: tiny                         # optional, a supernet.config preset
+    config: {data.n_train: 128}          # trial overrides shared by every trial (dotted or nested)
+    sweep:
+      name: default                      # experiment folder: <storage>/<name>
+      search: grid                       # grid | optuna
+      num_samples: 2                     # grid: seeds per grid point; optuna: number of method trials
+      axes:                              # dotted config key -> one of
+        model.flow_width: {grid: [1, 2, 3]}        #   grid (grid search only)
+        search.lambda_sq: {loguniform: [0.01, 1]}  #   choice | uniform | loguniform (optuna only)
+      baselines: [single_task, hard_sharing]       # extra trials at the shared config, per seed
+      objectives: {score: min, params_union: min}  # optuna only
+      sampler: nsga2                     # optuna only: nsga2 | tpe | random
+      scheduler: none                    # or {type: asha, metric: score, grace_period: 4, reduction_factor: 2}
+      resources: {cpu: 1, gpu: 0}        # per trial; gpu may be fractional
+      max_concurrent: 2                  # 0 = as many as resources allow
+      max_failures: 1                    # retries of a failing trial (from its last checkpoint)
+
+Every trial's config is a flat dict of dotted overrides (``trial.seed`` always explicit); the trial
+builds ``build_config(preset, {**config, **overrides})``. Grid points are enumerated here, so seeds
+and baselines are plain rows of the same list. No Ray imports: this module is pure data.
+"""
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from supernet.config import Config, ConfigError, build_config, flatten, load_yaml
+
+TOP_KEYS = {"preset", "config", "sweep"}
+SWEEP_KEYS = {
+    "name", "search", "num_samples", "axes", "baselines", "objectives", "sampler", "scheduler",
+    "resources", "max_concurrent", "max_failures", "seed",
+}
+AXIS_KINDS = ("grid", "choice", "uniform", "loguniform")
+BASELINES = ("single_task", "hard_sharing", "full_supernet")
+SAMPLERS = ("nsga2", "tpe", "random")
+SCHEDULER_KEYS = {"type", "metric", "mode", "grace_period", "reduction_factor", "max_t"}
+
+
+@dataclass(frozen=True)
+class Sweep:
+    """A parsed, validated sweep file."""
+
+    name: str
+    preset: str | None
+    base: dict[str, Any]  # dotted overrides shared by every trial
+    search: str = "grid"
+    num_samples: int = 1
+    axes: dict[str, tuple[str, list]] = field(default_factory=dict)  # key -> (kind, values)
+    baselines: tuple[str, ...] = ()
+    objectives: dict[str, str] = field(default_factory=lambda: {"score": "min", "params_union": "min"})
+    sampler: str = "nsga2"
+    scheduler: dict[str, Any] | None = None
+    cpu: float = 1.0
+    gpu: float = 0.0
+    max_concurrent: int = 0
+    max_failures: int = 1
+    seed: int = 0  # optuna sampler seed
+
+    def config(self, overrides: dict[str, Any] | None = None) -> Config:
+        """The typed config of one trial (raises ConfigError for an invalid point)."""
+        return build_config(self.preset, {**self.base, **(overrides or {})})
+
+    @property
+    def seeds(self) -> list[int]:
+        """Grid: ``num_samples`` seeds from the shared ``trial.seed``; optuna: that one seed."""
+        s0 = self.config().trial.seed
+        if "trial.seed" in self.axes:
+            return [int(v) for v in self.axes["trial.seed"][1]]
+        return [s0 + i for i in range(self.num_samples)] if self.search == "grid" else [s0]
+
+    def grid_points(self) -> list[dict[str, Any]]:
+        """Grid search: the cross product of the grid axes and the seeds (one dict per trial)."""
+        keys = [k for k in self.axes if k != "trial.seed"]
+        out = []
+        for values in itertools.product(*(self.axes[k][1] for k in keys)):
+            for seed in self.seeds:
+                out.append({**dict(zip(keys, values)), "trial.seed": seed})
+        return out
+
+    def baseline_points(self) -> list[dict[str, Any]]:
+        """One single_task trial per task and seed, one hard_sharing (full_supernet) trial per seed."""
+        out = []
+        tasks = task_names(self.config()) if "single_task" in self.baselines else []
+        for seed in self.seeds:
+            for b in self.baselines:
+                if b == "single_task":
+                    out += [{"trial.mode": "single_task", "trial.single_task": t, "trial.seed": seed} for t in tasks]
+                else:
+                    out.append({"trial.mode": b, "trial.seed": seed})
+        return out
+
+    def points(self) -> list[dict[str, Any]]:
+        """Every fixed trial of the sweep: grid points (grid search only), then baselines."""
+        return (self.grid_points() if self.search == "grid" else []) + self.baseline_points()
+
+    @property
+    def epochs(self) -> dict[str, int]:
+        c = self.config()
+        return {"warmup": c.warmup.epochs, "search": c.search.epochs, "finetune": c.finetune.epochs}
+
+
+def task_names(cfg: Config) -> list[str]:
+    """The tasks a trial of ``cfg`` trains (data.tasks, or every task the data set offers)."""
+    return list(task_kinds(cfg))
+
+
+def task_kinds(cfg: Config) -> dict[str, str]:
+    """Task name -> kind (segmentation, depth, ...) for the trials of ``cfg``."""
+    if cfg.data.name == "synthetic":
+        from supernet.data import select_tasks
+        from supernet.data.synthetic import TASKS
+
+        return {t: s.kind for t, s in select_tasks(TASKS, cfg.data.tasks).items()}
+    from supernet.data import build_data
+
+    return {t: s.kind for t, s in build_data(cfg.data).tasks.items()}
+
+
+def _need(ok: bool, key: str, msg: str) -> None:
+    if not ok:
+        raise ConfigError(f"sweep.{key}: {msg}")
+
+
+def _axis(key: str, spec: Any, base: Config, search: str) -> tuple[str, list]:
+    from supernet.config import apply_overrides
+
+    _need(isinstance(spec, dict) and len(spec) == 1, f"axes.{key}",
+          f"expected one of {{grid: [...]}}, {{choice: [...]}}, {{uniform: [lo, hi]}}, {{loguniform: [lo, hi]}}; got {spec!r}")
+    (kind, values), = spec.items()
+    _need(kind in AXIS_KINDS, f"axes.{key}", f"unknown axis kind {kind!r}; kinds are {AXIS_KINDS}")
+    _need(isinstance(values, list) and len(values) >= 1, f"axes.{key}.{kind}", "needs a non-empty list")
+    if kind in ("uniform", "loguniform"):
+        _need(len(values) == 2 and float(values[0]) < float(values[1]), f"axes.{key}.{kind}", "needs [lo, hi] with lo < hi")
+        _need(kind == "uniform" or float(values[0]) > 0, f"axes.{key}.loguniform", "needs lo > 0")
+    if search == "grid":
+        _need(kind == "grid", f"axes.{key}", f"{kind} axes need search: optuna (grid search takes {{grid: [...]}} axes)")
+    else:
+        _need(kind != "grid", f"axes.{key}", "grid axes need search: grid; use {choice: [...]} with optuna")
+    try:  # the path must be a config key: apply a sample value
+        apply_overrides(base, {key: values[0]})
+    except ConfigError as e:
+        raise ConfigError(f"sweep.axes.{key}: not a valid config axis ({e})") from None
+    return kind, list(values)
+
+
+def parse_sweep(doc: dict[str, Any], name: str | None = None) -> Sweep:
+    """Validate a sweep document (a loaded YAML file); unknown keys are ConfigError naming the key."""
+    unknown = set(doc) - TOP_KEYS
+    if unknown:
+        raise ConfigError(f"unknown top-level key(s) {sorted(unknown)} in the sweep file; keys are {sorted(TOP_KEYS)}")
+    preset = doc.get("preset")
+    base = flatten(doc.get("config") or {})
+    cfg = build_config(preset, base)  # validates the shared config
+    sw = doc.get("sweep") or {}
+    _need(isinstance(sw, dict), "", "must be a mapping")
+    unknown = set(sw) - SWEEP_KEYS
+    if unknown:
+        raise ConfigError(f"unknown sweep key(s) {sorted('sweep.' + k for k in unknown)}; keys are {sorted(SWEEP_KEYS)}")
+    search = sw.get("search", "grid")
+    _need(search in ("grid", "optuna"), "search", f"{search!r} is not one of grid, optuna")
+    num_samples = sw.get("num_samples", 1)
+    _need(isinstance(num_samples, int) and num_samples >= 1, "num_samples", f"must be an integer >= 1, got {num_samples!r}")
+    axes_doc = sw.get("axes") or {}
+    _need(isinstance(axes_doc, dict), "axes", "must map dotted config keys to axis specs")
+    axes = {k: _axis(k, v, cfg, search) for k, v in flatten_axes(axes_doc).items()}
+    if "trial.seed" in axes:
+        _need(num_samples == 1 or search != "grid", "num_samples", "must be 1 when trial.seed is an axis")
+    baselines = tuple(sw.get("baselines") or ())
+    for b in baselines:
+        _need(b in BASELINES, "baselines", f"{b!r} is not one of {BASELINES}")
+    objectives = dict(sw.get("objectives") or {"score": "min", "params_union": "min"})
+    for k, m in objectives.items():
+        _need(m in ("min", "max"), f"objectives.{k}", f"mode must be min or max, got {m!r}")
+    sampler = sw.get("sampler", "nsga2")
+    _need(sampler in SAMPLERS, "sampler", f"{sampler!r} is not one of {SAMPLERS}")
+    sched = sw.get("scheduler", "none")
+    if sched in (None, "none", "fifo"):
+        sched = None
+    else:
+        _need(isinstance(sched, dict) and sched.get("type") == "asha", "scheduler", f"expected none or {{type: asha, ...}}, got {sched!r}")
+        unknown = set(sched) - SCHEDULER_KEYS
+        _need(not unknown, "scheduler", f"unknown key(s) {sorted(unknown)}; keys are {sorted(SCHEDULER_KEYS)}")
+        sched = {"metric": "score", "mode": "min", "grace_period": cfg.warmup.epochs + cfg.search.epochs,
+                 "reduction_factor": 2, **sched}
+    res = sw.get("resources") or {}
+    _need(isinstance(res, dict) and set(res) <= {"cpu", "gpu"}, "resources", f"expected {{cpu: N, gpu: F}}, got {res!r}")
+    cpu, gpu = float(res.get("cpu", 1)), float(res.get("gpu", 0))
+    _need(cpu > 0 and gpu >= 0, "resources", "cpu must be > 0 and gpu >= 0 (fractional gpu allowed, e.g. 0.5)")
+    max_conc = sw.get("max_concurrent", 0)
+    _need(isinstance(max_conc, int) and max_conc >= 0, "max_concurrent", "must be an integer >= 0 (0 = no limit)")
+    max_fail = sw.get("max_failures", 1)
+    _need(isinstance(max_fail, int) and max_fail >= 0, "max_failures", "must be an integer >= 0")
+    sweep_name = name or sw.get("name")
+    _need(bool(sweep_name) and "/" not in str(sweep_name), "name", "needs a name (a folder name, no '/')")
+    return Sweep(
+        name=str(sweep_name), preset=preset, base=base, search=search, num_samples=num_samples, axes=axes,
+        baselines=baselines, objectives=objectives, sampler=sampler, scheduler=sched, cpu=cpu, gpu=gpu,
+        max_concurrent=max_conc, max_failures=max_fail, seed=int(sw.get("seed", 0)),
+    )
+
+
+def flatten_axes(axes: dict[str, Any]) -> dict[str, Any]:
+    """Axes may be dotted (``model.flow_width: {grid: ..}``) or nested (``model: {flow_width: {grid: ..}}``)."""
+    out: dict[str, Any] = {}
+    for k, v in axes.items():
+        if isinstance(v, dict) and not (set(v) & set(AXIS_KINDS)) and "." not in k:
+            out.update({f"{k}.{kk}": vv for kk, vv in v.items()})
+        else:
+            out[k] = v
+    return out
+
+
+def load_sweep(path: str | Path, name: str | None = None, overrides: dict[str, Any] | None = None) -> Sweep:
+    """Read and validate a sweep file; ``overrides`` (from --set) update its ``config:`` section."""
+    doc = load_yaml(path)
+    if overrides:
+        doc = {**doc, "config": {**flatten(doc.get("config") or {}), **overrides}}
+    doc.setdefault("sweep", {})
+    if not (doc["sweep"] or {}).get("name") and not name:
+        doc["sweep"] = {**(doc["sweep"] or {}), "name": Path(path).stem}
+    return parse_sweep(doc, name)
