@@ -261,6 +261,17 @@ def test_augment_only_on_train_split_and_reproducible_under_manual_seed(nyu):
     assert not torch.equal(seeded[1][0], x) or not torch.equal(seeded[2][0], Augmented(plain.train, DenseAugment(NYU_KINDS), seed=7)[2][0])
 
 
+def test_augmented_loader_with_workers_is_reproducible(nyu):
+    aug = build_data(data_cfg("nyuv2", nyu, image_size=[24, 32], augment=True)).train
+
+    def epoch(seed):
+        loader = DataLoader(aug, batch_size=2, shuffle=True, num_workers=2, generator=torch.Generator().manual_seed(seed))
+        return torch.cat([x for x, _ in loader])
+
+    a = epoch(0)
+    assert torch.equal(a, epoch(0)) and not torch.equal(a, epoch(1))
+
+
 # ----------------------------------------------------------------------------- dense .npy: clear errors
 
 
