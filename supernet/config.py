@@ -64,7 +64,7 @@ class ModelConfig:
     norm: str = "bn"  # normalisation inside an edge op: bn | gn
     gate: str = "sigmoid"  # sigmoid | straight_through | gumbel (ours: gate relaxation)
     temperature: float = 1.0  # g = sigmoid(logit / temperature)
-    arch_init: float = 2.0  # initial logit of every gate (sigmoid(2) = 0.88: all paths on)
+    arch_init: float = 0.0  # initial logit of every gate (sigmoid(0) = 0.5: all paths on, equally weighted)
 
 
 @dataclass(frozen=True)
@@ -79,17 +79,17 @@ class StageConfig:
 class SearchConfig:
     epochs: int = 4
     lr: float = 0.05  # heads (and Theta when train_weights) learning rate
-    arch_lr: float = 0.05  # Adam learning rate for A, B, Gamma
+    arch_lr: float = 0.2  # Adam learning rate for A, B, Gamma
     momentum: float = 0.9
     weight_decay: float = 1e-4
     train_weights: bool = False  # paper: Theta frozen in search; True is our ablation
     squeeze: str = "union_params"  # union_params (default) | l1 | bimodal
-    lambda_sq: float = 0.1  # weight of the squeeze loss
+    lambda_sq: float = 1.0  # weight of the squeeze loss
 
 
 @dataclass(frozen=True)
 class ReductionConfig:
-    tau: float = 0.05  # keep edge e iff F(e) / F_total >= tau; in [0, 1)
+    tau: float = 0.15  # keep edge e iff F(e) / F_total >= tau; in [0, 1)
 
 
 @dataclass(frozen=True)
@@ -129,6 +129,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "warmup.epochs": 1,
         "search.epochs": 1,
         "finetune.epochs": 1,
+        "search.lambda_sq": 2.0,  # one search epoch: a strong squeeze so the reduction visibly prunes
         "trial.latency_repeats": 2,
     },
     # The embedded default used by configs/default.yaml: a trial in well under a minute on CPU.

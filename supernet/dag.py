@@ -57,7 +57,7 @@ def relax(logits: torch.Tensor, kind: str, temperature: float, training: bool) -
         return soft
     if kind == "straight_through":
         hard = (soft > 0.5).to(soft.dtype)
-        return hard + soft - soft.detach()
+        return hard + (soft - soft.detach())  # exactly 0/1 forward, sigmoid gradient backward
     if kind == "gumbel":
         if not training:
             return soft
@@ -81,7 +81,7 @@ class Supernet(nn.Module):
         norm: str = "bn",
         gate: str = "sigmoid",
         temperature: float = 1.0,
-        arch_init: float = 2.0,
+        arch_init: float = 0.0,
     ):
         super().__init__()
         self.task_names = tuple(tasks)

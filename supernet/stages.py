@@ -86,7 +86,7 @@ def train_epoch(
         if not torch.isfinite(loss):
             bad = [t for t, l in task_losses.items() if not torch.isfinite(l)] or ["squeeze"]
             raise DivergenceError(
-                f"{where}, batch {b}: the loss became {float(loss)} (non-finite in {bad}). "
+                f"{where}, batch {b}: the loss became {float(loss.detach())} (non-finite in {bad}). "
                 "Lower the stage's learning rate (e.g. --set warmup.lr=...) or use trial.precision=fp32."
             )
         for opt in optimizers:

@@ -13,6 +13,7 @@ Baselines train warm-up + fine-tune epochs (the method's weight-training budget)
 """
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import math
@@ -253,9 +254,9 @@ class _Trial:
         self.costs = {"params_union": float(n_params(self.model)), "flops_multitask": float(count_flops(self.model, x))}
 
     def _snapshot(self, extra: dict[str, Any] | None = None) -> dict[str, Any]:
-        st = dict(self.state)
+        st = copy.deepcopy(self.state)  # plain data; later stages must not mutate a saved snapshot
         st["model"] = {k: v.detach().cpu().clone() for k, v in self.model.state_dict().items()}
-        st.update(extra or {})
+        st.update(copy.deepcopy(extra or {}))  # optimizer states alias live tensors
         return st
 
     # ---------------------------------------------------------------- stages

@@ -1,0 +1,295 @@
+"""Invariants of the central network, squeeze loss, reduction and compact network."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from supernet.compact import CompactNet, plan_instances
+from supernet.config import build_config
+from supernet.costs import count_flops, n_params, task_params
+from supernet.dag import Gates, Supernet, edge_key
+from supernet.reduction import edge_flows, reduce, reduce_task
+from supernet.spec import ArchSpec, TaskArch, edge_list
+from supernet.squeeze import squeeze_loss, union_params
+from supernet.tasks import TaskSpec
+
+TASKS = {
+    "segmentation": TaskSpec("segmentation", "segmentation", num_classes=4),
+    "depth": TaskSpec("depth", "depth"),
+    "normal": TaskSpec("normal", "normal"),
+}
+
+
+def make_net(n=5, m=3, c=8, **kw) -> Supernet:
+    torch.manual_seed(0)
+    return Supernet(TASKS, n, m, c, **kw)
+
+
+def random_gates(net: Supernet, seed: int) -> None:
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in net.arch_parameters():
+            p.copy_(torch.randn(p.shape, generator=g) * 3)
+
+
+@pytest.mark.parametrize("n,m", [(1, 1), (2, 1), (4, 1), (4, 2), (4, 3), (6, 2), (8, 3), (8, 7)])
+def test_edge_count_is_linear_in_n(n, m):
+    expected = n * m - m * (m + 1) // 2 if m < n else n * (n - 1) // 2
+    assert len(edge_list(n, m)) == expected
+    if m < n:
+        net = Supernet(TASKS, n, m, 4)
+        assert len(net.edges) == expected
+        assert net.alpha.shape == (3, expected)
+        assert all(1 <= j - i <= m for i, j in net.edges_ij)
+
+
+def test_unrestricted_dag_is_m_equals_n_minus_1():
+    n = 6
+    assert set(edge_list(n, n - 1)) == {(i, j) for j in range(1, n + 1) for i in range(1, j)}
+
+
+def test_arch_and_weight_parameters_partition_the_model():
+    net = make_net()
+    ids = lambda ps: {id(p) for p in ps}  # noqa: E731
+    arch, weights, heads = ids(net.arch_parameters()), ids(net.weight_parameters()), ids(net.head_parameters())
+    assert not (arch & weights) and not (arch & heads) and not (weights & heads)
+    assert arch | weights | heads == ids(net.parameters())
+
+
+def test_state_dict_round_trips_architecture_parameters():
+    net = make_net()
+    random_gates(net, 1)
+    other = make_net()
+    assert not torch.equal(other.alpha, net.alpha)
+    other.load_state_dict(net.state_dict())
+    for a, b in zip(net.arch_parameters(), other.arch_parameters()):
+        assert torch.equal(a, b)
+    assert {"alpha", "beta", "gamma"} <= set(net.state_dict())
+
+
+def test_one_forward_serves_all_tasks_and_stem_runs_once():
+    net = make_net()
+    calls = []
+    net.stem.register_forward_hook(lambda *a: calls.append(1))
+    out = net(torch.randn(2, 3, 16, 16))
+    assert len(calls) == 1
+    assert out["segmentation"].shape == (2, 4, 16, 16)
+    assert out["depth"].shape == (2, 1, 16, 16)
+    assert out["normal"].shape == (2, 3, 16, 16)
+
+
+# ----------------------------------------------------------------------------- gradients
+
+
+def fixed_spec() -> ArchSpec:
+    return ArchSpec(5, 3, (
+        ("segmentation", TaskArch(((1, 2), (2, 4), (4, 5)), (1,), (5,))),
+        ("depth", TaskArch(((1, 2), (2, 3)), (1, 2), (3,))),
+        ("normal", TaskArch(((1, 4),), (1,), (1, 4))),
+    ))
+
+
+def test_pruned_ops_get_no_gradient_kept_ops_do():
+    net = make_net()
+    spec = fixed_spec()
+    out = net(torch.randn(2, 3, 16, 16), net.discrete_gates(spec))
+    sum(o.float().pow(2).mean() for o in out.values()).backward()
+    kept = set(spec.union_edges())
+    for i, j in net.edges_ij:
+        grads = [p.grad for p in net.edges[edge_key(i, j)].parameters()]
+        has_grad = any(g is not None and g.abs().sum() > 0 for g in grads)
+        assert has_grad == ((i, j) in kept), (i, j)
+    kept_in = set(spec.union_read_in())
+    for j in range(1, 6):
+        has_grad = any(p.grad is not None and p.grad.abs().sum() > 0 for p in net.read_in[str(j)].parameters())
+        assert has_grad == (j in kept_in), j
+
+
+def test_compact_net_holds_and_trains_only_kept_ops():
+    spec = fixed_spec()
+    c = CompactNet(spec, TASKS, 8)
+    assert set(c.edges) == {edge_key(i, j) for i, j in spec.union_edges()}
+    out = c(torch.randn(2, 3, 16, 16))
+    sum(o.float().pow(2).mean() for o in out.values()).backward()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in c.edges.parameters() if p.dim() > 1)
+
+
+# ----------------------------------------------------------------------------- squeeze loss
+
+
+def test_union_squeeze_counts_a_shared_edge_once():
+    cost = torch.tensor([10.0, 30.0, 60.0])
+    shared = torch.tensor([[1.0, 0.0, 0.0], [1.0, 0.0, 0.0]])  # both tasks keep edge 0
+    separate = torch.tensor([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])  # each task its own edge
+    assert union_params(shared, cost).item() == pytest.approx(10 / 100)
+    assert union_params(separate, cost).item() == pytest.approx(40 / 100)
+    # hand value with soft gates: 1 - (1-.5)(1-.5) = .75 on edge 0, .2 on edge 2
+    soft = torch.tensor([[0.5, 0.0, 0.2], [0.5, 0.0, 0.0]])
+    assert union_params(soft, cost).item() == pytest.approx((10 * 0.75 + 60 * 0.2) / 100)
+
+
+@given(st.integers(0, 10_000))
+@settings(max_examples=30, deadline=None)
+def test_squeeze_losses_fall_as_gates_fall(seed):
+    g = torch.Generator().manual_seed(seed)
+    alpha, beta = torch.rand(3, 7, generator=g), torch.rand(3, 4, generator=g)
+    ce, cr = torch.rand(7, generator=g) + 0.1, torch.rand(4, generator=g) + 0.1
+    for kind in ("union_params", "l1"):
+        hi = squeeze_loss(kind, alpha, beta, ce, cr)
+        lo = squeeze_loss(kind, alpha * 0.5, beta * 0.9, ce, cr)
+        assert 0.0 <= lo.item() < hi.item() <= 1.0
+    # bimodal is smallest at 0/1 gates
+    assert squeeze_loss("bimodal", (alpha > 0.5).float(), (beta > 0.5).float(), ce, cr).item() == 0.0
+
+
+# ----------------------------------------------------------------------------- reduction
+
+
+def test_edge_flows_hand_computed():
+    # N=2, M=1: S->1 (b1=.5), S->2 (b2=1), 1->2 (a=.5), 1->K (g1=0), 2->K (g2=1)
+    fe, fin, fout, total = edge_flows(np.array([0.5]), np.array([0.5, 1.0]), np.array([0.0, 1.0]), [(1, 2)])
+    # paths: S-1-2-K = .25 ; S-2-K = 1  => total 1.25
+    assert total == pytest.approx(1.25)
+    assert fe[0] == pytest.approx(0.25 / 1.25)
+    assert fin == pytest.approx([0.25 / 1.25, 1.0 / 1.25])
+    assert fout == pytest.approx([0.0, 1.0])
+
+
+def _spec_edges(spec: ArchSpec) -> dict[str, set]:
+    return {t: set(a.edges) | {("in", j) for j in a.read_in} | {("out", j) for j in a.read_out} for t, a in spec.tasks}
+
+
+@given(n=st.integers(1, 7), data=st.data(), seed=st.integers(0, 2**31 - 1))
+@settings(max_examples=60, deadline=None)
+def test_reduction_keeps_a_valid_path_and_no_dangling_node(n, data, seed):
+    m = data.draw(st.integers(1, max(1, n - 1)))
+    tau1, tau2 = sorted(data.draw(st.lists(st.floats(0.0, 0.99), min_size=2, max_size=2)))
+    rng = np.random.default_rng(seed)
+    e = len(edge_list(n, m))
+    a, b, g = (rng.uniform(0, 1, size=k) ** 3 for k in (e, n, n))  # skewed towards small gates
+    lo, hi = reduce_task(a, b, g, n, m, tau1), reduce_task(a, b, g, n, m, tau2)
+    for arch in (lo, hi):
+        ArchSpec(n, m, (("t", arch),))  # validates: a read-in, a read-out, every node on a path
+    assert set(hi.edges) <= set(lo.edges)
+    assert set(hi.read_in) <= set(lo.read_in) and set(hi.read_out) <= set(lo.read_out)
+
+
+def test_reduction_of_a_supernet_and_threshold_extremes():
+    net = make_net(6, 3)
+    random_gates(net, 3)
+    everything = reduce(net.gate_probs(), net.task_names, 6, 3, 0.0)
+    # tau = 0 keeps every edge whose endpoints are on a path: here all gates > 0, so all edges
+    assert all(set(a.edges) == set(net.edges_ij) for _, a in everything.tasks)
+    minimal = reduce(net.gate_probs(), net.task_names, 6, 3, 0.99)
+    for _, a in minimal.tasks:  # only the max-product path survives a huge tau
+        assert len(a.read_in) == 1 and len(a.read_out) == 1 and len(a.edges) == len(a.nodes) - 1
+
+
+def test_arch_spec_json_round_trip(tmp_path):
+    spec = fixed_spec()
+    spec.to_json(tmp_path / "a.json")
+    assert ArchSpec.from_json(tmp_path / "a.json") == spec
+
+
+def test_arch_spec_rejects_dangling_nodes_and_illegal_edges():
+    with pytest.raises(ValueError, match="not on an input-to-output path"):
+        ArchSpec(4, 2, (("t", TaskArch(((1, 2),), (1,), (3,))),))
+    with pytest.raises(ValueError, match="violate"):
+        ArchSpec(4, 1, (("t", TaskArch(((1, 3),), (1,), (3,))),))
+
+
+# ----------------------------------------------------------------------------- compact == supernet
+
+
+@pytest.mark.parametrize("norm", ["bn", "gn"])
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_compact_equals_supernet_with_discrete_gates(seed, norm):
+    net = make_net(5, 3, norm=norm)
+    random_gates(net, seed)
+    spec = reduce(net.gate_probs(), net.task_names, 5, 3, 0.05)
+    compact = CompactNet(spec, TASKS, 8, norm=norm)
+    compact.load_from(net)
+    # make norm statistics non-trivial before comparing in eval mode
+    with torch.no_grad():
+        for mod in net.modules():
+            if isinstance(mod, torch.nn.BatchNorm2d):
+                mod.running_mean.uniform_(-0.5, 0.5)
+                mod.running_var.uniform_(0.5, 2.0)
+    compact.load_from(net)
+    net.eval()
+    compact.eval()
+    x = torch.randn(3, 3, 16, 16)
+    ref = net(x, net.discrete_gates(spec))
+    got = compact(x)
+    for t in TASKS:
+        torch.testing.assert_close(got[t], ref[t], atol=1e-5, rtol=0)
+    # a single task's forward gives the same output as the multi-task one
+    torch.testing.assert_close(compact(x, tasks=["depth"])["depth"], got["depth"], atol=1e-6, rtol=0)
+
+
+def test_compact_params_and_flops_are_those_of_kept_ops_only():
+    spec = fixed_spec()
+    c = CompactNet(spec, TASKS, 8)
+    full = make_net(5, 3)
+    edge_p = n_params(full.edges[edge_key(1, 2)])
+    read_p = n_params(full.read_in["1"])
+    heads_p = sum(n_params(h) for h in full.heads.values())
+    assert n_params(c) == n_params(full.stem) + len(spec.union_edges()) * edge_p + len(spec.union_read_in()) * read_p + heads_p
+    assert task_params(c, "normal") == n_params(full.stem) + 1 * edge_p + 1 * read_p + n_params(full.heads["normal"])
+
+    x = torch.zeros(1, 3, 16, 16)
+    x0 = full.stem(x)
+    f_stem = count_flops(full.stem, x)
+    f_edge = count_flops(full.edges[edge_key(1, 2)], x0)
+    f_read = count_flops(full.read_in["1"], x0)
+    f_head = {t: count_flops(full.heads[t], x0, out_size=(16, 16)) for t in TASKS}
+    instances, _ = plan_instances(spec)
+    applications = {(i, j, s) for j, _, srcs in instances for i, s in srcs}
+    read_ins = {j for j, r, _ in instances if r}
+    expected = f_stem + len(applications) * f_edge + len(read_ins) * f_read + sum(f_head.values())
+    assert count_flops(c, x) == expected
+    # normal alone: stem, read-in 1, edge 1->4, its head
+    assert count_flops(c, x, tasks=["normal"]) == f_stem + f_read + f_edge + f_head["normal"]
+
+
+def test_hard_sharing_chain_computes_each_op_once_for_all_tasks():
+    spec = ArchSpec.chain(4, 2, TASKS)
+    instances, per_task = plan_instances(spec)
+    assert len(instances) == 4  # one instance per node, shared by the three tasks
+    assert len({tuple(m.items()) for m in per_task.values()}) == 1
+    c = CompactNet(spec, TASKS, 8)
+    calls = []
+    for mod in c.edges.values():
+        mod.register_forward_hook(lambda *a: calls.append(1))
+    c(torch.randn(2, 3, 16, 16))
+    assert len(calls) == 3  # N-1 edges, once each
+
+
+def test_gate_relaxations():
+    net = make_net(3, 2, gate="straight_through")
+    random_gates(net, 0)
+    g = net.gates()
+    assert set(torch.unique(g.alpha.detach()).tolist()) <= {0.0, 1.0}
+    g.alpha.sum().backward()
+    assert net.alpha.grad is not None and net.alpha.grad.abs().sum() > 0
+    net = make_net(3, 2, gate="gumbel")
+    net.train()
+    assert not torch.equal(net.gates().alpha, net.gates().alpha)  # noisy while training
+    net.eval()
+    torch.testing.assert_close(net.gates().alpha, net.gate_probs().alpha)
+
+
+def test_supernet_with_all_gates_on_is_the_full_spec():
+    net = make_net(4, 2)
+    net.eval()
+    full = ArchSpec.full(4, 2, TASKS)
+    ones = net.discrete_gates(full)
+    assert torch.all(ones.alpha == 1) and torch.all(ones.beta == 1) and torch.all(ones.gamma == 1)
+    x = torch.randn(2, 3, 16, 16)
+    c = CompactNet(full, TASKS, 8)
+    c.load_from(net)
+    c.eval()
+    torch.testing.assert_close(c(x)["depth"], net(x, Gates(ones.alpha, ones.beta, ones.gamma))["depth"], atol=1e-5, rtol=0)

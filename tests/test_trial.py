@@ -1,0 +1,134 @@
+"""A whole trial end to end: files, costs, checkpoints, resume, stage reuse, divergence, baselines."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from supernet.config import build_config
+from supernet.stages import DivergenceError
+from supernet.trial import DirStageStore, TrialHooks, load_checkpoint, run_trial, stage_key
+
+ROOT = Path(__file__).resolve().parents[1]
+SMALL = {"data.n_train": 32, "data.n_val": 16, "trial.progress": False, "trial.deterministic": True}
+
+
+def flat(metrics: dict) -> dict:
+    return {f"{t}/{k}": v for t, m in metrics.items() for k, v in m.items()}
+
+
+def tiny(**over):
+    return build_config("tiny", {**SMALL, **over})
+
+
+def test_run_py_trial_writes_every_file(tmp_path):
+    out = tmp_path / "t"
+    r = subprocess.run([sys.executable, "run.py", "--trial", "--preset", "tiny", "--out", str(out)],
+                       cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    for name in ("config.json", "arch_spec.json", "metrics.jsonl", "checkpoint.pt", "summary.json"):
+        assert (out / name).is_file(), name
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["status"] == "finished"
+    assert summary["params"]["union"] < summary["params"]["supernet"]
+    assert set(summary["metrics"]) == {"segmentation", "depth", "normal"}
+    assert all(summary["timings"][s] >= 0 for s in ("warmup", "search", "reduction", "finetune"))
+    lines = [json.loads(l) for l in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [l["stage"] for l in lines] == ["warmup", "search", "finetune"]
+    assert len({tuple(sorted(l)) for l in lines}) == 1  # same keys at every step
+    ckpt = torch.load(out / "checkpoint.pt", weights_only=True)  # tensors and plain data only
+    assert ckpt["done"] == ["warmup", "search", "reduction", "finetune"]
+
+
+def test_run_py_rejects_bad_config_with_the_key(tmp_path):
+    r = subprocess.run([sys.executable, "run.py", "--trial", "--preset", "tiny", "--set", "model.flow_width=3",
+                        "--out", str(tmp_path)], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2
+    assert "model.flow_width" in r.stderr and "Traceback" not in r.stderr
+
+
+class Collect(TrialHooks):
+    def __init__(self):
+        self.records, self.states = [], []
+
+    def on_epoch(self, record):
+        self.records.append(record)
+
+    def save_checkpoint(self, state):
+        self.states.append(state)
+
+
+def test_resume_from_a_mid_stage_checkpoint_gives_the_same_result(tmp_path):
+    cfg = tiny(**{"search.epochs": 3, "trial.checkpoint_every": 1})
+    full = Collect()
+    ref = run_trial(cfg, tmp_path / "a", full)
+    mid = [s for s in full.states if s["stage"] == "search" and s["epoch"] == 1 and "optim" in s]
+    assert mid, "expected a checkpoint after search epoch 1"
+    resumed = Collect()
+    got = run_trial(cfg, tmp_path / "b", resumed, resume=mid[0])
+    assert [r["stage"] for r in resumed.records] == ["search", "search", "finetune"]  # not from scratch
+    assert flat(got["metrics"]) == pytest.approx(flat(ref["metrics"]), rel=1e-6)
+    assert got["params"] == ref["params"]
+
+
+def test_stage_reuse_gives_the_same_result_as_recomputation(tmp_path):
+    store = DirStageStore(tmp_path / "store")
+    a = tiny(**{"reduction.tau": 0.1})
+    b = tiny(**{"reduction.tau": 0.3})  # same warm-up and search, different tau
+    assert stage_key(a, "search") == stage_key(b, "search")
+    assert stage_key(a, "warmup") != stage_key(tiny(**{"model.flow_width": 1}), "warmup")
+    assert stage_key(a, "search") != stage_key(tiny(**{"search.lambda_sq": 0.3}), "search")
+    assert stage_key(a, "warmup") == stage_key(tiny(**{"search.lambda_sq": 0.3}), "warmup")
+    first = run_trial(a, tmp_path / "a", store=store)
+    fresh_b = run_trial(b, tmp_path / "b0")
+    reused_b = run_trial(b, tmp_path / "b1", store=store)
+    assert not first["reused"]["warmup"] and reused_b["reused"] == {"warmup": True, "search": True}
+    assert flat(reused_b["metrics"]) == pytest.approx(flat(fresh_b["metrics"]), rel=1e-6)
+    assert json.loads((tmp_path / "b1/arch_spec.json").read_text()) == json.loads((tmp_path / "b0/arch_spec.json").read_text())
+    lines = lambda p: [json.loads(l)["val_loss/depth"] for l in (p / "metrics.jsonl").read_text().splitlines()]  # noqa: E731
+    assert lines(tmp_path / "b1") == pytest.approx(lines(tmp_path / "b0"), rel=1e-6)
+
+
+def test_store_first_writer_wins(tmp_path):
+    store = DirStageStore(tmp_path)
+    assert store.put("warmup", "k", {"x": torch.ones(1)})
+    assert not store.put("warmup", "k", {"x": torch.zeros(1)})
+    assert store.get("warmup", "k")["x"].item() == 1.0
+    assert store.get("warmup", "missing") is None
+    assert not list((tmp_path / "warmup").glob(".tmp-*"))
+
+
+def test_divergence_stops_with_a_clear_error_and_keeps_files(tmp_path):
+    cfg = tiny(**{"warmup.epochs": 2, "finetune.lr": 1e12, "finetune.momentum": 0.0})
+    with pytest.raises(DivergenceError, match="stage finetune.*lower the stage's learning rate|stage finetune.*Lower"):
+        run_trial(cfg, tmp_path, TrialHooks())
+    assert (tmp_path / "config.json").is_file()
+    lines = (tmp_path / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(l)["stage"] for l in lines][:3] == ["warmup", "warmup", "search"]
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["status"] == "diverged" and "finetune" in summary["error"]
+
+
+@pytest.mark.parametrize("mode,extra", [("single_task", {"trial.single_task": "depth"}), ("hard_sharing", {}), ("full_supernet", {})])
+def test_baseline_modes(tmp_path, mode, extra):
+    s = run_trial(tiny(**{"trial.mode": mode, **extra}), tmp_path)
+    spec = json.loads((tmp_path / "arch_spec.json").read_text())
+    if mode == "single_task":
+        assert list(s["metrics"]) == ["depth"]
+    if mode in ("single_task", "hard_sharing"):
+        assert all(a["edges"] == [[1, 2], [2, 3]] for a in spec["tasks"].values())  # the plain chain
+        assert s["timings"]["search"] != s["timings"]["search"]  # NaN: no search stage
+    else:
+        assert s["params"]["union"] == s["params"]["supernet"]
+    if mode == "hard_sharing":  # one shared chain: the tasks' FLOPs differ only by their heads
+        assert s["flops"]["multitask"] < sum(s["flops"]["per_task"].values())
+
+
+def test_checkpoint_loads_weights_only(tmp_path):
+    run_trial(tiny(), tmp_path, __import__("supernet.trial", fromlist=["LocalHooks"]).LocalHooks(tmp_path, verbose=False))
+    state = load_checkpoint(tmp_path / "checkpoint.pt")
+    assert state["model_kind"] == "compact" and state["spec"]["n_nodes"] == 3
