@@ -46,7 +46,7 @@ def trial_config(args: argparse.Namespace):
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    from supernet.config import ConfigError
+    from supernet.config import ConfigError, DataError
 
     try:
         if args.trial:
@@ -64,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
         from tune.launch import main as sweep_main
 
         return sweep_main(args)
-    except (ConfigError, FileNotFoundError) as e:
+    except (ConfigError, DataError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     except Exception as e:

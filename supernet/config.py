@@ -36,6 +36,10 @@ class ConfigError(ValueError):
     """A configuration key or value is wrong; the message names the key and how to fix it."""
 
 
+class DataError(ValueError):
+    """A data file is missing a partner, malformed or corrupt; the message names the path."""
+
+
 @dataclass(frozen=True)
 class DataConfig:
     name: str = "synthetic"  # synthetic | nyuv2 | cityscapes | omniglot

@@ -46,8 +46,12 @@ class ResNetStem(nn.Module):
         trunk_out = stages[-1][-1].conv3.out_channels if hasattr(stages[-1][-1], "conv3") else stages[-1][-1].conv2.out_channels
         self.proj = nn.Sequential(nn.Conv2d(trunk_out, channels, 1, bias=False), norm_layer(norm, channels), nn.ReLU(inplace=True))
 
+        # images arrive in [0, 1]; torchvision ResNets expect ImageNet-normalised input
+        self.register_buffer("mean", torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1), persistent=False)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.proj(self.trunk(x))  # (B, C, H/s, W/s)
+        return self.proj(self.trunk((x - self.mean) / self.std))  # (B, C, H/s, W/s)
 
 
 def load_trunk_weights(net: nn.Module, path: str) -> None:

@@ -14,6 +14,7 @@ Baselines train warm-up + fine-tune epochs (the method's weight-training budget)
 from __future__ import annotations
 
 import copy
+import dataclasses
 import hashlib
 import json
 import math
@@ -205,7 +206,10 @@ class _Trial:
             torch.use_deterministic_algorithms(True, warn_only=True)
             torch.backends.cudnn.benchmark = False
         self.device = pick_device(t.device)
-        data = build_data(cfg.data)
+        data_cfg = cfg.data
+        if t.mode == "single_task":  # only that task's data (Omniglot: its alphabet's images)
+            data_cfg = dataclasses.replace(cfg.data, tasks=(t.single_task,))
+        data = build_data(data_cfg)
         self.train_ds, self.val_ds = data.train, data.val
         if t.mode == "single_task":
             if t.single_task not in data.tasks:

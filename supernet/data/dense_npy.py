@@ -41,7 +41,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from ..config import ConfigError, DataConfig
+from ..config import ConfigError, DataConfig, DataError
 from ..tasks import TaskSpec
 from .augment import Augmented, DenseAugment, resize_sample
 
@@ -70,11 +70,11 @@ def _load_npy(path: Path) -> np.ndarray:
     try:
         arr = np.load(path, allow_pickle=False)
     except Exception as e:  # noqa: BLE001 - truncated, garbage, pickled: all the same to the user
-        raise ValueError(f"{path}: not a readable .npy array ({type(e).__name__}: {e}); re-extract this file") from None
+        raise DataError(f"{path}: not a readable .npy array ({type(e).__name__}: {e}); re-extract this file") from None
     if not isinstance(arr, np.ndarray):
-        raise ValueError(f"{path}: expected one .npy array, found {type(arr).__name__}")
+        raise DataError(f"{path}: expected one .npy array, found {type(arr).__name__}")
     if arr.dtype.kind not in "fiub":
-        raise ValueError(f"{path}: dtype {arr.dtype} is not numeric; expected a float (or integer) array")
+        raise DataError(f"{path}: dtype {arr.dtype} is not numeric; expected a float (or integer) array")
     return arr
 
 
@@ -90,12 +90,12 @@ def _to_chw(arr: np.ndarray, channels: int, path: Path, what: str) -> np.ndarray
         if first and not last:
             return arr
     shapes = "(H, W, 3) or (3, H, W)" if channels == 3 else "(H, W), (H, W, 1) or (1, H, W)"
-    raise ValueError(f"{path}: {what} has shape {s}; expected {shapes}")
+    raise DataError(f"{path}: {what} has shape {s}; expected {shapes}")
 
 
 def _check_size(arr: np.ndarray, size: tuple[int, int], path: Path, what: str, ref: str) -> None:
     if tuple(arr.shape[-2:]) != tuple(size):
-        raise ValueError(
+        raise DataError(
             f"{path}: {what} is {arr.shape[-2]}x{arr.shape[-1]} but {ref} is {size[0]}x{size[1]}; "
             "every file of a split must have the same height and width"
         )
@@ -103,14 +103,14 @@ def _check_size(arr: np.ndarray, size: tuple[int, int], path: Path, what: str, r
 
 def _check_finite(arr: np.ndarray, path: Path, what: str) -> None:
     if arr.dtype.kind == "f" and not np.isfinite(arr).all():
-        raise ValueError(f"{path}: {what} holds NaN or inf values; mark invalid pixels with 0 (depth/normal) or -1 (label)")
+        raise DataError(f"{path}: {what} holds NaN or inf values; mark invalid pixels with 0 (depth/normal) or -1 (label)")
 
 
 def load_image(path: Path, size: tuple[int, int] | None, ref: str = "") -> torch.Tensor:
     """(3, H, W) float32 in [0, 1]; ``size`` (and ``ref``, the file it comes from) checks the height and width."""
     arr = _load_npy(path)
     if arr.dtype.kind == "b":
-        raise ValueError(f"{path}: image has dtype bool; expected float in [0, 1] or uint8")
+        raise DataError(f"{path}: image has dtype bool; expected float in [0, 1] or uint8")
     arr = _to_chw(arr, 3, path, "image")
     if size is not None:
         _check_size(arr, size, path, "image", ref)
@@ -119,7 +119,7 @@ def load_image(path: Path, size: tuple[int, int] | None, ref: str = "") -> torch
     _check_finite(arr, path, "image")
     lo, hi = float(arr.min()), float(arr.max())
     if lo < -1e-3 or hi > 1.0 + 1e-3:
-        raise ValueError(f"{path}: image values span [{lo:.3g}, {hi:.3g}]; expected floats in [0, 1] (or uint8 0..255)")
+        raise DataError(f"{path}: image values span [{lo:.3g}, {hi:.3g}]; expected floats in [0, 1] (or uint8 0..255)")
     return torch.from_numpy(np.ascontiguousarray(arr, dtype=np.float32))
 
 
@@ -127,15 +127,15 @@ def load_label(path: Path, size: tuple[int, int], num_classes: int, ref: str = "
     """(H, W) int64, -1 = ignore."""
     arr = _load_npy(path)
     if arr.dtype.kind == "b":
-        raise ValueError(f"{path}: label has dtype bool; expected class ids (float or int), -1 = ignore")
+        raise DataError(f"{path}: label has dtype bool; expected class ids (float or int), -1 = ignore")
     arr = _to_chw(arr, 1, path, "label")[0]
     _check_size(arr, size, path, "label", ref)
     _check_finite(arr, path, "label")
     if arr.dtype.kind == "f" and not np.array_equal(arr, np.round(arr)):
-        raise ValueError(f"{path}: label holds non-integer values; expected class ids 0..{num_classes - 1} or -1")
+        raise DataError(f"{path}: label holds non-integer values; expected class ids 0..{num_classes - 1} or -1")
     bad = np.unique(arr[(arr < -1) | (arr >= num_classes)])
     if bad.size:
-        raise ValueError(
+        raise DataError(
             f"{path}: label holds values {bad[:5].tolist()} outside 0..{num_classes - 1} and -1 (ignore); "
             f"this data set has {num_classes} classes"
         )
@@ -146,12 +146,12 @@ def load_depth(path: Path, size: tuple[int, int], ref: str = "the image") -> tor
     """(1, H, W) float32, 0 = invalid."""
     arr = _load_npy(path)
     if arr.dtype.kind != "f":
-        raise ValueError(f"{path}: depth has dtype {arr.dtype}; expected a float array (0 = invalid)")
+        raise DataError(f"{path}: depth has dtype {arr.dtype}; expected a float array (0 = invalid)")
     arr = _to_chw(arr, 1, path, "depth")
     _check_size(arr, size, path, "depth", ref)
     _check_finite(arr, path, "depth")
     if float(arr.min()) < 0:
-        raise ValueError(f"{path}: depth holds negative values (min {float(arr.min()):.3g}); expected >= 0, 0 = invalid")
+        raise DataError(f"{path}: depth holds negative values (min {float(arr.min()):.3g}); expected >= 0, 0 = invalid")
     return torch.from_numpy(np.ascontiguousarray(arr, dtype=np.float32))
 
 
@@ -159,12 +159,12 @@ def load_normal(path: Path, size: tuple[int, int], ref: str = "the image") -> to
     """(3, H, W) float32 unit vectors, all-zero = invalid."""
     arr = _load_npy(path)
     if arr.dtype.kind != "f":
-        raise ValueError(f"{path}: normal has dtype {arr.dtype}; expected a float array of unit vectors")
+        raise DataError(f"{path}: normal has dtype {arr.dtype}; expected a float array of unit vectors")
     arr = _to_chw(arr, 3, path, "normal")
     _check_size(arr, size, path, "normal", ref)
     _check_finite(arr, path, "normal")
     if float(np.abs(arr).max()) > 1.0 + 1e-3:
-        raise ValueError(
+        raise DataError(
             f"{path}: normal components reach {float(np.abs(arr).max()):.3g}; expected unit vectors in [-1, 1] "
             "(all-zero = invalid), not an 8-bit colour encoding"
         )
@@ -183,7 +183,7 @@ def _indices(folder: Path) -> list[int]:
             continue
         m = _INDEX.match(p.name)
         if m is None:
-            raise ValueError(f"{p}: expected files named <index>.npy (e.g. 0.npy) in {folder}")
+            raise DataError(f"{p}: expected files named <index>.npy (e.g. 0.npy) in {folder}")
         out.append(int(m.group(1)))
     return sorted(out)
 
@@ -228,7 +228,7 @@ class DenseNpy(Dataset):
                     parts.append(f"indices {_describe(missing)} are in {self.folders['image']} but not in {folder}")
                 if extra:
                     parts.append(f"indices {_describe(extra)} are in {folder} but not in {self.folders['image']}")
-                raise ValueError(
+                raise DataError(
                     "images and targets do not pair up: " + "; ".join(parts) + "; every image needs one file per target"
                 )
         first = _load_npy(self.folders["image"] / f"{self.indices[0]}.npy")

@@ -32,7 +32,7 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset
 
-from ..config import ConfigError, DataConfig
+from ..config import ConfigError, DataConfig, DataError
 from ..tasks import TaskSpec
 from .augment import Augmented, DenseAugment
 
@@ -59,7 +59,7 @@ def scan(background: Path) -> dict[str, dict[str, list[Path]]]:
     for a in alphabets:
         chars = sorted(p for p in a.iterdir() if p.is_dir() and not p.name.startswith("."))
         if len(chars) < 2:
-            raise ValueError(f"{a}: an alphabet needs at least 2 character folders, found {len(chars)}; expected {_LAYOUT}")
+            raise DataError(f"{a}: an alphabet needs at least 2 character folders, found {len(chars)}; expected {_LAYOUT}")
         out[a.name] = {}
         for c in chars:
             pngs = sorted(c.glob("*.png"))
@@ -84,7 +84,7 @@ def load_png(path: Path, size: tuple[int, int]) -> torch.Tensor:
             im = im.convert("L").resize((size[1], size[0]), Image.BILINEAR)
             arr = np.asarray(im, dtype=np.float32) / 255.0  # (H, W)
     except Exception as e:  # noqa: BLE001 - truncated, not a PNG, unreadable: the same fix
-        raise ValueError(f"{path}: not a readable PNG image ({type(e).__name__}: {e}); re-extract Omniglot") from None
+        raise DataError(f"{path}: not a readable PNG image ({type(e).__name__}: {e}); re-extract Omniglot") from None
     return torch.from_numpy(arr)[None].expand(3, -1, -1).contiguous()
 
 
@@ -127,7 +127,7 @@ def build_omniglot(cfg: DataConfig) -> tuple[Dataset, Dataset, dict[str, TaskSpe
     train: Dataset = OmniglotTasks(train_items, names, size)
     val: Dataset = OmniglotTasks(val_items, names, size)
     if not len(val):
-        raise ValueError(f"{find_background(cfg.root)}: no validation drawings; every character needs >= 4 drawings")
+        raise DataError(f"{find_background(cfg.root)}: no validation drawings; every character needs >= 4 drawings")
     _ = train[0], val[0]  # one readable drawing per split now, rather than an error mid-epoch
     if cfg.augment:
         train = Augmented(train, DenseAugment({t: "classification" for t in names}, flip=False))

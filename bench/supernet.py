@@ -1,0 +1,221 @@
+"""Benchmark of the central network and the compact network; prints one JSON object.
+
+    python bench/supernet.py [--channels 32] [--size 32] [--batch 32] [--nodes 6] [--width 3] [--repeats 15]
+
+Measured side by side in one run (medians of interleaved repeats, CPU or CUDA as available):
+(a) search-stage train step (forward + backward + optimiser step, Theta frozen) of the gated supernet
+    for all tasks / the same step of a plain static network executing the same convolutions on the
+    same task-stacked batch without gates            (target <= 1.25)
+(b) search step time at 2N over N at fixed M        (target <= 2.2: linear in N)
+(c) compact multi-task forward / running each kept op application once on precomputed inputs
+    (target <= 1.15), and the compact forward's speed-up over running each task's sub-network alone.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from supernet.compact import CompactNet  # noqa: E402
+from supernet.dag import Supernet, edge_key  # noqa: E402
+from supernet.reduction import reduce  # noqa: E402
+from supernet.squeeze import squeeze_loss  # noqa: E402
+from supernet.stages import set_trainable  # noqa: E402
+from supernet.tasks import TaskSpec, losses  # noqa: E402
+
+TASKS = {
+    "segmentation": TaskSpec("segmentation", "segmentation", num_classes=4),
+    "depth": TaskSpec("depth", "depth"),
+    "normal": TaskSpec("normal", "normal"),
+}
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def timed(fn, device: torch.device) -> float:
+    sync(device)
+    t0 = time.perf_counter()
+    fn()
+    sync(device)
+    return time.perf_counter() - t0
+
+
+def static_forward(net: Supernet, x: torch.Tensor) -> dict[str, torch.Tensor]:
+    """The supernet's convolutions in the same order on the same (T*B) batch, with no gates at all."""
+    T, B = len(net.task_names), x.shape[0]
+    x0 = net.stem(x)
+    shape = x0.shape[1:]
+    hs = {}
+    for j in range(1, net.n_nodes + 1):
+        acc = net.read_in[str(j)](x0).unsqueeze(0).expand(T, B, *shape)
+        for _, i in net._in_edges[j]:
+            acc = acc + net.edges[edge_key(i, j)](hs[i].reshape(T * B, *shape)).view(T, B, *shape)
+        hs[j] = F.relu(acc)
+    readout = torch.stack(list(hs.values()), dim=1).mean(dim=1)
+    size = tuple(x.shape[-2:])
+    return {t: net.heads[t](readout[k], size) for k, t in enumerate(net.task_names)}
+
+
+def make_batch(b: int, size: int, device: torch.device):
+    x = torch.randn(b, 3, size, size, device=device)
+    y = {
+        "segmentation": torch.randint(0, 4, (b, size, size), device=device),
+        "depth": torch.rand(b, 1, size, size, device=device) + 0.5,
+        "normal": F.normalize(torch.randn(b, 3, size, size, device=device), dim=1),
+    }
+    return x, y
+
+
+def search_step_fn(net: Supernet, x, y, gated: bool, lambda_sq: float = 0.5):
+    set_trainable(net, weights=False, heads=True, arch=True)
+    opt_w = torch.optim.SGD(net.head_parameters(), lr=1e-3, momentum=0.9)
+    opt_a = torch.optim.Adam(net.arch_parameters(), lr=1e-3)
+    ce, cr = net.op_costs()
+
+    def step():
+        out = net(x) if gated else static_forward(net, x)
+        loss = sum(losses(TASKS, out, y).values())
+        if gated:
+            p = net.gate_probs()
+            loss = loss + lambda_sq * squeeze_loss("union_params", p.alpha, p.beta, ce, cr)
+        opt_w.zero_grad(set_to_none=True)
+        opt_a.zero_grad(set_to_none=True)
+        loss.backward()
+        opt_w.step()
+        if gated:
+            opt_a.step()
+
+    return step
+
+
+def op_replay_fn(c: CompactNet, x: torch.Tensor):
+    """Each kept op application once, on inputs computed beforehand: the floor for a compact forward."""
+    with torch.no_grad():
+        x0 = c.stem(x)
+        h, calls = {}, [(c.stem, x)]
+        for k, (j, r, srcs) in enumerate(c.instances):
+            terms = []
+            if r:
+                terms.append(c.read_in[str(j)](x0))
+            for i, s in srcs:
+                terms.append(c.edges[edge_key(i, j)](h[s]))
+            h[k] = F.relu(sum(terms))
+        seen = set()
+        for k, (j, r, srcs) in enumerate(c.instances):
+            if r and ("r", j) not in seen:
+                seen.add(("r", j))
+                calls.append((c.read_in[str(j)], x0))
+            for i, s in srcs:
+                if (i, j, s) not in seen:
+                    seen.add((i, j, s))
+                    calls.append((c.edges[edge_key(i, j)], h[s]))
+        size = tuple(x.shape[-2:])
+        heads = []
+        for t in c.task_names:
+            outs = [h[c.task_instances[t][j]] for j in c.spec[t].read_out]
+            heads.append((c.heads[t], torch.stack(outs).mean(0), size))
+
+    def run():
+        with torch.no_grad():
+            for mod, inp in calls:
+                mod(inp)
+            for head, feat, sz in heads:
+                head(feat, sz)
+
+    return run
+
+
+def median_times(fns: dict, repeats: int, device: torch.device) -> dict[str, float]:
+    for fn in fns.values():  # warm-up
+        fn()
+        fn()
+    times = {k: [] for k in fns}
+    for _ in range(repeats):
+        for k, fn in fns.items():  # interleaved: each comparison sees the same machine state
+            times[k].append(timed(fn, device))
+    return {k: statistics.median(v) for k, v in times.items()}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--channels", type=int, default=32)
+    ap.add_argument("--size", type=int, default=32)
+    ap.add_argument("--batch", type=int, default=32)
+    ap.add_argument("--nodes", type=int, default=6)
+    ap.add_argument("--width", type=int, default=3)
+    ap.add_argument("--tau", type=float, default=0.15)
+    ap.add_argument("--repeats", type=int, default=15)
+    args = ap.parse_args()
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    torch.manual_seed(0)
+    x, y = make_batch(args.batch, args.size, device)
+
+    def net(n: int) -> Supernet:
+        return Supernet(TASKS, n, args.width, args.channels).to(device)
+
+    n1, n2, n_static = net(args.nodes), net(2 * args.nodes), net(args.nodes)
+    n_static.load_state_dict(n1.state_dict())
+    t = median_times({
+        "supernet_step": search_step_fn(n1, x, y, gated=True),
+        "static_step": search_step_fn(n_static, x, y, gated=False),
+        "supernet_step_2n": search_step_fn(n2, x, y, gated=True),
+    }, args.repeats, device)
+
+    # a searched-looking architecture: random gates, reduced at tau
+    g = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        for p in n1.arch_parameters():
+            p.copy_((torch.randn(p.shape, generator=g) * 2).to(device))
+    spec = reduce(n1.gate_probs(), n1.task_names, args.nodes, args.width, args.tau)
+    c = CompactNet(spec, TASKS, args.channels).to(device)
+    c.load_from(n1)
+    c.eval()
+
+    def compact_all():
+        with torch.no_grad():
+            c(x)
+
+    def compact_separate():
+        with torch.no_grad():
+            for task in c.task_names:
+                c(x, tasks=[task])
+
+    tc = median_times({"compact": compact_all, "op_replay": op_replay_fn(c, x), "separate": compact_separate},
+                      args.repeats, device)
+    result = {
+        "device": str(device),
+        "threads": torch.get_num_threads(),
+        "setup": {"N": args.nodes, "M": args.width, "C": args.channels, "size": args.size, "batch": args.batch, "tasks": len(TASKS)},
+        "search_step_ms": round(t["supernet_step"] * 1e3, 3),
+        "static_step_ms": round(t["static_step"] * 1e3, 3),
+        "a_supernet_over_static": round(t["supernet_step"] / t["static_step"], 3),
+        "a_target": 1.25,
+        "search_step_2n_ms": round(t["supernet_step_2n"] * 1e3, 3),
+        "b_2n_over_n": round(t["supernet_step_2n"] / t["supernet_step"], 3),
+        "b_target": 2.2,
+        "compact_forward_ms": round(tc["compact"] * 1e3, 3),
+        "op_replay_ms": round(tc["op_replay"] * 1e3, 3),
+        "c_compact_over_ops_once": round(tc["compact"] / tc["op_replay"], 3),
+        "c_target": 1.15,
+        "separate_tasks_ms": round(tc["separate"] * 1e3, 3),
+        "c_speedup_over_separate": round(tc["separate"] / tc["compact"], 3),
+        "compact_instances": len(c.instances),
+        "kept_edges_union": len(spec.union_edges()),
+        "kept_edges_per_task": {t: len(a.edges) for t, a in spec.tasks},
+    }
+    print(json.dumps(result, indent=1))
+
+
+if __name__ == "__main__":
+    main()
