@@ -52,9 +52,15 @@ def timed(fn, device: torch.device) -> float:
 
 
 def static_forward(net: Supernet, x: torch.Tensor) -> dict[str, torch.Tensor]:
-    """The supernet's convolutions in the same order on the same (T*B) batch, with no gates at all."""
+    """The supernet's convolutions in the same order on the same (T*B) batch, with no gates at all.
+
+    With Theta frozen, the gated step must still back-propagate through every conv (to reach the gates);
+    so that the static step does the same backward work, the stem output is made to require grad here.
+    """
     T, B = len(net.task_names), x.shape[0]
     x0 = net.stem(x)
+    if not x0.requires_grad:
+        x0 = x0.detach().requires_grad_()
     shape = x0.shape[1:]
     hs = {}
     for j in range(1, net.n_nodes + 1):
@@ -100,7 +106,8 @@ def search_step_fn(net: Supernet, x, y, gated: bool, lambda_sq: float = 0.5):
 
 
 def op_replay_fn(c: CompactNet, x: torch.Tensor):
-    """Each kept op application once, on inputs computed beforehand: the floor for a compact forward."""
+    """Each kept op application once on inputs computed beforehand, plus each node's sum + ReLU and each
+    head: the same arithmetic as a compact forward without its bookkeeping (the floor for it)."""
     with torch.no_grad():
         x0 = c.stem(x)
         h, calls = {}, [(c.stem, x)]
@@ -120,6 +127,10 @@ def op_replay_fn(c: CompactNet, x: torch.Tensor):
                 if (i, j, s) not in seen:
                     seen.add((i, j, s))
                     calls.append((c.edges[edge_key(i, j)], h[s]))
+        sums = []
+        for k, (j, r, srcs) in enumerate(c.instances):
+            terms = ([c.read_in[str(j)](x0)] if r else []) + [c.edges[edge_key(i, j)](h[s]) for i, s in srcs]
+            sums.append(terms)
         size = tuple(x.shape[-2:])
         heads = []
         for t in c.task_names:
@@ -130,6 +141,8 @@ def op_replay_fn(c: CompactNet, x: torch.Tensor):
         with torch.no_grad():
             for mod, inp in calls:
                 mod(inp)
+            for terms in sums:
+                F.relu(sum(terms))
             for head, feat, sz in heads:
                 head(feat, sz)
 

@@ -122,12 +122,18 @@ class CompactNet(nn.Module):
                 if (i, j, s) not in op_cache:
                     op_cache[(i, j, s)] = self.edges[edge_key(i, j)](h[s])
                 terms.append(op_cache[(i, j, s)])
-            h[k] = F.relu(terms[0] if len(terms) == 1 else torch.stack(terms).sum(0))
+            if len(terms) == 1:
+                h[k] = F.relu(terms[0])  # not in place: terms[0] may be cached and shared
+            else:
+                acc = terms[0] + terms[1]
+                for term in terms[2:]:
+                    acc = acc + term
+                h[k] = F.relu(acc, inplace=True)  # acc is fresh: safe to overwrite
         size = tuple(x.shape[-2:])
         out = {}
         for t in tasks:
             outs = [h[self.task_instances[t][j]] for j in self.spec[t].read_out]
-            feat = outs[0] if len(outs) == 1 else torch.stack(outs).mean(0)
+            feat = outs[0] if len(outs) == 1 else sum(outs[1:], outs[0]) / len(outs)
             out[t] = self.heads[t](feat, size)
         return out
 
