@@ -130,13 +130,20 @@ def _reporter(sweep: Sweep):
     return CLIReporter(metric_columns=metrics, parameter_columns=params, max_report_frequency=20, sort_by_metric=False)
 
 
-def build_tuner(sweep: Sweep, storage: str, extra_config: dict | None = None):
-    """A Tuner for ``sweep`` with its experiment at ``<storage>/<sweep.name>``."""
+def _trainable(sweep: Sweep, exp_path: str, stage_reuse: bool = True):
+    from ray import tune
+
+    cache = cache_root(exp_path) if stage_reuse else None
+    setup = TrialSetup(sweep.preset, sweep.base, cache, None if is_uri(exp_path) else exp_path)
+    return tune.with_resources(tune.with_parameters(train, setup=setup), {"cpu": sweep.cpu, "gpu": sweep.gpu})
+
+
+def build_tuner(sweep: Sweep, storage: str, extra_config: dict | None = None, stage_reuse: bool = True):
+    """A Tuner for ``sweep`` with its experiment at ``<storage>/<sweep.name>`` (``stage_reuse=False``: for benchmarks)."""
     from ray import tune
 
     exp_path = _join(storage, sweep.name)
-    setup = TrialSetup(sweep.preset, sweep.base, cache_root(exp_path))
-    trainable = tune.with_resources(tune.with_parameters(train, setup=setup), {"cpu": sweep.cpu, "gpu": sweep.gpu})
+    trainable = _trainable(sweep, exp_path, stage_reuse)
     param_space, search_alg, num_samples = make_search(sweep)
     if extra_config:
         param_space = {**param_space, **extra_config}
@@ -147,13 +154,13 @@ def build_tuner(sweep: Sweep, storage: str, extra_config: dict | None = None):
         tune_config=tune.TuneConfig(
             search_alg=search_alg, scheduler=make_scheduler(sweep), num_samples=num_samples,
             max_concurrent_trials=sweep.max_concurrent or None, trial_dirname_creator=trial_dirname,
-            trial_name_creator=trial_dirname,
+            trial_name_creator=trial_dirname, reuse_actors=True,  # saves importing torch per trial
         ),
         run_config=tune.RunConfig(
             name=sweep.name, storage_path=storage,
             failure_config=tune.FailureConfig(max_failures=sweep.max_failures),
             checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
-            sync_config=tune.SyncConfig(sync_artifacts=True),
+            sync_config=tune.SyncConfig(sync_period=5, sync_artifacts=is_uri(exp_path)),
             callbacks=[ResultsCallback(exp_path, sweep.name, sweep.preset, sweep.base, tasks)],
             progress_reporter=_reporter(sweep), verbose=1,
         ),
@@ -167,9 +174,7 @@ def restore_tuner(sweep: Sweep, storage: str):
     exp_path = _join(storage, sweep.name)
     if not tune.Tuner.can_restore(exp_path):
         raise ConfigError(f"--resume: no restorable experiment at {exp_path} (check --storage and --name)")
-    setup = TrialSetup(sweep.preset, sweep.base, cache_root(exp_path))
-    trainable = tune.with_resources(tune.with_parameters(train, setup=setup), {"cpu": sweep.cpu, "gpu": sweep.gpu})
-    return tune.Tuner.restore(exp_path, trainable, resume_unfinished=True, resume_errored=True)
+    return tune.Tuner.restore(exp_path, _trainable(sweep, exp_path), resume_unfinished=True, resume_errored=True)
 
 
 def _join(storage: str, name: str) -> str:
@@ -284,6 +289,7 @@ def write_report(exp_path: str) -> None:
 def main(args: argparse.Namespace) -> int:
     """``run.py`` sweep path: run (or with --resume continue) the sweep, write tables, summary and report."""
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # use the CLIReporter table below
+    os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "5")  # experiment state (for --resume) at most 5 s old
     storage = _storage(args)
     sweep, doc = load_for(args, storage)
     exp_path = _join(storage, sweep.name)

@@ -75,11 +75,13 @@ class Sweep:
 
     def grid_points(self) -> list[dict[str, Any]]:
         """Grid search: the cross product of the grid axes and the seeds (one dict per trial)."""
-        keys = [k for k in self.axes if k != "trial.seed"]
+        # Order for stage reuse: axes of later stages vary slowest, seeds fastest, so trials running at the
+        # same time differ in their warm-up and later trials find their warm-up / search in the cache.
+        rank = {"reduction": 0, "finetune": 0, "search": 1}
+        keys = sorted((k for k in self.axes if k != "trial.seed"), key=lambda k: rank.get(k.split(".")[0], 2))
         out = []
-        for values in itertools.product(*(self.axes[k][1] for k in keys)):
-            for seed in self.seeds:
-                out.append({**dict(zip(keys, values)), "trial.seed": seed})
+        for values in itertools.product(*(self.axes[k][1] for k in keys), self.seeds):
+            out.append({**dict(zip(keys, values[:-1])), "trial.seed": values[-1]})
         return out
 
     def baseline_points(self) -> list[dict[str, Any]]:

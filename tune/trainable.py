@@ -2,8 +2,9 @@
 
 A trial's Tune config is ``{"overrides": {dotted key: value, ...}}``; the shared part of the config
 (preset + the sweep file's ``config:``) and the stage-cache root come in through ``tune.with_parameters``.
-The trial's own files (config.json, arch_spec.json, metrics.jsonl, summary.json) are written to Tune's
-trial directory and synced to ``<storage>/<name>/<trial>/`` (``SyncConfig(sync_artifacts=True)``).
+The trial's own files (config.json, arch_spec.json, metrics.jsonl, summary.json) go to
+``<storage>/<name>/trial_<id>/``: written there directly for local/NFS storage; for URIs written to
+Tune's trial directory and synced by Tune (``SyncConfig(sync_artifacts=True)``).
 
 Reports: one per epoch (the record of ``run_trial``, the same keys every time) plus ``SUMMARY_KEYS``
 (NaN until the last report, which carries the summary's figures and ``trial_finished = 1``).
@@ -40,6 +41,7 @@ class TrialSetup:
     preset: str | None
     base: dict[str, Any]
     stage_cache: str | None  # root of the content-addressed stage store; None = no reuse
+    exp_dir: str | None = None  # local/NFS experiment folder: trial files go straight to <exp_dir>/trial_<id>
 
 
 def summary_keys(tasks: list[str]) -> dict[str, float]:
@@ -126,6 +128,14 @@ class TuneHooks(TrialHooks):
             raise RuntimeError(f"injected crash after the checkpoint of step {rec['step']}")
 
 
+def _finished_summary(trial_dir: Path) -> dict[str, Any] | None:
+    p = trial_dir / "summary.json"
+    if not p.is_file():
+        return None
+    summary = json.loads(p.read_text())
+    return summary if summary.get("status") == "finished" else None
+
+
 def _last_line(path: Path) -> dict[str, Any]:
     lines = path.read_text().splitlines()
     return json.loads(lines[-1])
@@ -135,7 +145,18 @@ def train(config: dict[str, Any], setup: TrialSetup) -> None:
     """The function trainable: build the config, resume from Tune's checkpoint if any, run, report."""
     overrides = config["overrides"]
     cfg = build_config(setup.preset, {**setup.base, **overrides})
-    trial_dir = Path(tune.get_context().get_trial_dir())
+    ctx = tune.get_context()
+    # local/NFS storage: write straight into the experiment's trial folder (launch names it trial_<id>), so
+    # the files are complete there when the trial reports its end; URIs: Tune's trial dir, synced by Tune
+    trial_dir = Path(setup.exp_dir) / f"trial_{ctx.get_trial_id()}" if setup.exp_dir else Path(ctx.get_trial_dir())
+    trial_dir.mkdir(parents=True, exist_ok=True)
+    summary = _finished_summary(trial_dir)
+    if summary is not None:  # it finished, but the driver died before Tune's state recorded that: never re-run
+        last = _last_line(trial_dir / "metrics.jsonl")
+        tune.report({**summary_keys(list(summary["val_loss"])), **last, **flatten_summary(summary),
+                     "node": ray.get_runtime_context().get_node_id(), "hostname": socket.gethostname(),
+                     "resumed_from_step": last["step"]})
+        return
     resume = None
     ckpt = tune.get_checkpoint()
     if ckpt is not None:

@@ -1,0 +1,64 @@
+"""Stage reuse and scheduling overhead of a small sweep: prints one JSON object.
+
+    python bench/sweep.py            # about 2-3 minutes on 2 CPU cores
+
+A 2x2x2 grid over (M, lambda_sq, tau) runs twice on one local Ray (2 CPUs, 2 trials at a time):
+with stage reuse and without. Figures:
+  reuse_compute_ratio  sum of trial times with reuse / without (target <= 0.5)
+  wall_over_ideal      the reuse sweep's wall time / (sum of its trial times / parallel slots) (target <= 1.2)
+"""
+from __future__ import annotations
+
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+SLOTS = 2
+DOC = {
+    "preset": "tiny",
+    "config": {"data.n_train": 96, "data.n_val": 32, "model.n_nodes": 3, "warmup.epochs": 4, "search.epochs": 4,
+               "finetune.epochs": 1, "trial.progress": False, "trial.latency_repeats": 1},
+    "sweep": {"search": "grid", "resources": {"cpu": 1}, "max_concurrent": SLOTS,
+              "axes": {"model.flow_width": {"grid": [1, 2]}, "search.lambda_sq": {"grid": [0.1, 1.0]},
+                       "reduction.tau": {"grid": [0.05, 0.2]}}},
+}
+
+
+def run(storage: str, name: str, reuse: bool) -> dict:
+    from tune.launch import build_tuner
+    from tune.space import parse_sweep
+
+    sweep = parse_sweep({**DOC, "sweep": {**DOC["sweep"], "name": name}})
+    t0 = time.perf_counter()
+    grid = build_tuner(sweep, storage, stage_reuse=reuse).fit()
+    wall = time.perf_counter() - t0
+    times = [r.metrics["time_total_s"] for r in grid]
+    assert all(r.metrics.get("trial_finished") == 1 for r in grid), "every benchmark trial should finish"
+    return {"wall_s": wall, "trial_s": sum(times), "n_trials": len(times)}
+
+
+def main() -> None:
+    import ray
+
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    ray.init(num_cpus=SLOTS, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    try:
+        with tempfile.TemporaryDirectory() as d:
+            no = run(d, "no_reuse", reuse=False)
+            yes = run(d, "reuse", reuse=True)
+    finally:
+        ray.shutdown()
+    print(json.dumps({
+        "reuse_compute_ratio": round(yes["trial_s"] / no["trial_s"], 3),
+        "wall_over_ideal": round(yes["wall_s"] / (yes["trial_s"] / SLOTS), 3),
+        "with_reuse": yes, "without_reuse": no, "slots": SLOTS,
+    }, indent=1))
+
+
+if __name__ == "__main__":
+    main()
