@@ -114,3 +114,19 @@ def test_stage_reuse_gives_the_same_result_as_recomputation(ray_session, tmp_pat
     assert reused["params_union"] == ref["params"]["union"]
     # and the cache entry is what a fresh store would hold (same key -> first writer kept)
     assert DirStageStore(exp / "stage_cache").get("warmup", "nope") is None
+
+
+def test_optuna_multi_objective_with_baselines_and_asha(ray_session, tmp_path):
+    path = sweep_file(tmp_path, "opt", search="optuna", num_samples=3, sampler="nsga2",
+                      axes={"search.lambda_sq": {"loguniform": [0.01, 1.0]}, "model.flow_width": {"choice": [1, 2]}},
+                      objectives={"score": "min", "params_union": "min"}, baselines=["hard_sharing"],
+                      scheduler={"type": "asha", "grace_period": 2})
+    exp, _, df = run_sweep(path, tmp_path / "runs")
+    assert len(df) == 4 and df["trial_id"].is_unique
+    assert (df["mode"] == "hard_sharing").sum() == 1
+    method = df[df["mode"] == "supernet"]
+    assert method["lambda_sq"].between(0.01, 1.0).all() and set(method["flow_width"]) <= {1, 2}
+    assert set(df["status"]) <= {"finished", "early_stopped"}
+    stopped = df[df["status"] == "early_stopped"]
+    assert stopped["time/finetune"].isna().all()  # partial: metrics from the last report, no summary figures
+    assert list(exp.glob("searcher-state-*.pkl"))  # the Optuna study, persisted with the experiment
