@@ -168,6 +168,22 @@ class ResultsCallback(tune.Callback):
     def on_experiment_end(self, trials: list, **info: Any) -> None:
         self.write(trials)
 
+    def _epochs_from_file(self, trial: Any) -> None:
+        """Local/NFS: the trial's metrics.jsonl is the exact epoch list (reports before a driver kill included)."""
+        path = os.path.join(self.dir, os.path.basename(str(trial.path).rstrip("/")), "metrics.jsonl")
+        if not os.path.isfile(path):
+            return
+        node = (trial.last_result or {}).get("node")
+        for key in [k for k in self.epochs if k[0] == trial.trial_id]:
+            del self.epochs[key]
+        with open(path) as f:
+            for line in f:
+                rec = json.loads(line)
+                row = {"experiment": self.experiment, "trial_id": trial.trial_id,
+                       **{k: rec.get(k) for k in RECORD_KEYS},
+                       **{k: v for k, v in rec.items() if k.startswith(("val_loss/", "metric/"))}, "node": node}
+                self.epochs[(trial.trial_id, int(rec["step"]))] = {k: (math.nan if v is None and k != "node" else v) for k, v in row.items()}
+
     def status(self, trial: Any) -> str | None:
         """finished | early_stopped | errored, or None for a trial still to run."""
         s = trial.status
@@ -184,6 +200,8 @@ class ResultsCallback(tune.Callback):
             status = self.status(t)
             if status is not None:
                 rows.append(trial_row(self.experiment, t, status, self.preset, self.base, list(self.tasks), swept))
+            if status is not None and t.path and "://" not in self.exp_path:
+                self._epochs_from_file(t)
         self.fs.create_dir(self.dir, recursive=True)
         if rows:
             write_table_atomic(results_table(rows, self.tasks), self.fs, f"{self.dir}/results.parquet")
