@@ -1,6 +1,6 @@
 """Benchmark of the central network and the compact network; prints one JSON object.
 
-    python bench/supernet.py [--channels 32] [--size 32] [--batch 32] [--nodes 6] [--width 3] [--repeats 15]
+    python bench/supernet.py [--channels 32] [--size 32] [--batch 16] [--nodes 8] [--width 2] [--repeats 15]
 
 Measured side by side in one run (medians of interleaved repeats, CPU or CUDA as available):
 (a) search-stage train step (forward + backward + optimiser step, Theta frozen) of the gated supernet
@@ -164,9 +164,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--channels", type=int, default=32)
     ap.add_argument("--size", type=int, default=32)
-    ap.add_argument("--batch", type=int, default=32)
-    ap.add_argument("--nodes", type=int, default=6)
-    ap.add_argument("--width", type=int, default=3)
+    ap.add_argument("--batch", type=int, default=16)
+    ap.add_argument("--nodes", type=int, default=8)
+    ap.add_argument("--width", type=int, default=2)
     ap.add_argument("--tau", type=float, default=0.15)
     ap.add_argument("--repeats", type=int, default=15)
     args = ap.parse_args()

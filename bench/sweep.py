@@ -21,8 +21,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 SLOTS = 2
 DOC = {
     "preset": "tiny",
-    "config": {"data.n_train": 192, "data.n_val": 32, "model.n_nodes": 3, "warmup.epochs": 8, "search.epochs": 8,
-               "finetune.epochs": 1, "trial.progress": False, "trial.latency_repeats": 1},
+    "config": {"data.n_train": 768, "data.n_val": 32, "model.n_nodes": 3, "warmup.epochs": 6, "search.epochs": 6,
+               "finetune.epochs": 2, "trial.progress": False, "trial.latency_repeats": 1},
     "sweep": {"search": "grid", "resources": {"cpu": 1}, "max_concurrent": SLOTS,
               "axes": {"model.flow_width": {"grid": [1, 2]}, "search.lambda_sq": {"grid": [0.1, 1.0]},
                        "reduction.tau": {"grid": [0.05, 0.2]}}},

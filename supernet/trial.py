@@ -59,6 +59,11 @@ class TrialHooks:
     def on_epoch(self, record: dict[str, Any]) -> None:
         """Called after every epoch of every stage with the same keys each time."""
 
+    def on_replay(self, records: list[dict[str, Any]]) -> None:
+        """Records of a stage loaded from the stage store (already in metrics.jsonl). Default: on_epoch each."""
+        for record in records:
+            self.on_epoch(record)
+
     def save_checkpoint(self, state: dict[str, Any]) -> None:
         """Called at each stage boundary and every ``trial.checkpoint_every`` epochs."""
 
@@ -160,7 +165,8 @@ def stage_key(cfg: Config, stage: str) -> str:
         "warmup": d["warmup"],
         "seed": cfg.trial.seed,
         "precision": cfg.trial.precision,
-        "family": "supernet",
+        # the stage's network: the supernet for the method and full_supernet; a baseline's own chain otherwise
+        "family": "supernet" if cfg.trial.mode in ("supernet", "full_supernet") else f"chain:{cfg.trial.mode}:{cfg.trial.single_task}",
         "v": CHECKPOINT_VERSION,
     }
     if stage == "search":
@@ -190,10 +196,17 @@ class _Recorder:
         if not append:
             path.write_text("")
 
-    def __call__(self, record: dict[str, Any]) -> None:
+    def _write(self, records: list[dict[str, Any]]) -> None:
         with self.path.open("a") as f:
-            f.write(json.dumps(_jsonable(record)) + "\n")
+            f.writelines(json.dumps(_jsonable(r)) + "\n" for r in records)
+
+    def __call__(self, record: dict[str, Any]) -> None:
+        self._write([record])
         self.hooks.on_epoch(record)
+
+    def replay(self, records: list[dict[str, Any]]) -> None:
+        self._write(records)
+        self.hooks.on_replay(records)
 
 
 class _Trial:
@@ -227,6 +240,7 @@ class _Trial:
             raise ValueError("checkpoint: written by an incompatible version of this tool; start the trial afresh")
         self.record = _Recorder(out / "metrics.jsonl", hooks, append=resume is not None)
         self.model = self._build_model().to(self.device)
+        self.last_eval: tuple[dict, dict] | None = None  # (metrics, val losses) of the current weights
         self.costs: dict[str, float] = {"params_union": math.nan, "flops_multitask": math.nan}
         self._update_costs()
 
@@ -320,6 +334,7 @@ class _Trial:
             rec = self._record(stage, epoch, tr, metrics, vloss)
             records.append(rec)
             self.record(rec)
+            self.last_eval = (metrics, vloss)
             st["stage"], st["epoch"] = stage, epoch + 1
             k = cfg.trial.checkpoint_every
             if k and (epoch + 1) % k == 0 and epoch + 1 < epochs:
@@ -350,15 +365,16 @@ class _Trial:
         if hit is not None:
             self.model.load_state_dict(hit["model"])
             st["step"] += len(hit["records"])
-            for rec in hit["records"]:
-                self.record(rec)
+            self.record.replay(hit["records"])
             st["reused"][stage] = True
+            self.last_eval = None
         elif stage == "reduction":
             spec = reduce(self.model.gate_probs(), self.model.task_names, self.cfg.model.n_nodes, self.cfg.model.flow_width, self.cfg.reduction.tau)
             compact = build_compact(spec, self.cfg.model, self.tasks)
             compact.load_from(self.model)
             self.model = compact.to(self.device)
             st["spec"], st["model_kind"] = spec.to_dict(), "compact"
+            self.last_eval = None
         else:
             records = self.train_stage(stage)
             st["reused"][stage] = False
@@ -381,8 +397,11 @@ class _Trial:
         if spec is not None:
             spec.to_json(self.out / "arch_spec.json")
         d = cfg.data
-        metrics, vloss = evaluate(self.model, make_loader(self.val_ds, d.batch_size, False, 0, d.num_workers, d.pin_memory),
-                                  self.tasks, self.device, cfg.trial.precision)
+        if self.last_eval is not None:  # the last epoch already evaluated these exact weights
+            metrics, vloss = self.last_eval
+        else:
+            val_loader = make_loader(self.val_ds, d.batch_size, False, 0, d.num_workers, d.pin_memory)
+            metrics, vloss = evaluate(self.model, val_loader, self.tasks, self.device, cfg.trial.precision)
         costs = cost_summary(self.model, self.image_shape, self.device, cfg.trial.latency_repeats)
         supernet_params = n_params(build_supernet(cfg.model, self.tasks))
         return {

@@ -4,7 +4,7 @@ Local and NFS paths use ``supernet.trial.DirStageStore`` (atomic temp file + har
 racing for one key cannot corrupt it, the first writer wins). For URIs (``s3://``, ``gs://``, ...)
 stage reuse is switched off with a log line: object stores offer no atomic create-if-absent through
 pyarrow.fs, and a torn or doubly-written stage checkpoint would silently change results.
-A trial's result is the same with or without reuse (tests/test_tune_reuse.py).
+A trial's result is the same with or without reuse (tests/test_tune_sweep.py).
 """
 from __future__ import annotations
 

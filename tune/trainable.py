@@ -110,6 +110,11 @@ class TuneHooks(TrialHooks):
         else:
             self.report(record)
 
+    def on_replay(self, records: list[dict[str, Any]]) -> None:
+        """A stage came from the stage cache: its epochs are in metrics.jsonl already; one report (the
+        stage's last record, with the boundary checkpoint) instead of a driver round trip per epoch."""
+        self.on_epoch(records[-1])
+
     def save_checkpoint(self, state: dict[str, Any]) -> None:
         self.last_state = state
         last = self.held is not None and self.held["stage"] == self.plan[-1] and self.held["epoch"] + 1 == self.epochs[self.plan[-1]]
@@ -170,7 +175,6 @@ def train(config: dict[str, Any], setup: TrialSetup) -> None:
     if "_crash" in config:
         extra["_crash"] = config["_crash"]
     hooks = TuneHooks(trial_dir, epochs, STAGE_PLAN[cfg.trial.mode], cfg.trial.checkpoint_every, extra)
-    # Only the supernet modes share stages: stage_key does not tell a baseline's chain from the supernet.
-    store = open_store(setup.stage_cache) if cfg.trial.mode in ("supernet", "full_supernet") else None
+    store = open_store(setup.stage_cache)
     summary = run_trial(cfg, trial_dir, hooks, resume=resume, store=store)
     hooks.finish(summary)

@@ -17,6 +17,8 @@ How a scene is made (deterministic in ``(data_seed, index)``):
 """
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import torch
 from torch.utils.data import Dataset
@@ -85,19 +87,26 @@ def render_scene(rng: np.random.Generator, h: int, w: int) -> tuple[np.ndarray, 
     )
 
 
+@functools.lru_cache(maxsize=4)
+def render_split(n: int, h: int, w: int, seed: int) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """``n`` scenes as stacked tensors. Cached per process: sweep trials that a Ray worker runs one after
+    another (and share data settings) render their scenes once. Callers must not modify the tensors."""
+    rng = np.random.default_rng(seed)
+    scenes = [render_scene(rng, h, w) for _ in range(n)]
+    images = torch.from_numpy(np.stack([s[0] for s in scenes]))  # (n, 3, H, W)
+    targets = {
+        "segmentation": torch.from_numpy(np.stack([s[1] for s in scenes])),  # (n, H, W)
+        "depth": torch.from_numpy(np.stack([s[2] for s in scenes])),  # (n, 1, H, W)
+        "normal": torch.from_numpy(np.stack([s[3] for s in scenes])),  # (n, 3, H, W)
+    }
+    return images, targets
+
+
 class SyntheticScenes(Dataset):
     """``n`` procedural scenes, pre-rendered once (a few MB) so epochs cost only the network."""
 
     def __init__(self, n: int, image_size: tuple[int, int], seed: int, tasks: tuple[str, ...]):
-        h, w = image_size
-        rng = np.random.default_rng(seed)
-        scenes = [render_scene(rng, h, w) for _ in range(n)]
-        self.images = torch.from_numpy(np.stack([s[0] for s in scenes]))  # (n, 3, H, W)
-        all_targets = {
-            "segmentation": torch.from_numpy(np.stack([s[1] for s in scenes])),  # (n, H, W)
-            "depth": torch.from_numpy(np.stack([s[2] for s in scenes])),  # (n, 1, H, W)
-            "normal": torch.from_numpy(np.stack([s[3] for s in scenes])),  # (n, 3, H, W)
-        }
+        self.images, all_targets = render_split(n, image_size[0], image_size[1], seed)
         self.targets = {t: all_targets[t] for t in tasks}
 
     def __len__(self) -> int:
