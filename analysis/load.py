@@ -23,22 +23,11 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 
+# fallback senses of the known metric names, used when the Parquet metadata lacks one (a torch-free module)
+from supernet.senses import METRIC_SENSES
+
 SCHEMA_VERSION = 1
 META_KEY = b"dagmtl"
-
-# Fallback senses of the known metric names, used when the Parquet metadata lacks one.
-METRIC_SENSES: dict[str, str] = {
-    "miou": "max",
-    "pixel_acc": "max",
-    "abs_err": "min",
-    "rel_err": "min",
-    "mean_angle": "min",
-    "median_angle": "min",
-    "within_11.25": "max",
-    "within_22.5": "max",
-    "within_30": "max",
-    "accuracy": "max",
-}
 
 # Short names accepted wherever a column is named as an objective.
 ALIASES: dict[str, str] = {"params": "params_union", "flops": "flops_multitask", "latency": "latency_ms"}

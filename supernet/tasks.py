@@ -24,21 +24,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-KINDS = ("segmentation", "depth", "normal", "classification")
+from .senses import METRIC_SENSES  # one torch-free table, shared with analysis/
 
-# Sense of every metric name: "max" = higher is better, "min" = lower is better.
-METRIC_SENSES: dict[str, str] = {
-    "miou": "max",
-    "pixel_acc": "max",
-    "abs_err": "min",
-    "rel_err": "min",
-    "mean_angle": "min",
-    "median_angle": "min",
-    "within_11.25": "max",
-    "within_22.5": "max",
-    "within_30": "max",
-    "accuracy": "max",
-}
+KINDS = ("segmentation", "depth", "normal", "classification")
 
 
 @dataclass(frozen=True)

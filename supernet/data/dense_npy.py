@@ -142,14 +142,20 @@ def load_label(path: Path, size: tuple[int, int], num_classes: int, ref: str = "
     return torch.from_numpy(arr.astype(np.int64))
 
 
-def load_depth(path: Path, size: tuple[int, int], ref: str = "the image") -> torch.Tensor:
-    """(1, H, W) float32, 0 = invalid."""
+def _float_map(path: Path, channels: int, size: tuple[int, int], name: str, ref: str, expected: str) -> np.ndarray:
+    """A float (channels, H, W) map checked for dtype, layout, size (against ``ref``) and finiteness."""
     arr = _load_npy(path)
     if arr.dtype.kind != "f":
-        raise DataError(f"{path}: depth has dtype {arr.dtype}; expected a float array (0 = invalid)")
-    arr = _to_chw(arr, 1, path, "depth")
-    _check_size(arr, size, path, "depth", ref)
-    _check_finite(arr, path, "depth")
+        raise DataError(f"{path}: {name} has dtype {arr.dtype}; expected {expected}")
+    arr = _to_chw(arr, channels, path, name)
+    _check_size(arr, size, path, name, ref)
+    _check_finite(arr, path, name)
+    return arr
+
+
+def load_depth(path: Path, size: tuple[int, int], ref: str = "the image") -> torch.Tensor:
+    """(1, H, W) float32, 0 = invalid."""
+    arr = _float_map(path, 1, size, "depth", ref, "a float array (0 = invalid)")
     if float(arr.min()) < 0:
         raise DataError(f"{path}: depth holds negative values (min {float(arr.min()):.3g}); expected >= 0, 0 = invalid")
     return torch.from_numpy(np.ascontiguousarray(arr, dtype=np.float32))
@@ -157,12 +163,7 @@ def load_depth(path: Path, size: tuple[int, int], ref: str = "the image") -> tor
 
 def load_normal(path: Path, size: tuple[int, int], ref: str = "the image") -> torch.Tensor:
     """(3, H, W) float32 unit vectors, all-zero = invalid."""
-    arr = _load_npy(path)
-    if arr.dtype.kind != "f":
-        raise DataError(f"{path}: normal has dtype {arr.dtype}; expected a float array of unit vectors")
-    arr = _to_chw(arr, 3, path, "normal")
-    _check_size(arr, size, path, "normal", ref)
-    _check_finite(arr, path, "normal")
+    arr = _float_map(path, 3, size, "normal", ref, "a float array of unit vectors")
     if float(np.abs(arr).max()) > 1.0 + 1e-3:
         raise DataError(
             f"{path}: normal components reach {float(np.abs(arr).max()):.3g}; expected unit vectors in [-1, 1] "
