@@ -107,6 +107,7 @@ class TrialConfig:
     checkpoint_every: int = 0  # >0: also checkpoint every k epochs inside a stage
     progress: bool = True  # progress bars when stderr is a terminal
     latency_repeats: int = 10  # forward passes timed for the summary's latency figure
+    keep_freed_memory: bool = True  # raise glibc's malloc thresholds (CPU speed, see supernet/runtime.py)
 
 
 @dataclass(frozen=True)

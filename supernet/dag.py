@@ -146,16 +146,20 @@ class Supernet(nn.Module):
         T, B = len(self.task_names), x.shape[0]
         x0 = self.stem(x)  # (B, C, h, w), once for all tasks
         shape = x0.shape[1:]
+        # task-stacked states are kept flat, (T, B*C*h*w): a gate scales a whole row, which is far cheaper
+        # on CPU than broadcasting a (T, 1, 1, 1, 1) gate over a 5-D tensor
         hs: dict[int, torch.Tensor] = {}
+        readout = None
+        w = g.gamma / g.gamma.sum(dim=1, keepdim=True).clamp_min(1e-12)  # (T, N) read-out weights
         for j in range(1, self.n_nodes + 1):
-            acc = g.beta[:, j - 1].view(T, 1, 1, 1, 1) * self.read_in[str(j)](x0).unsqueeze(0)  # (T, B, C, h, w)
+            acc = g.beta[:, j - 1 : j] * self.read_in[str(j)](x0).reshape(1, -1)  # (T, D)
             for e, i in self._in_edges[j]:
-                y = self.edges[edge_key(i, j)](hs[i].reshape(T * B, *shape)).view(T, B, *shape)
-                acc = acc + g.alpha[:, e].view(T, 1, 1, 1, 1) * y
+                y = self.edges[edge_key(i, j)](hs[i].view(T * B, *shape)).view(T, -1)  # one conv for all tasks
+                acc = torch.addcmul(acc, g.alpha[:, e : e + 1], y)  # acc + gate * y, one allocation
             hs[j] = F.relu(acc)
-        stacked = torch.stack([hs[j] for j in range(1, self.n_nodes + 1)], dim=1)  # (T, N, B, C, h, w)
-        w = g.gamma / g.gamma.sum(dim=1, keepdim=True).clamp_min(1e-12)  # (T, N)
-        readout = (w.view(T, self.n_nodes, 1, 1, 1, 1) * stacked).sum(dim=1)  # (T, B, C, h, w)
+            wj = w[:, j - 1 : j]
+            readout = wj * hs[j] if readout is None else torch.addcmul(readout, wj, hs[j])
+        readout = readout.view(T, B, *shape)
         size = tuple(x.shape[-2:])
         return {t: self.heads[t](readout[k], size) for k, t in enumerate(self.task_names)}
 

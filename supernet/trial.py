@@ -34,6 +34,7 @@ from .costs import cost_summary, count_flops, n_params
 from .dag import Supernet, build_supernet
 from .data import build_data
 from .reduction import reduce
+from .runtime import keep_freed_memory
 from .spec import ArchSpec
 from .squeeze import squeeze_loss
 from .stages import (
@@ -215,6 +216,8 @@ class _Trial:
     def __init__(self, cfg: Config, out: Path, hooks: TrialHooks, resume: dict | None, store: StageStore | None):
         self.cfg, self.out, self.hooks, self.store = cfg, out, hooks, store
         t = cfg.trial
+        if t.keep_freed_memory:
+            keep_freed_memory()
         if t.deterministic:
             torch.use_deterministic_algorithms(True, warn_only=True)
             torch.backends.cudnn.benchmark = False
@@ -320,7 +323,11 @@ class _Trial:
         scaler = torch.amp.GradScaler(self.device.type) if cfg.trial.precision == "fp16" and self.device.type == "cuda" else None
         d = cfg.data
         records = []
+        cuda = self.device.type == "cuda"
         for epoch in range(start, epochs):
+            t0 = time.perf_counter()
+            if cuda:
+                torch.cuda.reset_peak_memory_stats(self.device)
             seed = stage_seed(cfg.trial.seed, stage, epoch)
             torch.manual_seed(seed)
             loader = make_loader(self.train_ds, d.batch_size, True, seed, d.num_workers, d.pin_memory)
@@ -332,6 +339,8 @@ class _Trial:
             metrics, vloss = evaluate(self.model, val_loader, self.tasks, self.device, cfg.trial.precision)
             st["step"] += 1
             rec = self._record(stage, epoch, tr, metrics, vloss)
+            rec["epoch_time_s"] = time.perf_counter() - t0  # train + validation
+            rec["gpu_peak_mem_mb"] = torch.cuda.max_memory_allocated(self.device) / 2**20 if cuda else math.nan
             records.append(rec)
             self.record(rec)
             self.last_eval = (metrics, vloss)

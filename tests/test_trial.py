@@ -40,6 +40,9 @@ def test_run_py_trial_writes_every_file(tmp_path):
     lines = [json.loads(l) for l in (out / "metrics.jsonl").read_text().splitlines()]
     assert [l["stage"] for l in lines] == ["warmup", "search", "finetune"]
     assert len({tuple(sorted(l)) for l in lines}) == 1  # same keys at every step
+    assert all(l["epoch_time_s"] > 0 for l in lines)
+    if not torch.cuda.is_available():
+        assert all(l["gpu_peak_mem_mb"] is None for l in lines)  # NaN, written as null
     ckpt = torch.load(out / "checkpoint.pt", weights_only=True)  # tensors and plain data only
     assert ckpt["done"] == ["warmup", "search", "reduction", "finetune"]
 
