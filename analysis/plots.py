@@ -168,7 +168,7 @@ def render_topology(data: TopologyData, path: str | PathLike[str] | None = None,
             else:
                 color, lw = ("k" if e.shared else colors[task]), 1.6
             (x0, y0), (x1, y1) = data.positions[e.src], data.positions[e.dst]
-            rad = 0.25 if (x1 - x0) > 1 and not e.dst.startswith("head") else 0.0
+            rad = 0.25 if (x1 - x0) > 1 else 0.0  # curve long edges around the nodes they pass
             ax.add_patch(FancyArrowPatch((x0, y0), (x1, y1), arrowstyle="-|>", mutation_scale=9, color=color, lw=lw,
                                          connectionstyle=f"arc3,rad={rad}", shrinkA=7, shrinkB=7))
         for name, (x, y) in data.positions.items():
