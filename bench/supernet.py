@@ -152,6 +152,21 @@ def op_replay_fn(c: CompactNet, x: torch.Tensor):
     return run
 
 
+def forward_fns(net: CompactNet, x: torch.Tensor):
+    """(one multi-task forward, one forward per task) of a compact network, without autograd."""
+
+    def all_tasks():
+        with torch.no_grad():
+            net(x)
+
+    def separately():
+        with torch.no_grad():
+            for task in net.task_names:
+                net(x, tasks=[task])
+
+    return all_tasks, separately
+
+
 def median_times(fns: dict, repeats: int, device: torch.device) -> dict[str, float]:
     for fn in fns.values():  # warm-up
         fn()
@@ -200,25 +215,9 @@ def main() -> None:
     c.load_from(n1)
     c.eval()
 
-    def compact_all():
-        with torch.no_grad():
-            c(x)
-
-    def compact_separate():
-        with torch.no_grad():
-            for task in c.task_names:
-                c(x, tasks=[task])
-
     chain = CompactNet(ArchSpec.chain(args.nodes, args.width, TASKS), TASKS, args.channels).to(device).eval()
-
-    def chain_all():
-        with torch.no_grad():
-            chain(x)
-
-    def chain_separate():
-        with torch.no_grad():
-            for task in chain.task_names:
-                chain(x, tasks=[task])
+    compact_all, compact_separate = forward_fns(c, x)
+    chain_all, chain_separate = forward_fns(chain, x)
 
     tc = median_times({"compact": compact_all, "op_replay": op_replay_fn(c, x), "separate": compact_separate,
                        "chain": chain_all, "chain_separate": chain_separate}, args.repeats, device)
