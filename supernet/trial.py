@@ -222,17 +222,14 @@ class _Trial:
             torch.use_deterministic_algorithms(True, warn_only=True)
             torch.backends.cudnn.benchmark = False
         self.device = pick_device(t.device)
-        data_cfg = cfg.data
         if t.mode == "single_task":  # only that task's data (Omniglot: its alphabet's images)
-            data_cfg = dataclasses.replace(cfg.data, tasks=(t.single_task,))
-        data = build_data(data_cfg)
-        self.train_ds, self.val_ds = data.train, data.val
-        if t.mode == "single_task":
-            if t.single_task not in data.tasks:
-                raise ConfigError(f"trial.single_task: {t.single_task!r} is not a task of this data set ({list(data.tasks)})")
-            self.tasks = {t.single_task: data.tasks[t.single_task]}
+            try:
+                data = build_data(dataclasses.replace(cfg.data, tasks=(t.single_task,)))
+            except ConfigError as e:
+                raise ConfigError(f"trial.single_task: {t.single_task!r} is not a task here ({e})") from None
         else:
-            self.tasks = data.tasks
+            data = build_data(cfg.data)
+        self.train_ds, self.val_ds, self.tasks = data.train, data.val, data.tasks
         self.image_shape = tuple(self.val_ds[0][0].shape)
         self.plan = STAGE_PLAN[t.mode]
         self.state: dict[str, Any] = resume or {

@@ -32,6 +32,14 @@ def test_unknown_task_name_is_rejected():
         build_data(cfg.data)
 
 
+def test_unknown_single_task_names_the_key(tmp_path):
+    from supernet.trial import run_trial
+
+    cfg = build_config("tiny", {"trial.mode": "single_task", "trial.single_task": "surface"})
+    with pytest.raises(ConfigError, match=r"trial\.single_task.*surface"):
+        run_trial(cfg, tmp_path)
+
+
 def test_preset_yaml_and_set_layering(tmp_path):
     (tmp_path / "c.yaml").write_text("config:\n  model.flow_width: 1\n")
     doc = load_yaml(tmp_path / "c.yaml")
