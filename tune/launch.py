@@ -270,7 +270,18 @@ def print_summary(exp_path: str) -> None:
     print(f"\nresults: {exp_path}/results.parquet (one row per trial), {exp_path}/epochs.parquet (per epoch)")
 
 
-def write_report(exp_path: str) -> None:
+FIRST_CLASS = {"model.flow_width": "flow_width", "model.n_nodes": "n_nodes", "search.lambda_sq": "lambda_sq",
+               "reduction.tau": "tau"}
+
+
+def report_group(sweep: Sweep) -> str:
+    """The column the report groups fronts by: the sweep's first axis (flow_width when it has none)."""
+    for key in sweep.axes:
+        return FIRST_CLASS.get(key, f"config/{key}")
+    return "flow_width"
+
+
+def write_report(exp_path: str, by: str = "flow_width") -> None:
     try:
         from analysis.report import write_report as _write
     except ImportError:
@@ -280,7 +291,7 @@ def write_report(exp_path: str) -> None:
         print("(report skipped: the experiment lives at a URI; run `python -m analysis` on a local copy)")
         return
     try:
-        out = _write(exp_path)
+        out = _write(exp_path, by=by)
         print(f"report: {out}")
     except Exception as e:  # noqa: BLE001 - a report problem must not hide the sweep's results
         print(f"warning: the analysis report failed ({type(e).__name__}: {e}); results are in {exp_path}")
@@ -310,5 +321,5 @@ def main(args: argparse.Namespace) -> int:
             ray.shutdown()
     print_summary(exp_path)
     if not args.no_report:
-        write_report(exp_path)
+        write_report(exp_path, by=report_group(sweep))
     return 0
