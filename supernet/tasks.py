@@ -139,12 +139,13 @@ class MetricAccumulator:
 
     @torch.no_grad()
     def update(self, pred: torch.Tensor, target: torch.Tensor) -> None:
-        task, pred, target = self.task, pred.detach().float().cpu(), target.detach().cpu()
+        # reduce on the prediction's device (GPU during real runs); only small results move to the CPU
+        task, pred, target = self.task, pred.detach().float(), target.detach()
         valid = _valid_mask(task, target)
         if task.kind == "segmentation":
             p, t = pred.argmax(dim=1)[valid], target[valid]
             k = task.num_classes
-            self.conf += torch.bincount(t * k + p, minlength=k * k).reshape(k, k)
+            self.conf += torch.bincount(t * k + p, minlength=k * k).reshape(k, k).cpu()
         elif task.kind == "classification":
             p, t = pred.argmax(dim=1)[valid], target[valid]
             self.correct += int((p == t).sum())
@@ -157,7 +158,7 @@ class MetricAccumulator:
             self.count += int(valid.sum())
         else:
             cos = (F.normalize(pred, dim=1) * target).sum(dim=1)[valid].clamp(-1.0, 1.0)
-            self.angles.append(torch.rad2deg(torch.acos(cos)))
+            self.angles.append(torch.rad2deg(torch.acos(cos)).cpu())  # kept whole: the median needs every angle
 
     def compute(self) -> dict[str, float]:
         kind, nan = self.task.kind, float("nan")
