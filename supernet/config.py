@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from dataclasses import dataclass, field, fields, is_dataclass, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, get_args, get_origin, get_type_hints
 
@@ -202,10 +202,6 @@ def _coerce(value: Any, typ: Any, key: str) -> Any:
     return value
 
 
-def _section_types(cls: type) -> dict[str, Any]:
-    return get_type_hints(cls)
-
-
 def apply_overrides(cfg: Config, overrides: dict[str, Any]) -> Config:
     """Return cfg with dotted-key overrides applied ({'model.flow_width': 3}); unknown keys raise."""
     sections = {f.name: getattr(cfg, f.name) for f in fields(cfg)}
@@ -218,7 +214,7 @@ def apply_overrides(cfg: Config, overrides: dict[str, Any]) -> Config:
                 f"{sorted(sections)} (see README 'Config reference')"
             )
         sec, name = parts
-        types = _section_types(type(sections[sec]))
+        types = get_type_hints(type(sections[sec]))
         if name not in types:
             raise ConfigError(f"unknown config key {key!r}: section {sec!r} has fields {sorted(types)}")
         changes.setdefault(sec, {})[name] = _coerce(value, types[name], key)
@@ -316,7 +312,3 @@ def build_config(
 def from_dict(d: dict[str, Any]) -> Config:
     """Inverse of to_dict (e.g. reading a trial's config.json)."""
     return build_config(overrides=d)
-
-
-def is_config(obj: Any) -> bool:
-    return is_dataclass(obj) and isinstance(obj, Config)

@@ -13,7 +13,6 @@ from __future__ import annotations
 import hashlib
 import math
 import sys
-import time
 from contextlib import nullcontext
 from typing import Callable
 

@@ -47,7 +47,8 @@ STAGE_PLAN: dict[str, tuple[str, ...]] = {
     "hard_sharing": ("warmup", "finetune"),
     "single_task": ("warmup", "finetune"),
 }
-TRAIN_STAGES = ("warmup", "search", "finetune")
+STAGES = STAGE_PLAN["supernet"]  # every stage, in order
+REUSABLE_STAGES = ("warmup", "search")  # the stages the stage store shares between trials
 CHECKPOINT_VERSION = 1
 
 
@@ -365,7 +366,7 @@ class _Trial:
 
     def run_stage(self, stage: str) -> None:
         st, t0 = self.state, time.perf_counter()
-        reusable = stage in ("warmup", "search") and self.store is not None and st.get("stage") != stage
+        reusable = stage in REUSABLE_STAGES and self.store is not None and st.get("stage") != stage
         key = stage_key(self.cfg, stage) if reusable else None
         hit = self.store.get(stage, key) if reusable else None
         if hit is not None:
@@ -419,8 +420,8 @@ class _Trial:
             "params": {**costs["params"], "supernet": supernet_params},
             "flops": costs["flops"],
             "latency_ms": costs["latency_ms"],
-            "timings": {s: st["timings"].get(s, math.nan) for s in ("warmup", "search", "reduction", "finetune")},
-            "reused": {s: bool(st["reused"].get(s, False)) for s in ("warmup", "search")},
+            "timings": {s: st["timings"].get(s, math.nan) for s in STAGES},
+            "reused": {s: bool(st["reused"].get(s, False)) for s in REUSABLE_STAGES},
             "arch_spec": "arch_spec.json" if spec is not None else None,
             "node": socket.gethostname(),
             "device": str(self.device),

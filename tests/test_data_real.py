@@ -11,7 +11,7 @@ import torch
 from torch.utils.data import DataLoader
 
 sys.path.insert(0, str(Path(__file__).parent))
-from data_fixtures import NUM_CLASSES, write_dense_npy, write_omniglot  # noqa: E402
+from data_fixtures import write_dense_npy, write_omniglot  # noqa: E402
 
 from supernet.config import ConfigError, build_config  # noqa: E402
 from supernet.data import build_data  # noqa: E402

@@ -8,7 +8,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from supernet.compact import CompactNet, plan_instances
-from supernet.config import build_config
 from supernet.costs import count_flops, n_params, task_params
 from supernet.dag import Gates, Supernet, edge_key
 from supernet.reduction import edge_flows, reduce, reduce_task

@@ -19,10 +19,10 @@ import pyarrow.parquet as pq
 from ray import tune
 
 from supernet.config import ConfigError, build_config, flatten, to_dict
-from supernet.tasks import METRIC_SENSES
+from supernet.senses import METRIC_SENSES
+from supernet.trial import REUSABLE_STAGES, STAGES
 
 SCHEMA_VERSION = 1
-STAGES = ("warmup", "search", "reduction", "finetune")
 RECORD_KEYS = ("stage", "stage_index", "epoch", "step", "train_loss", "squeeze", "score", "params_union", "flops_multitask")
 INT_COLUMNS = ("seed", "n_nodes", "flow_width", "params_union", "flops_multitask")
 
@@ -97,7 +97,7 @@ def trial_row(experiment: str, trial: Any, status: str, preset: str | None, base
     for s in STAGES:
         v = last.get(f"time/{s}")
         row[f"time/{s}"] = float(v) if finished and _finite(v) else math.nan
-    for s in ("warmup", "search"):
+    for s in REUSABLE_STAGES:
         v = last.get(f"reused/{s}")
         row[f"reused/{s}"] = bool(v) if finished and _finite(v) else None
     trial_dir = os.path.basename(str(trial.path).rstrip("/")) if trial.path else None

@@ -27,11 +27,9 @@ import ray
 from ray import tune
 
 from supernet.config import build_config
-from supernet.trial import STAGE_PLAN, TrialHooks, atomic_torch_save, load_checkpoint, run_trial
+from supernet.trial import REUSABLE_STAGES, STAGE_PLAN, STAGES, TrialHooks, atomic_torch_save, load_checkpoint, run_trial
 
 from .stage_cache import open_store
-
-STAGES = ("warmup", "search", "reduction", "finetune")
 
 
 @dataclass(frozen=True)
@@ -48,7 +46,7 @@ def summary_keys(tasks: list[str]) -> dict[str, float]:
     """Keys the final report adds (NaN before): flattened summary figures, same set at every report."""
     keys = ["trial_finished", "latency_ms", "params_supernet"]
     keys += [f"{k}/{t}" for k in ("loss", "params", "flops") for t in tasks]
-    keys += [f"time/{s}" for s in STAGES] + ["reused/warmup", "reused/search"]
+    keys += [f"time/{s}" for s in STAGES] + [f"reused/{s}" for s in REUSABLE_STAGES]
     return {k: math.nan for k in keys}
 
 
