@@ -26,7 +26,8 @@ import torch.nn.functional as F
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from supernet.compact import CompactNet  # noqa: E402
-from supernet.dag import Supernet, edge_key  # noqa: E402
+from supernet.dag import Supernet  # noqa: E402
+from supernet.ops import edge_key  # noqa: E402
 from supernet.reduction import reduce  # noqa: E402
 from supernet.spec import ArchSpec  # noqa: E402
 from supernet.runtime import keep_freed_memory  # noqa: E402

@@ -9,7 +9,13 @@ task-adaptive sub-networks". With discrete gates the supernet's node rule become
 the kept read-out nodes, so outputs equal the supernet's with the same 0/1 gates.
 
 Module names match the supernet's (``stem``, ``edges['i_j']``, ``read_in['j']``, ``heads[task]``), so
-kept weights transfer with ``load_from(supernet)``.
+kept weights transfer with ``load_from(supernet)``; both networks build their ops in ``supernet/ops.py``
+and meet only through the spec.
+
+Train mode too: an op applied to several distinct inputs normalises each with its own batch statistics
+and updates its running statistics once, weighting each input by the number of tasks that feed it - the
+rule the supernet follows with 0/1 gates (``supernet/ops.py``). So fine-tune trains the function that
+search evaluated.
 """
 from __future__ import annotations
 
@@ -19,7 +25,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .dag import edge_key, edge_op, read_in_op
+from .ops import GroupedBatchNorm2d, edge_key, edge_op, read_in_op
 from .spec import ArchSpec
 from .stem import build_stem
 from .tasks import Head, TaskSpec
@@ -74,6 +80,15 @@ class CompactNet(nn.Module):
         self.read_in = nn.ModuleDict({str(j): read_in_op(channels, norm) for j in spec.union_read_in()})
         self.heads = nn.ModuleDict({t: Head(tasks[t], channels) for t in spec.task_names})
         self.instances, self.task_instances = plan_instances(spec)
+        self._by_node: dict[int, list[int]] = {}
+        for k, (j, _, _) in enumerate(self.instances):
+            self._by_node.setdefault(j, []).append(k)
+        # (i, j, source instance) -> how many tasks apply o_ij to that instance: the running-statistics weight
+        self._uses: dict[tuple[int, int, int], int] = {}
+        for t, arch in spec.tasks:
+            for i, j in arch.edges:
+                key = (i, j, self.task_instances[t][i])
+                self._uses[key] = self._uses.get(key, 0) + 1
 
     def arch_parameters(self) -> list[nn.Parameter]:
         return []
@@ -103,32 +118,39 @@ class CompactNet(nn.Module):
                 stack.extend(s for _, s in self.instances[k][2])
         return need
 
+    def _apply_op(self, i: int, j: int, srcs: list[int], h: dict[int, torch.Tensor]) -> list[torch.Tensor]:
+        """o_ij on each source instance in ``srcs``. In train mode with batch statistics, one call on the
+        stacked inputs, each normalised on its own and weighted by its number of tasks (ops.py's rule)."""
+        op = self.edges[edge_key(i, j)]
+        if len(srcs) > 1 and self.training and isinstance(op.norm, GroupedBatchNorm2d):
+            w = torch.tensor([float(self._uses[(i, j, s)]) for s in srcs])
+            return list(op(torch.cat([h[s] for s in srcs]), len(srcs), w).chunk(len(srcs)))
+        return [op(h[s]) for s in srcs]
+
     def forward(self, x: torch.Tensor, tasks: Sequence[str] | None = None) -> dict[str, torch.Tensor]:
         tasks = tuple(tasks) if tasks is not None else self.task_names
         need = self.needed_instances(tasks)
         x0 = self.stem(x)  # (B, C, h, w)
-        read_in_cache: dict[int, torch.Tensor] = {}
-        op_cache: dict[tuple[int, int, int], torch.Tensor] = {}  # (i, j, source instance) -> o_ij(h)
         h: dict[int, torch.Tensor] = {}
-        for k, (j, has_read_in, srcs) in enumerate(self.instances):
-            if k not in need:
+        for j, node_instances in self._by_node.items():  # ascending node = topological
+            mine = [k for k in node_instances if k in need]
+            if not mine:
                 continue
-            terms = []
-            if has_read_in:
-                if j not in read_in_cache:
-                    read_in_cache[j] = self.read_in[str(j)](x0)
-                terms.append(read_in_cache[j])
-            for i, s in srcs:
-                if (i, j, s) not in op_cache:
-                    op_cache[(i, j, s)] = self.edges[edge_key(i, j)](h[s])
-                terms.append(op_cache[(i, j, s)])
-            if len(terms) == 1:
-                h[k] = F.relu(terms[0])  # not in place: terms[0] may be cached and shared
-            else:
-                acc = terms[0] + terms[1]
-                for term in terms[2:]:
-                    acc = acc + term
-                h[k] = F.relu(acc, inplace=True)  # acc is fresh: safe to overwrite
+            read_in = self.read_in[str(j)](x0) if any(self.instances[k][1] for k in mine) else None
+            op_out: dict[tuple[int, int], torch.Tensor] = {}  # (i, source instance) -> o_ij(h), each once
+            for i in sorted({i for k in mine for i, _ in self.instances[k][2]}):
+                srcs = sorted({s for k in mine for ii, s in self.instances[k][2] if ii == i})
+                op_out.update(zip(((i, s) for s in srcs), self._apply_op(i, j, srcs, h)))
+            for k in mine:
+                _, has_read_in, srcs = self.instances[k]
+                terms = ([read_in] if has_read_in else []) + [op_out[src] for src in srcs]
+                if len(terms) == 1:
+                    h[k] = F.relu(terms[0])  # not in place: terms[0] may be shared
+                else:
+                    acc = terms[0] + terms[1]
+                    for term in terms[2:]:
+                        acc = acc + term
+                    h[k] = F.relu(acc, inplace=True)  # acc is fresh: safe to overwrite
         size = tuple(x.shape[-2:])
         out = {}
         for t in tasks:

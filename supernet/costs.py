@@ -8,7 +8,7 @@ import torch.nn as nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from .compact import CompactNet
-from .dag import edge_key
+from .ops import edge_key
 
 
 def n_params(module: nn.Module) -> int:

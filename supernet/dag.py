@@ -11,7 +11,9 @@ Ours (chosen, each a config field): edge op = conv3x3-norm; read-in op = conv1x1
 with straight-through and Gumbel-sigmoid variants.
 
 All tasks run in one forward: the stem runs once, and each edge op runs once on the task-stacked batch
-``(T*B, C, H, W)`` - no Python loop re-runs shared work per task.
+``(T*B, C, H, W)`` - no Python loop re-runs shared work per task. Its normalisation keeps per-task batch
+statistics (``supernet/ops.py``), so tasks stay separate in train mode too: a task's output and the
+gradient of its loss depend on its own gates only.
 """
 from __future__ import annotations
 
@@ -21,23 +23,10 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .ops import edge_key, edge_op, read_in_op
 from .spec import ArchSpec, edge_list
-from .stem import build_stem, norm_layer
+from .stem import build_stem
 from .tasks import Head, TaskSpec
-
-
-def edge_op(channels: int, norm: str) -> nn.Module:
-    """o_ij: conv3x3 - norm (the node applies the ReLU after summing its inputs)."""
-    return nn.Sequential(nn.Conv2d(channels, channels, 3, padding=1, bias=False), norm_layer(norm, channels))
-
-
-def read_in_op(channels: int, norm: str) -> nn.Module:
-    """r_j: conv1x1 - norm, from the stem output to hidden state j."""
-    return nn.Sequential(nn.Conv2d(channels, channels, 1, bias=False), norm_layer(norm, channels))
-
-
-def edge_key(i: int, j: int) -> str:
-    return f"{i}_{j}"
 
 
 @dataclass
@@ -50,13 +39,13 @@ class Gates:
 
 
 def relax(logits: torch.Tensor, kind: str, temperature: float, training: bool) -> torch.Tensor:
-    """Gate relaxation. sigmoid: sigmoid(l/T). straight_through: forward 1[sigmoid > 0.5], backward
-    sigmoid's gradient. gumbel: sigmoid((l + logistic noise)/T) while training, sigmoid(l/T) in eval."""
+    """Gate relaxation. sigmoid: sigmoid(l/T). straight_through: forward 1[logit >= 0] (a gate at the
+    decision boundary, such as the default ``arch_init: 0``, is on), backward sigmoid's gradient. gumbel: sigmoid((l + logistic noise)/T) while training, sigmoid(l/T) in eval."""
     soft = torch.sigmoid(logits / temperature)
     if kind == "sigmoid":
         return soft
     if kind == "straight_through":
-        hard = (soft > 0.5).to(soft.dtype)
+        hard = (logits >= 0).to(soft.dtype)
         return hard + (soft - soft.detach())  # exactly 0/1 forward, sigmoid gradient backward
     if kind == "gumbel":
         if not training:
@@ -154,7 +143,8 @@ class Supernet(nn.Module):
         for j in range(1, self.n_nodes + 1):
             acc = g.beta[:, j - 1 : j] * self.read_in[str(j)](x0).reshape(1, -1)  # (T, D)
             for e, i in self._in_edges[j]:
-                y = self.edges[edge_key(i, j)](hs[i].view(T * B, *shape)).view(T, -1)  # one conv for all tasks
+                # one conv for all tasks; each task's slice normalised with its own statistics
+                y = self.edges[edge_key(i, j)](hs[i].view(T * B, *shape), T, g.alpha[:, e].detach()).view(T, -1)
                 acc = torch.addcmul(acc, g.alpha[:, e : e + 1], y)  # acc + gate * y, one allocation
             hs[j] = F.relu(acc)
             wj = w[:, j - 1 : j]

@@ -11,13 +11,7 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 
-
-def norm_layer(kind: str, channels: int) -> nn.Module:
-    """BatchNorm or GroupNorm (<= 8 groups that divide ``channels``)."""
-    if kind == "bn":
-        return nn.BatchNorm2d(channels)
-    groups = max(g for g in (8, 4, 2, 1) if channels % g == 0)
-    return nn.GroupNorm(groups, channels)
+from .ops import norm_layer
 
 
 class ConvStem(nn.Module):

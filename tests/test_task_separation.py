@@ -1,0 +1,178 @@
+"""Tasks stay separate in the supernet, and the compact net computes what the supernet computes, in train
+mode as in eval mode, for every normalisation and gate a config accepts (supernet/ops.py states the rule)."""
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from supernet.compact import CompactNet, plan_instances
+from supernet.dag import Supernet
+from supernet.ops import GroupedBatchNorm2d
+from supernet.spec import ArchSpec, TaskArch
+from supernet.stages import set_trainable
+from supernet.tasks import TaskSpec, losses
+
+TASKS = {
+    "segmentation": TaskSpec("segmentation", "segmentation", num_classes=4),
+    "depth": TaskSpec("depth", "depth"),
+    "normal": TaskSpec("normal", "normal"),
+}
+NORMS = ["bn", "gn"]
+GATES = ["sigmoid", "straight_through", "gumbel"]
+
+
+def _net(norm: str, gate: str = "sigmoid", arch_init: float = 0.0, n: int = 4, m: int = 2) -> Supernet:
+    torch.manual_seed(0)
+    return Supernet(TASKS, n, m, 8, norm=norm, gate=gate, arch_init=arch_init)
+
+
+def _batch(b: int = 4, size: int = 8, seed: int = 1):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(b, 3, size, size, generator=g)
+    y = {
+        "segmentation": torch.randint(0, 4, (b, size, size), generator=g),
+        "depth": torch.rand(b, 1, size, size, generator=g) + 0.5,
+        "normal": F.normalize(torch.randn(b, 3, size, size, generator=g), dim=1),
+    }
+    return x, y
+
+
+def _randomise(net: Supernet, seed: int) -> None:
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in net.arch_parameters():
+            p.copy_(torch.randn(p.shape, generator=g) * 2)
+
+
+# ----------------------------------------------------------------------------- task independence
+
+
+@pytest.mark.parametrize("mode", ["train", "eval"])
+@pytest.mark.parametrize("gate", GATES)
+@pytest.mark.parametrize("norm", NORMS)
+def test_a_task_depends_only_on_its_own_gates(norm, gate, mode):
+    """Changing every other task's A, B and Gamma leaves task 0's output and the gradient of its loss
+    exactly unchanged, and that loss sends no gradient to other tasks' architecture parameters."""
+    x, y = _batch()
+    results = []
+    for other_seed in (1, 2):
+        net = _net(norm, gate)
+        _randomise(net, 0)
+        g = torch.Generator().manual_seed(other_seed)
+        with torch.no_grad():
+            for p in net.arch_parameters():
+                p[1:].copy_(torch.randn(p[1:].shape, generator=g) * 3)  # only tasks 1.. change
+        net.train(mode == "train")
+        torch.manual_seed(7)  # the same gumbel noise in both runs
+        out = net(x)
+        task = net.task_names[0]
+        loss = losses({task: TASKS[task]}, {task: out[task]}, {task: y[task]})[task]
+        loss.backward()
+        for p in net.arch_parameters():
+            assert torch.count_nonzero(p.grad[1:]) == 0, "task 0's loss reached another task's gates"
+        results.append((out[task].detach(), [p.grad[0].clone() for p in net.arch_parameters()],
+                        [p.grad.clone() for p in net.weight_parameters() if p.grad is not None]))
+    (out_a, arch_a, w_a), (out_b, arch_b, w_b) = results
+    assert torch.equal(out_a, out_b)
+    for a, b in zip(arch_a, arch_b):
+        assert torch.equal(a, b)
+    assert len(w_a) == len(w_b) and all(torch.equal(a, b) for a, b in zip(w_a, w_b))
+
+
+# ----------------------------------------------------------------------------- compact == supernet, train mode
+
+
+def _shared_op_spec() -> ArchSpec:
+    """o_23 is applied to two distinct inputs (depth's node 2 has a read-in, segmentation's has not);
+    o_12 is applied to one input that two tasks share; normal skips through 1->3."""
+    return ArchSpec(4, 2, (
+        ("segmentation", TaskArch(((1, 2), (2, 3)), (1,), (3,))),
+        ("depth", TaskArch(((1, 2), (2, 3)), (1, 2), (3,))),
+        ("normal", TaskArch(((1, 3), (3, 4)), (1,), (3, 4))),
+    ))
+
+
+def _set_running_stats(net: torch.nn.Module, seed: int) -> None:
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for mod in net.modules():
+            if isinstance(mod, GroupedBatchNorm2d):
+                mod.running_mean.copy_(torch.rand(mod.running_mean.shape, generator=g) - 0.5)
+                mod.running_var.copy_(torch.rand(mod.running_var.shape, generator=g) + 0.5)
+
+
+def test_the_spec_applies_one_op_to_several_inputs():
+    instances, _ = plan_instances(_shared_op_spec())
+    applications_of_23 = {s for j, _, srcs in instances for i, s in srcs if (i, j) == (2, 3)}
+    assert len(applications_of_23) == 2
+
+
+@pytest.mark.parametrize("mode", ["train", "eval"])
+@pytest.mark.parametrize("norm", NORMS)
+def test_compact_equals_supernet_outputs_gradients_and_running_stats(norm, mode):
+    spec = _shared_op_spec()
+    net = _net(norm)
+    _set_running_stats(net, 3)
+    compact = CompactNet(spec, TASKS, 8, norm=norm)
+    compact.load_from(net)
+    net.train(mode == "train")
+    compact.train(mode == "train")
+    x, y = _batch()
+    ref = net(x, net.discrete_gates(spec))
+    got = compact(x)
+    for t in TASKS:
+        torch.testing.assert_close(got[t], ref[t], atol=1e-5, rtol=0)
+    sum(losses(TASKS, ref, y).values()).backward()
+    sum(losses(TASKS, got, y).values()).backward()
+    own = dict(compact.named_parameters())
+    for name, p in net.named_parameters():
+        if name in own:  # every shared weight the compact net keeps, heads included
+            assert own[name].grad is not None, name
+            torch.testing.assert_close(own[name].grad, p.grad, atol=1e-5, rtol=1e-4, msg=name)
+    kept = compact.state_dict()
+    for name, buf in net.state_dict().items():
+        if name in kept and ("running_" in name or "num_batches" in name):
+            torch.testing.assert_close(kept[name], buf, atol=1e-6, rtol=1e-5, msg=name)
+
+
+def test_running_stats_follow_the_gate_weighted_rule():
+    """GroupedBatchNorm2d by hand: per-group normalisation, weighted running update, zero weight = no update."""
+    torch.manual_seed(0)
+    bn = GroupedBatchNorm2d(2)
+    x = torch.randn(2 * 3, 2, 4, 4)
+    w = torch.tensor([3.0, 1.0])
+    out = bn(x, 2, w)
+    groups = x.view(2, 3, 2, 4, 4)
+    for k in range(2):
+        torch.testing.assert_close(out[3 * k: 3 * k + 3], F.batch_norm(groups[k], None, None, training=True, eps=bn.eps), atol=1e-5, rtol=0)
+    n = 3 * 16
+    mean = groups.mean(dim=(1, 3, 4))  # (2 groups, C)
+    var = groups.var(dim=(1, 3, 4), unbiased=True)
+    torch.testing.assert_close(bn.running_mean, 0.1 * (0.75 * mean[0] + 0.25 * mean[1]))
+    torch.testing.assert_close(bn.running_var, 0.9 + 0.1 * (0.75 * var[0] + 0.25 * var[1]))
+    assert n > 1 and int(bn.num_batches_tracked) == 1
+    before = bn.running_mean.clone()
+    bn(x, 2, torch.zeros(2))
+    assert torch.equal(bn.running_mean, before)
+    bn1 = GroupedBatchNorm2d(2)
+    torch.testing.assert_close(bn1(x[:3], 1), torch.nn.BatchNorm2d(2)(x[:3]))
+
+
+# ----------------------------------------------------------------------------- warm-up trains the shared weights
+
+
+@pytest.mark.parametrize("gate", GATES)
+@pytest.mark.parametrize("norm", NORMS)
+def test_every_gate_kind_trains_the_shared_weights_in_warmup(norm, gate):
+    """With the default arch_init (0), warm-up's gates let every path through: every shared weight
+    (stem, every edge op, every read-in) gets a gradient."""
+    net = _net(norm, gate, arch_init=0.0)
+    net.train()
+    set_trainable(net, weights=True, heads=True, arch=False)
+    x, y = _batch()
+    sum(losses(TASKS, net(x), y).values()).backward()
+    for name, p in net.named_parameters():
+        if name in ("alpha", "beta", "gamma"):
+            continue
+        assert p.grad is not None and torch.count_nonzero(p.grad) > 0, name
