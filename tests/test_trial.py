@@ -54,6 +54,15 @@ def test_run_py_rejects_bad_config_with_the_key(tmp_path):
     assert "model.flow_width" in r.stderr and "Traceback" not in r.stderr
 
 
+@pytest.mark.parametrize("setting,key", [("model.arch_init=nan", "model.arch_init"), ("data.data_seed=-1", "data.data_seed")])
+def test_run_py_rejects_nonsense_values_with_exit_code_2(tmp_path, setting, key):
+    r = subprocess.run([sys.executable, "run.py", "--trial", "--preset", "tiny", "--set", setting, "--out", str(tmp_path / "t")],
+                       cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2
+    assert r.stderr.startswith(f"error: {key}: ") and "Traceback" not in r.stderr
+    assert not (tmp_path / "t").exists()  # rejected before anything was written
+
+
 class Collect(TrialHooks):
     def __init__(self):
         self.records, self.states = [], []
