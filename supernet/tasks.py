@@ -198,11 +198,20 @@ class MetricAccumulator:
         a = torch.cat(self.angles).double()
         return {
             "mean_angle": float(a.mean()),
-            "median_angle": float(a.median()),
+            "median_angle": _median(a),
             "within_11.25": float((a < 11.25).double().mean() * 100),
             "within_22.5": float((a < 22.5).double().mean() * 100),
             "within_30": float((a < 30).double().mean() * 100),
         }
+
+
+def _median(a: torch.Tensor) -> float:
+    """The true median of a 1-D tensor (as numpy.median: the mean of the two middle values for an even
+    count; torch's ``median`` returns the lower one). kthvalue: no size limit, unlike torch.quantile."""
+    n = a.numel()
+    lo = a.kthvalue((n + 1) // 2).values
+    hi = a.kthvalue(n // 2 + 1).values if n % 2 == 0 else lo
+    return float((lo + hi) / 2)
 
 
 # ----------------------------------------------------------------------------- delta_mtl

@@ -63,6 +63,21 @@ def test_normal_angles_hand_computed():
     assert m["within_30"] == pytest.approx(200 / 3)
 
 
+def test_median_angle_of_an_even_count_is_the_mean_of_the_two_middle_values():
+    task = TaskSpec("normal", "normal")
+    z = torch.tensor([0.0, 0.0, 1.0])
+    tilt = lambda deg: torch.tensor([math.sin(math.radians(deg)), 0.0, math.cos(math.radians(deg))])  # noqa: E731
+    angles = [40.0, 10.0, 0.0, 20.0]  # sorted 0, 10, 20, 40: median (10 + 20) / 2 = 15 (torch.median says 10)
+    target = torch.stack([z] * 4, dim=1).view(1, 3, 1, 4)
+    pred = torch.stack([tilt(d) for d in angles], dim=1).view(1, 3, 1, 4)
+    acc = MetricAccumulator(task)
+    acc.update(pred[..., :2], target[..., :2])  # two batches: the median is over the whole split
+    acc.update(pred[..., 2:], target[..., 2:])
+    assert acc.compute()["median_angle"] == pytest.approx(15.0, abs=1e-3)
+    acc.update(tilt(90.0).view(1, 3, 1, 1), z.view(1, 3, 1, 1))  # five angles: the middle one, 20
+    assert acc.compute()["median_angle"] == pytest.approx(20.0, abs=1e-3)
+
+
 def test_classification_accuracy_ignores_other_tasks_samples():
     task = TaskSpec("alphabet", "classification", num_classes=3)
     logits = torch.tensor([[5.0, 0, 0], [0, 5.0, 0], [0, 0, 5.0], [5.0, 0, 0]])
