@@ -105,6 +105,28 @@ def test_stage_reuse_gives_the_same_result_as_recomputation(tmp_path):
     assert lines(tmp_path / "b1") == pytest.approx(lines(tmp_path / "b0"), rel=1e-6)
 
 
+class LastOfReplay(Collect):
+    """A driver that reports a replayed stage by its last record (as the Tune trainable does)."""
+
+    def on_replay(self, records):
+        self.records.append(records[-1])
+
+
+def test_zero_epoch_stage_is_reused(tmp_path):
+    store = DirStageStore(tmp_path / "store")
+    cfg = lambda tau: tiny(**{"warmup.epochs": 0, "reduction.tau": tau})  # noqa: E731 - no warm-up, a natural ablation
+    run_trial(cfg(0.1), tmp_path / "a", LastOfReplay(), store=store)
+    fresh = run_trial(cfg(0.3), tmp_path / "b0", LastOfReplay())
+    hooks = LastOfReplay()
+    reused = run_trial(cfg(0.3), tmp_path / "b1", hooks, store=store)
+    assert reused["reused"] == {"warmup": True, "search": True}
+    assert [r["stage"] for r in hooks.records] == ["search", "finetune"]
+    assert [r["step"] for r in hooks.records] == [1, 2]
+    assert flat(reused["metrics"]) == pytest.approx(flat(fresh["metrics"]), rel=1e-6)
+    stages = [json.loads(l)["stage"] for l in (tmp_path / "b1" / "metrics.jsonl").read_text().splitlines()]
+    assert stages == ["search", "finetune"]
+
+
 def test_store_first_writer_wins(tmp_path):
     store = DirStageStore(tmp_path)
     assert store.put("warmup", "k", {"x": torch.ones(1)})
