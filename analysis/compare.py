@@ -132,9 +132,10 @@ def single_task_ensemble(df: pd.DataFrame) -> pd.DataFrame:
 
     Its ``delta_mtl`` is 0 by definition, its metrics are those of each task's own network, and its
     costs are sums over the tasks (T separate forwards) - the point a multi-task front is compared to.
-    Seeds without a valid baseline for every task are left out.
+    Only finished single-task rows count (an early-stopped one trained less); seeds without a finished
+    baseline for every task are left out.
     """
-    base = _usable(df[df["mode"] == BASELINE_MODE])
+    base = _usable(df[(df["mode"] == BASELINE_MODE) & (df["status"] == "finished")])
     tasks = list(df.attrs.get("tasks") or metric_columns(df))
     metric_cols = metric_columns(df)
     cost = [c for c in ("params_union", "flops_multitask", "latency_ms") if c in df.columns]

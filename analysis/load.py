@@ -9,7 +9,8 @@ What ``load_results`` adds to the stored columns:
   out of every front and of the baselines);
 - ``delta_mtl``: the multi-task gain in percent over the single-task baselines of the same experiment
   and seed (MTAN / LibMTL definition, see :func:`delta_mtl_column`); NaN on ``single_task`` rows and
-  on rows that are not valid;
+  on rows that are not valid. Only ``finished`` single_task rows are baselines: an early-stopped one
+  trained for fewer epochs and would inflate the gain;
 - ``exp_dir``: the experiment folder the row came from, and ``arch_spec_path`` made absolute.
 """
 from __future__ import annotations
@@ -33,6 +34,7 @@ META_KEY = b"dagmtl"
 ALIASES: dict[str, str] = {"params": "params_union", "flops": "flops_multitask", "latency": "latency_ms"}
 
 VALID_STATUSES = ("finished", "early_stopped")
+BASELINE_STATUSES = ("finished",)  # a baseline stopped early trained less: never a reference
 REQUIRED_COLUMNS = ("experiment", "trial_id", "status", "mode", "seed")
 BASELINE_MODE = "single_task"
 
@@ -153,10 +155,11 @@ def delta_mtl_column(df: pd.DataFrame, senses: Mapping[str, str], tasks: Sequenc
     """Multi-task gain in percent of every valid non-baseline row (NaN elsewhere).
 
     ``delta_mtl = 100/T * sum_t 1/|M_t| * sum_m (-1)^{l_m} (M_tm - B_tm) / B_tm``, ``l_m = 1`` when lower
-    is better: +x when a lower-is-better metric falls by x%. ``B_t`` is the mean of the valid
+    is better: +x when a lower-is-better metric falls by x%. ``B_t`` is the mean of the *finished*
     ``single_task`` rows with ``baseline_task == t`` of the same experiment and seed; ``M_t`` are the
     metrics of task t that the baseline has (non-NaN). A missing baseline raises: comparing against
-    another seed's baseline would silently change the number.
+    another seed's baseline would silently change the number; so does a baseline that only exists
+    early-stopped or errored (it trained less than the method, so the gain would be inflated).
     """
     cols_by_task = metric_columns(df)
     tasks = list(tasks) if tasks else list(cols_by_task)
@@ -165,15 +168,25 @@ def delta_mtl_column(df: pd.DataFrame, senses: Mapping[str, str], tasks: Sequenc
     is_base = (df["mode"] == BASELINE_MODE).to_numpy(bool)
     if is_base.any() and "baseline_task" not in df.columns:
         raise AnalysisError("single_task rows need a 'baseline_task' column naming their task")
-    base, target = df[valid & is_base], df[valid & ~is_base]
+    finished = df["status"].isin(BASELINE_STATUSES).to_numpy(bool)
+    base, target = df[finished & is_base], df[valid & ~is_base]
     for (exp, seed), rows in target.groupby(["experiment", "seed"], sort=True):
         per_task = []
         for task in tasks:
             b = base[(base["experiment"] == exp) & (base["seed"] == seed) & (base["baseline_task"] == task)]
             where = f"task {task!r}, experiment {exp!r}, seed {seed}"
             if b.empty:
+                others = df[is_base & ~finished & (df["experiment"] == exp).to_numpy(bool)
+                            & (df["seed"] == seed).to_numpy(bool) & (df["baseline_task"] == task).to_numpy(bool)]
+                if not others.empty:
+                    raise AnalysisError(
+                        f"the single_task baseline for {where} did not finish (status "
+                        f"{sorted(set(others['status']))}, trial {others['trial_id'].iloc[0]!r}): an early-stopped or "
+                        "errored baseline trained less than the method and is never used as a reference; re-run it to "
+                        "the end (a scheduler must not stop baselines), or load with delta_mtl=False"
+                    )
                 raise AnalysisError(
-                    f"no valid single_task baseline for {where}: run the single-task baselines for this seed, "
+                    f"no valid single_task baseline (a finished one) for {where}: run the single-task baselines for this seed, "
                     "or leave delta_mtl out of the objectives (load_results(..., delta_mtl=False))"
                 )
             cols = [c for c in cols_by_task.get(task, []) if b[c].notna().any()]

@@ -1,7 +1,8 @@
 """One typed configuration for a trial: frozen dataclasses, defaults in code, presets, YAML overrides.
 
 A YAML file (or ``--set key=value``) overrides only what changes; unknown keys and out-of-range values
-are errors that name the key. Every detail the paper leaves open is a field here (see README "Method").
+are errors that name the key. Every float must be finite (nan/inf are errors) and every seed an integer
+in [0, 2**32), whatever the field. Every detail the paper leaves open is a field here (see README "Method").
 
 Sections
 --------
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, get_args, get_origin, get_type_hints
@@ -224,6 +226,24 @@ def apply_overrides(cfg: Config, overrides: dict[str, Any]) -> Config:
     return out
 
 
+# Float fields that may hold inf or nan (none today): every other float must be a finite number.
+NONFINITE_OK: frozenset[str] = frozenset()
+SEED_LIMIT = 2**32  # every field named *seed is an integer in [0, 2**32) (numpy, torch and Python RNGs accept it)
+
+
+def _check_fields(cfg: Config) -> None:
+    """Rules for every field of a kind, not per key: floats finite (unless in NONFINITE_OK), seeds in range."""
+    for sec in fields(cfg):
+        section = getattr(cfg, sec.name)
+        for f in fields(section):
+            key, v = f"{sec.name}.{f.name}", getattr(section, f.name)
+            if isinstance(v, float) and key not in NONFINITE_OK:
+                _check(math.isfinite(v), key, f"must be a finite number, got {v}")
+            if f.name.endswith("seed"):
+                _check(isinstance(v, int) and not isinstance(v, bool) and 0 <= v < SEED_LIMIT, key,
+                       f"a seed must be an integer in [0, 2**32), got {v!r}")
+
+
 def _check(ok: bool, key: str, msg: str) -> None:
     if not ok:
         raise ConfigError(f"{key}: {msg}")
@@ -231,6 +251,7 @@ def _check(ok: bool, key: str, msg: str) -> None:
 
 def validate(cfg: Config) -> None:
     """Raise ConfigError naming the first key whose value is out of range."""
+    _check_fields(cfg)
     d, m, r, t = cfg.data, cfg.model, cfg.reduction, cfg.trial
     _check(d.name in DATASETS, "data.name", f"{d.name!r} is not one of {DATASETS}")
     _check(len(d.image_size) == 2 and min(d.image_size) >= 8, "data.image_size", "needs [H, W], each >= 8")

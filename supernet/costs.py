@@ -57,16 +57,18 @@ def latency_ms(model: nn.Module, x: torch.Tensor, repeats: int = 10) -> float:
 
 
 def cost_summary(model: nn.Module, image_shape: tuple[int, ...], device: torch.device, repeats: int) -> dict:
-    """Params (union, per task), FLOPs (one multi-task forward, per task) for one image, latency."""
+    """Params (union, per task), FLOPs (one multi-task forward; per task: that task's own forward) for one
+    image, latency. Per-task FLOPs count the shared stem (and shared ops) once per task, so they add up
+    to more than the multi-task forward."""
     x = torch.zeros(1, *image_shape, device=device)
     out: dict = {"params": {"union": n_params(model), "per_task": {}}, "flops": {"per_task": {}}}
     out["flops"]["multitask"] = count_flops(model, x)
     for t in model.task_names:
+        # FLOPs of the task's own path: a forward that computes only that task (shared stem and read-ins included)
+        out["flops"]["per_task"][t] = count_flops(model, x, tasks=[t])
         if isinstance(model, CompactNet):
             out["params"]["per_task"][t] = task_params(model, t)
-            out["flops"]["per_task"][t] = count_flops(model, x, tasks=[t])
         else:  # a supernet serves every task with every op
             out["params"]["per_task"][t] = sum(p.numel() for p in model.weight_parameters()) + n_params(model.heads[t])
-            out["flops"]["per_task"][t] = out["flops"]["multitask"]
     out["latency_ms"] = latency_ms(model, x, repeats)
     return out

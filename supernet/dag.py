@@ -17,6 +17,7 @@ gradient of its loss depend on its own gates only.
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
@@ -130,9 +131,14 @@ class Supernet(nn.Module):
 
     # ---------------------------------------------------------------- forward
 
-    def forward(self, x: torch.Tensor, gates: Gates | None = None) -> dict[str, torch.Tensor]:
+    def forward(self, x: torch.Tensor, gates: Gates | None = None, tasks: Sequence[str] | None = None) -> dict[str, torch.Tensor]:
+        """{task: output}; ``tasks``: compute only these tasks' rows (one task's own path, e.g. for its FLOPs)."""
         g = gates if gates is not None else self.gates()
-        T, B = len(self.task_names), x.shape[0]
+        names = self.task_names
+        if tasks is not None:  # select the requested tasks' gate rows; everything below runs on those rows only
+            rows = [self.task_names.index(t) for t in tasks]
+            g, names = Gates(g.alpha[rows], g.beta[rows], g.gamma[rows]), tuple(tasks)
+        T, B = len(names), x.shape[0]
         x0 = self.stem(x)  # (B, C, h, w), once for all tasks
         shape = x0.shape[1:]
         # task-stacked states are kept flat, (T, B*C*h*w): a gate scales a whole row, which is far cheaper
@@ -151,7 +157,7 @@ class Supernet(nn.Module):
             readout = wj * hs[j] if readout is None else torch.addcmul(readout, wj, hs[j])
         readout = readout.view(T, B, *shape)
         size = tuple(x.shape[-2:])
-        return {t: self.heads[t](readout[k], size) for k, t in enumerate(self.task_names)}
+        return {t: self.heads[t](readout[k], size) for k, t in enumerate(names)}
 
     # ---------------------------------------------------------------- costs used by the squeeze loss
 

@@ -21,7 +21,7 @@ import torch.nn as nn
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
-from .tasks import MetricAccumulator, TaskSpec, losses
+from .tasks import MetricAccumulator, TaskSpec, loss_sums, losses
 
 
 class DivergenceError(RuntimeError):
@@ -109,21 +109,24 @@ def train_epoch(
 def evaluate(
     model: nn.Module, loader: DataLoader, tasks: dict[str, TaskSpec], device: torch.device, precision: str = "fp32"
 ) -> tuple[dict[str, dict[str, float]], dict[str, float]]:
-    """Metrics accumulated over the whole split and mean validation loss per task."""
+    """Metrics accumulated over the whole split, and each task's validation loss: the mean over all valid
+    targets of the split (pixels with ground truth, labelled samples), independent of the batch size.
+    NaN for a task with no valid target in the split."""
     model.eval()
     acc = {t: MetricAccumulator(spec) for t, spec in tasks.items()}
     loss_sum = {t: 0.0 for t in tasks}
-    n = 0
+    count = {t: 0 for t in tasks}
     for batch in loader:
         x, y = _to(batch, device)
         with autocast(device, precision):
             out = model(x)
-        for t, l in losses(tasks, out, y).items():
-            loss_sum[t] += float(l) * x.shape[0]
+        for t, (s, n) in loss_sums(tasks, out, y).items():
+            loss_sum[t] += float(s)
+            count[t] += n
         for t in tasks:
             acc[t].update(out[t], y[t])
-        n += x.shape[0]
-    return {t: a.compute() for t, a in acc.items()}, {t: s / max(n, 1) for t, s in loss_sum.items()}
+    vloss = {t: loss_sum[t] / count[t] if count[t] else math.nan for t in tasks}
+    return {t: a.compute() for t, a in acc.items()}, vloss
 
 
 def sgd(params: list[nn.Parameter], lr: float, momentum: float, weight_decay: float) -> torch.optim.Optimizer:

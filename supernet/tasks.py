@@ -100,26 +100,43 @@ def _valid_mask(task: TaskSpec, target: torch.Tensor) -> torch.Tensor:
     return target.abs().sum(dim=1) > 0  # normal: (B, H, W)
 
 
-def task_loss(task: TaskSpec, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Loss of one task on a batch, invalid pixels/samples excluded. Zero (with grad) if none is valid."""
+def task_loss_sum(task: TaskSpec, pred: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, int]:
+    """(sum of the per-target losses, number of valid targets) of one task on a batch.
+
+    A valid target is a pixel with ground truth (dense kinds) or a labelled sample (classification:
+    label != ignore_index). Training takes ``sum / count`` per batch; evaluation adds sums and counts
+    over the whole split, so the validation loss is the exact mean over the split's valid targets,
+    whatever the batch size. The sum is 0 (with grad) when nothing is valid.
+    """
     pred = pred.float()
+    valid = _valid_mask(task, target)
+    count = int(valid.sum())
+    if count == 0:
+        return pred.sum() * 0.0, 0
     if task.kind in ("segmentation", "classification"):
-        valid = _valid_mask(task, target)
-        if not bool(valid.any()):
-            return pred.sum() * 0.0
-        return F.cross_entropy(pred, target, ignore_index=task.ignore_index)
-    valid = _valid_mask(task, target)  # (B, H, W)
-    if not bool(valid.any()):
-        return pred.sum() * 0.0
+        return F.cross_entropy(pred, target, ignore_index=task.ignore_index, reduction="sum"), count
     if task.kind == "depth":
-        return (pred[:, 0] - target[:, 0]).abs()[valid].mean()
+        return (pred[:, 0] - target[:, 0]).abs()[valid].sum(), count
     cos = (F.normalize(pred, dim=1) * target).sum(dim=1)  # (B, H, W)
-    return (1.0 - cos[valid]).mean()
+    return (1.0 - cos[valid]).sum(), count
+
+
+def task_loss(task: TaskSpec, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Mean loss of one task over the batch's valid targets. Zero (with grad) if none is valid."""
+    total, count = task_loss_sum(task, pred, target)
+    return total / max(count, 1)
 
 
 def losses(tasks: dict[str, TaskSpec], outputs: dict[str, torch.Tensor], targets: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """{task: loss} for the tasks present in outputs."""
+    """{task: mean loss over the batch's valid targets} for the tasks present in outputs."""
     return {name: task_loss(tasks[name], out, targets[name]) for name, out in outputs.items()}
+
+
+def loss_sums(
+    tasks: dict[str, TaskSpec], outputs: dict[str, torch.Tensor], targets: dict[str, torch.Tensor]
+) -> dict[str, tuple[torch.Tensor, int]]:
+    """{task: (loss sum, valid-target count)} for the tasks present in outputs (see task_loss_sum)."""
+    return {name: task_loss_sum(tasks[name], out, targets[name]) for name, out in outputs.items()}
 
 
 # ----------------------------------------------------------------------------- metrics
@@ -181,11 +198,20 @@ class MetricAccumulator:
         a = torch.cat(self.angles).double()
         return {
             "mean_angle": float(a.mean()),
-            "median_angle": float(a.median()),
+            "median_angle": _median(a),
             "within_11.25": float((a < 11.25).double().mean() * 100),
             "within_22.5": float((a < 22.5).double().mean() * 100),
             "within_30": float((a < 30).double().mean() * 100),
         }
+
+
+def _median(a: torch.Tensor) -> float:
+    """The true median of a 1-D tensor (as numpy.median: the mean of the two middle values for an even
+    count; torch's ``median`` returns the lower one). kthvalue: no size limit, unlike torch.quantile."""
+    n = a.numel()
+    lo = a.kthvalue((n + 1) // 2).values
+    hi = a.kthvalue(n // 2 + 1).values if n % 2 == 0 else lo
+    return float((lo + hi) / 2)
 
 
 # ----------------------------------------------------------------------------- delta_mtl

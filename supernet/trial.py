@@ -62,7 +62,9 @@ class TrialHooks:
         """Called after every epoch of every stage with the same keys each time."""
 
     def on_replay(self, records: list[dict[str, Any]]) -> None:
-        """Records of a stage loaded from the stage store (already in metrics.jsonl). Default: on_epoch each."""
+        """Records of a stage loaded from the stage store (already in metrics.jsonl). Default: on_epoch each.
+
+        Never called for a stage without epochs (e.g. ``warmup.epochs: 0``): ``records`` is never empty."""
         for record in records:
             self.on_epoch(record)
 
@@ -207,6 +209,8 @@ class _Recorder:
         self.hooks.on_epoch(record)
 
     def replay(self, records: list[dict[str, Any]]) -> None:
+        if not records:  # a zero-epoch stage from the store: nothing happened, nothing to report
+            return
         self._write(records)
         self.hooks.on_replay(records)
 

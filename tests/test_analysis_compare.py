@@ -131,6 +131,10 @@ def test_single_task_ensemble(generated):
     assert ens.loc[0, "params_union"] == st["params_union"].sum()
     seg = st[st["baseline_task"] == "segmentation"]
     assert ens.loc[0, "metric/segmentation/miou"] == seg["metric/segmentation/miou"].iloc[0]
+    # an early-stopped baseline is no part of the ensemble: seed 0 is left out
+    stopped = generated.copy()
+    stopped.loc[seg.index, "status"] = "early_stopped"
+    assert single_task_ensemble(stopped)["seed"].tolist() == [1, 2]
 
 
 def test_objective_parsing_and_errors(generated):

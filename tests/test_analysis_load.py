@@ -69,6 +69,22 @@ def test_missing_baseline_raises_naming_it(tmp_path):
         load_results(tmp_path / "exp2")
 
 
+def test_early_stopped_baseline_is_never_a_reference(tmp_path):
+    # beside finished baselines, an early-stopped one is ignored: a's gain stays 17.5 (not pulled by 100.0)
+    t = pd.concat([hand_table(), pd.DataFrame([
+        _row("st_seg_es", "single_task", 0, status="early_stopped", baseline_task="seg", seg__miou=100.0)])])
+    write_results(t, tmp_path / "exp" / "results.parquet", TASKS)
+    df = load_results(tmp_path / "exp").set_index("trial_id")
+    assert df.loc["a", "delta_mtl"] == pytest.approx(17.5)
+    assert df.loc["st_seg_es", "is_valid"]  # still a valid row of its own, just not a baseline
+    # a seed whose only baseline for a task stopped early: an error naming it, never a number
+    t2 = hand_table()
+    t2.loc[t2["trial_id"] == "st_depth_1", "status"] = "early_stopped"
+    write_results(t2, tmp_path / "exp2" / "results.parquet", TASKS)
+    with pytest.raises(AnalysisError, match=r"task 'depth', experiment 'hand', seed 1 did not finish.*early_stopped.*st_depth_1"):
+        load_results(tmp_path / "exp2")
+
+
 def test_metric_senses_from_metadata_and_unknown_metric(tmp_path):
     t = pd.DataFrame([
         _row("st", "single_task", 0, baseline_task="seg", seg__bleu=10.0),

@@ -24,6 +24,30 @@ def test_bad_values_name_the_key(overrides, key):
         build_config(overrides=overrides)
 
 
+NONSENSE = [
+    ("model.arch_init", "nan"), ("model.temperature", "inf"), ("model.temperature", "0"), ("model.temperature", "-1"),
+    ("search.lambda_sq", "inf"), ("warmup.lr", "inf"), ("warmup.lr", "nan"), ("search.lr", "inf"),
+    ("finetune.lr", "nan"), ("search.arch_lr", "inf"), ("search.arch_lr", "nan"), ("warmup.momentum", "nan"),
+    ("finetune.momentum", "-inf"), ("search.momentum", "nan"), ("warmup.weight_decay", "inf"),
+    ("search.weight_decay", "nan"), ("finetune.weight_decay", ".inf"), ("reduction.tau", "nan"),
+    ("data.data_seed", "-1"), ("trial.seed", "-1"), ("trial.seed", "4294967296"), ("trial.seed", "inf"),
+]
+
+
+@pytest.mark.parametrize("key,value", NONSENSE)
+def test_nonsense_values_name_the_key(key, value):
+    # the path the CLI takes: --set KEY=VALUE -> parse_set -> build_config
+    with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
+        build_config("tiny", parse_set([f"{key}={value}"]))
+
+
+@pytest.mark.parametrize("key,value", NONSENSE[:3])
+def test_nonsense_values_in_a_yaml_file_name_the_key(tmp_path, key, value):
+    (tmp_path / "c.yaml").write_text(f"config:\n  {key}: {'.' + value if value in ('nan', 'inf') else value}\n")
+    with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
+        build_config("tiny", load_yaml(tmp_path / "c.yaml")["config"])
+
+
 def test_unknown_task_name_is_rejected():
     from supernet.data import build_data
 

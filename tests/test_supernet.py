@@ -292,3 +292,26 @@ def test_supernet_with_all_gates_on_is_the_full_spec():
     c.load_from(net)
     c.eval()
     torch.testing.assert_close(c(x)["depth"], net(x, Gates(ones.alpha, ones.beta, ones.gamma))["depth"], atol=1e-5, rtol=0)
+
+
+def test_supernet_per_task_flops_are_the_tasks_own_path():
+    from supernet.costs import cost_summary
+
+    net = make_net(4, 2).eval()
+    random_gates(net, 1)
+    x = torch.randn(2, 3, 16, 16)
+    full = net(x)
+    for t in TASKS:  # a forward restricted to one task computes that task's output, alone
+        torch.testing.assert_close(net(x, tasks=[t])[t], full[t], atol=1e-6, rtol=0)
+        assert list(net(x, tasks=[t])) == [t]
+    one = torch.zeros(1, 3, 16, 16)
+    x0 = net.stem(one)
+    f_stem, f_edge, f_read = count_flops(net.stem, one), count_flops(net.edges[edge_key(1, 2)], x0), count_flops(net.read_in["1"], x0)
+    f_head = {t: count_flops(net.heads[t], x0, out_size=(16, 16)) for t in TASKS}
+    E, N, T = len(net.edges_ij), net.n_nodes, len(TASKS)
+    costs = cost_summary(net, (3, 16, 16), torch.device("cpu"), 1)["flops"]
+    assert costs["multitask"] == f_stem + N * f_read + T * E * f_edge + sum(f_head.values())
+    for t in TASKS:  # every edge op on this task's row only; the stem and read-ins run once on x0 anyway
+        assert costs["per_task"][t] == f_stem + N * f_read + E * f_edge + f_head[t]
+    # the shared work (stem, read-ins on x0) is counted once per task: the exact identity
+    assert sum(costs["per_task"].values()) == costs["multitask"] + (T - 1) * (f_stem + N * f_read)

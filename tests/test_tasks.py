@@ -63,6 +63,21 @@ def test_normal_angles_hand_computed():
     assert m["within_30"] == pytest.approx(200 / 3)
 
 
+def test_median_angle_of_an_even_count_is_the_mean_of_the_two_middle_values():
+    task = TaskSpec("normal", "normal")
+    z = torch.tensor([0.0, 0.0, 1.0])
+    tilt = lambda deg: torch.tensor([math.sin(math.radians(deg)), 0.0, math.cos(math.radians(deg))])  # noqa: E731
+    angles = [40.0, 10.0, 0.0, 20.0]  # sorted 0, 10, 20, 40: median (10 + 20) / 2 = 15 (torch.median says 10)
+    target = torch.stack([z] * 4, dim=1).view(1, 3, 1, 4)
+    pred = torch.stack([tilt(d) for d in angles], dim=1).view(1, 3, 1, 4)
+    acc = MetricAccumulator(task)
+    acc.update(pred[..., :2], target[..., :2])  # two batches: the median is over the whole split
+    acc.update(pred[..., 2:], target[..., 2:])
+    assert acc.compute()["median_angle"] == pytest.approx(15.0, abs=1e-3)
+    acc.update(tilt(90.0).view(1, 3, 1, 1), z.view(1, 3, 1, 1))  # five angles: the middle one, 20
+    assert acc.compute()["median_angle"] == pytest.approx(20.0, abs=1e-3)
+
+
 def test_classification_accuracy_ignores_other_tasks_samples():
     task = TaskSpec("alphabet", "classification", num_classes=3)
     logits = torch.tensor([[5.0, 0, 0], [0, 5.0, 0], [0, 0, 5.0], [5.0, 0, 0]])
@@ -109,3 +124,38 @@ def test_delta_mtl_sign_convention():
     assert delta_mtl({"depth": {"abs_err": 0.9}, "seg": {"miou": 0.4}}, base) == pytest.approx(-5.0)
     with pytest.raises(KeyError, match="no single-task baseline"):
         delta_mtl({"normal": {"mean_angle": 1.0}}, base)
+
+
+class _Lookup(torch.nn.Module):
+    """A parameter-free 'model': the input image is the depth prediction, its first 3 pixels the logits."""
+
+    def forward(self, x):
+        return {"depth": x, "alphabet": x.flatten(1)[:, :3]}
+
+
+def _uneven_split():
+    """7 items whose valid-target counts differ: 0-4 valid depth pixels, some unlabelled (-1) samples."""
+    g = torch.Generator().manual_seed(3)
+    xs = torch.randn(7, 1, 2, 2, generator=g)
+    depth = torch.rand(7, 1, 2, 2, generator=g) + 0.5
+    for k, n_invalid in enumerate([0, 1, 4, 2, 3, 0, 4]):
+        depth.view(7, -1)[k, :n_invalid] = 0.0  # invalid pixels
+    labels = torch.tensor([0, -1, -1, 2, -1, 1, -1])  # ordered like Omniglot's alphabets: -1 = not this task's
+    items = [(xs[k], {"depth": depth[k], "alphabet": labels[k]}) for k in range(7)]
+    return items, xs, depth, labels
+
+
+@pytest.mark.parametrize("batch_size", [1, 3, 7])
+def test_validation_loss_is_the_mean_over_valid_targets_whatever_the_batch_size(batch_size):
+    from supernet.stages import evaluate, make_loader
+
+    items, xs, depth, labels = _uneven_split()
+    tasks = {"depth": TaskSpec("depth", "depth"), "alphabet": TaskSpec("alphabet", "classification", num_classes=3)}
+    _, vloss = evaluate(_Lookup(), make_loader(items, batch_size, False, 0), tasks, torch.device("cpu"))
+    valid = depth > 0
+    want_depth = (xs - depth).abs()[valid].mean().item()  # over the 14 valid pixels of the split
+    lab = labels != -1
+    want_cls = torch.nn.functional.cross_entropy(xs.flatten(1)[lab, :3], labels[lab]).item()  # over the 3 labelled items
+    assert int(valid.sum()) == 14 and int(lab.sum()) == 3
+    assert vloss["depth"] == pytest.approx(want_depth, rel=1e-6)
+    assert vloss["alphabet"] == pytest.approx(want_cls, rel=1e-6)

@@ -54,6 +54,15 @@ def test_run_py_rejects_bad_config_with_the_key(tmp_path):
     assert "model.flow_width" in r.stderr and "Traceback" not in r.stderr
 
 
+@pytest.mark.parametrize("setting,key", [("model.arch_init=nan", "model.arch_init"), ("data.data_seed=-1", "data.data_seed")])
+def test_run_py_rejects_nonsense_values_with_exit_code_2(tmp_path, setting, key):
+    r = subprocess.run([sys.executable, "run.py", "--trial", "--preset", "tiny", "--set", setting, "--out", str(tmp_path / "t")],
+                       cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2
+    assert r.stderr.startswith(f"error: {key}: ") and "Traceback" not in r.stderr
+    assert not (tmp_path / "t").exists()  # rejected before anything was written
+
+
 class Collect(TrialHooks):
     def __init__(self):
         self.records, self.states = [], []
@@ -94,6 +103,28 @@ def test_stage_reuse_gives_the_same_result_as_recomputation(tmp_path):
     assert json.loads((tmp_path / "b1/arch_spec.json").read_text()) == json.loads((tmp_path / "b0/arch_spec.json").read_text())
     lines = lambda p: [json.loads(l)["val_loss/depth"] for l in (p / "metrics.jsonl").read_text().splitlines()]  # noqa: E731
     assert lines(tmp_path / "b1") == pytest.approx(lines(tmp_path / "b0"), rel=1e-6)
+
+
+class LastOfReplay(Collect):
+    """A driver that reports a replayed stage by its last record (as the Tune trainable does)."""
+
+    def on_replay(self, records):
+        self.records.append(records[-1])
+
+
+def test_zero_epoch_stage_is_reused(tmp_path):
+    store = DirStageStore(tmp_path / "store")
+    cfg = lambda tau: tiny(**{"warmup.epochs": 0, "reduction.tau": tau})  # noqa: E731 - no warm-up, a natural ablation
+    run_trial(cfg(0.1), tmp_path / "a", LastOfReplay(), store=store)
+    fresh = run_trial(cfg(0.3), tmp_path / "b0", LastOfReplay())
+    hooks = LastOfReplay()
+    reused = run_trial(cfg(0.3), tmp_path / "b1", hooks, store=store)
+    assert reused["reused"] == {"warmup": True, "search": True}
+    assert [r["stage"] for r in hooks.records] == ["search", "finetune"]
+    assert [r["step"] for r in hooks.records] == [1, 2]
+    assert flat(reused["metrics"]) == pytest.approx(flat(fresh["metrics"]), rel=1e-6)
+    stages = [json.loads(l)["stage"] for l in (tmp_path / "b1" / "metrics.jsonl").read_text().splitlines()]
+    assert stages == ["search", "finetune"]
 
 
 def test_store_first_writer_wins(tmp_path):

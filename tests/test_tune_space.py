@@ -61,3 +61,36 @@ def test_optuna_axes_and_objectives():
                         objectives={"score": "min", "params_union": "min"}, baselines=["hard_sharing"]))
     assert s.grid_points() == [] or s.search == "optuna"
     assert s.points() == [{"trial.mode": "hard_sharing", "trial.seed": 0}]
+
+
+def test_asha_never_stops_or_ranks_baselines_and_delegates_for_the_method():
+    from types import SimpleNamespace
+
+    from ray.tune.schedulers import TrialScheduler
+
+    from tune.launch import make_scheduler
+
+    sched = make_scheduler(parse_sweep(doc(scheduler={"type": "asha", "grace_period": 1, "reduction_factor": 2},
+                                           baselines=["single_task", "hard_sharing"])))
+
+    def trial(tid, **overrides):
+        return SimpleNamespace(trial_id=tid, config={"overrides": {"trial.seed": 0, **overrides}})
+
+    good, bad = trial("m1"), trial("m2", **{"model.flow_width": 1})  # method trials: mode from the shared config
+    full = trial("f", **{"trial.mode": "full_supernet"})
+    st = trial("b1", **{"trial.mode": "single_task", "trial.single_task": "depth"})
+    hs = trial("b2", **{"trial.mode": "hard_sharing"})
+    for t in (good, bad, full, st, hs):
+        sched.on_trial_add(None, t)
+    assert sched.on_trial_result(None, good, {"step": 1, "score": 0.1}) == TrialScheduler.CONTINUE
+    # a baseline far worse than the method at the rung continues, and does not enter the rung
+    assert sched.on_trial_result(None, st, {"step": 1, "score": 50.0}) == TrialScheduler.CONTINUE
+    assert sched.on_trial_result(None, hs, {"step": 1, "score": 60.0}) == TrialScheduler.CONTINUE
+    # method trials are ASHA's: worse than the rung's median -> stopped
+    assert sched.on_trial_result(None, bad, {"step": 1, "score": 5.0}) == TrialScheduler.STOP
+    assert sched.on_trial_result(None, full, {"step": 1, "score": 7.0}) == TrialScheduler.STOP
+    rung = {tid for b in sched._brackets for _, recorded in b._rungs for tid in recorded}
+    assert rung == {"m1", "m2", "f"}
+    sched.on_trial_complete(None, st, {"step": 2, "score": 50.0})  # not ASHA's trial: no KeyError
+    sched.on_trial_remove(None, hs)
+    sched.on_trial_complete(None, good, {"step": 2, "score": 0.1})

@@ -130,3 +130,14 @@ def test_optuna_multi_objective_with_baselines_and_asha(ray_session, tmp_path):
     stopped = df[df["status"] == "early_stopped"]
     assert stopped["time/finetune"].isna().all()  # partial: metrics from the last report, no summary figures
     assert list(exp.glob("searcher-state-*.pkl"))  # the Optuna study, persisted with the experiment
+
+
+def test_zero_epoch_warmup_is_reused(ray_session, tmp_path):
+    # warmup.epochs: 0 (no warm-up): the second trial replays an empty warm-up and a search from the cache
+    path = sweep_file(tmp_path, "nowarm", config={"trial.deterministic": True, "warmup.epochs": 0},
+                      axes={"reduction.tau": {"grid": [0.0, 0.2]}}, max_concurrent=1)
+    exp, _, df = run_sweep(path, tmp_path / "runs")
+    assert set(df["status"]) == {"finished"}
+    assert sorted(df["reused/warmup"].tolist()) == [False, True]
+    for _, r in df.iterrows():  # 0 warm-up + 1 search + 1 fine-tune epoch, replayed or not
+        assert [l["stage"] for l in lines(exp / r["trial_dir"] / "metrics.jsonl")] == ["search", "finetune"]

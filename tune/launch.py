@@ -106,13 +106,15 @@ def make_search(sweep: Sweep) -> tuple[dict, Any, int]:
 
 
 def make_scheduler(sweep: Sweep):
+    """None, or ASHA over the method's trials (baselines always run to the end: tune/scheduler.py)."""
     if sweep.scheduler is None:
         return None
-    from ray.tune.schedulers import ASHAScheduler
+    from .scheduler import MethodASHA
 
     s, e = sweep.scheduler, sweep.epochs
-    return ASHAScheduler(time_attr="step", metric=s["metric"], mode=s["mode"], grace_period=int(s["grace_period"]),
-                         reduction_factor=s["reduction_factor"], max_t=int(s.get("max_t", sum(e.values()) + 10)))
+    return MethodASHA(time_attr="step", metric=s["metric"], mode=s["mode"], grace_period=int(s["grace_period"]),
+                      reduction_factor=s["reduction_factor"], max_t=int(s.get("max_t", sum(e.values()) + 10)),
+                      default_mode=sweep.config().trial.mode)
 
 
 # ----------------------------------------------------------------------------- the Tuner

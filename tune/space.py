@@ -13,6 +13,7 @@
       objectives: {score: min, params_union: min}  # optuna only
       sampler: nsga2                     # optuna only: nsga2 | tpe | random
       scheduler: none                    # or {type: asha, metric: score, grace_period: 4, reduction_factor: 2}
+                                         #   (ASHA never stops single_task/hard_sharing baselines)
       resources: {cpu: 1, gpu: 0}        # per trial; gpu may be fractional
       max_concurrent: 2                  # 0 = as many as resources allow
       max_failures: 1                    # retries of a failing trial (from its last checkpoint)
