@@ -124,7 +124,9 @@ class CompactNet(nn.Module):
         op = self.edges[edge_key(i, j)]
         if len(srcs) > 1 and self.training and isinstance(op.norm, GroupedBatchNorm2d):
             w = torch.tensor([float(self._uses[(i, j, s)]) for s in srcs])
-            return list(op(torch.cat([h[s] for s in srcs]), len(srcs), w).chunk(len(srcs)))
+            stacked = torch.stack([h[s] for s in srcs], dim=1)  # (B, k, C, H, W): batch-major, as ops.py wants
+            y = op(stacked.flatten(0, 1), len(srcs), w)
+            return list(y.view(stacked.shape).unbind(1))
         return [op(h[s]) for s in srcs]
 
     def forward(self, x: torch.Tensor, tasks: Sequence[str] | None = None) -> dict[str, torch.Tensor]:

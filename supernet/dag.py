@@ -11,7 +11,7 @@ Ours (chosen, each a config field): edge op = conv3x3-norm; read-in op = conv1x1
 with straight-through and Gumbel-sigmoid variants.
 
 All tasks run in one forward: the stem runs once, and each edge op runs once on the task-stacked batch
-``(T*B, C, H, W)`` - no Python loop re-runs shared work per task. Its normalisation keeps per-task batch
+``(B*T, C, H, W)`` - no Python loop re-runs shared work per task. Its normalisation keeps per-task batch
 statistics (``supernet/ops.py``), so tasks stay separate in train mode too: a task's output and the
 gradient of its loss depend on its own gates only.
 """
@@ -141,23 +141,24 @@ class Supernet(nn.Module):
         T, B = len(names), x.shape[0]
         x0 = self.stem(x)  # (B, C, h, w), once for all tasks
         shape = x0.shape[1:]
-        # task-stacked states are kept flat, (T, B*C*h*w): a gate scales a whole row, which is far cheaper
-        # on CPU than broadcasting a (T, 1, 1, 1, 1) gate over a 5-D tensor
+        # task-stacked states are batch-major, (B, T, C*h*w): an edge op runs once on the (B*T, C, h, w)
+        # view, its norm sees each task's slice as its own channels (ops.py: per-task statistics, no
+        # copy), and a (1, T, 1) gate scales a task's slice with one addcmul
+        gate = lambda v: v.view(1, T, 1)  # noqa: E731 - a (T,) column of gates, broadcast over (B, T, D)
         hs: dict[int, torch.Tensor] = {}
         readout = None
         w = g.gamma / g.gamma.sum(dim=1, keepdim=True).clamp_min(1e-12)  # (T, N) read-out weights
         for j in range(1, self.n_nodes + 1):
-            acc = g.beta[:, j - 1 : j] * self.read_in[str(j)](x0).reshape(1, -1)  # (T, D)
+            acc = gate(g.beta[:, j - 1]) * self.read_in[str(j)](x0).view(B, 1, -1)  # (B, T, D)
             for e, i in self._in_edges[j]:
-                # one conv for all tasks; each task's slice normalised with its own statistics
-                y = self.edges[edge_key(i, j)](hs[i].view(T * B, *shape), T, g.alpha[:, e].detach()).view(T, -1)
-                acc = torch.addcmul(acc, g.alpha[:, e : e + 1], y)  # acc + gate * y, one allocation
+                y = self.edges[edge_key(i, j)](hs[i].view(B * T, *shape), T, g.alpha[:, e].detach())
+                acc = torch.addcmul(acc, gate(g.alpha[:, e]), y.view(B, T, -1))  # acc + gate * y, one allocation
             hs[j] = F.relu(acc)
-            wj = w[:, j - 1 : j]
+            wj = gate(w[:, j - 1])
             readout = wj * hs[j] if readout is None else torch.addcmul(readout, wj, hs[j])
-        readout = readout.view(T, B, *shape)
+        readout = readout.view(B, T, *shape)
         size = tuple(x.shape[-2:])
-        return {t: self.heads[t](readout[k], size) for k, t in enumerate(names)}
+        return {t: self.heads[t](readout[:, k], size) for k, t in enumerate(names)}
 
     # ---------------------------------------------------------------- costs used by the squeeze loss
 

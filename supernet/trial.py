@@ -49,7 +49,7 @@ STAGE_PLAN: dict[str, tuple[str, ...]] = {
 }
 STAGES = STAGE_PLAN["supernet"]  # every stage, in order
 REUSABLE_STAGES = ("warmup", "search")  # the stages the stage store shares between trials
-CHECKPOINT_VERSION = 1
+CHECKPOINT_VERSION = 2  # 2: ConvNorm ops (conv/norm module names), per-task batch statistics
 
 
 # ----------------------------------------------------------------------------- driver interfaces

@@ -137,18 +137,19 @@ def test_compact_equals_supernet_outputs_gradients_and_running_stats(norm, mode)
 
 
 def test_running_stats_follow_the_gate_weighted_rule():
-    """GroupedBatchNorm2d by hand: per-group normalisation, weighted running update, zero weight = no update."""
+    """GroupedBatchNorm2d by hand: per-group normalisation of a batch-major stack (row b*G + g), weighted
+    running update, zero weights = no update."""
     torch.manual_seed(0)
     bn = GroupedBatchNorm2d(2)
-    x = torch.randn(2 * 3, 2, 4, 4)
+    x = torch.randn(3 * 2, 2, 4, 4)  # B=3 samples of G=2 groups, batch-major
     w = torch.tensor([3.0, 1.0])
-    out = bn(x, 2, w)
-    groups = x.view(2, 3, 2, 4, 4)
+    out = bn(x, 2, w).view(3, 2, 2, 4, 4)
+    groups = x.view(3, 2, 2, 4, 4)
     for k in range(2):
-        torch.testing.assert_close(out[3 * k: 3 * k + 3], F.batch_norm(groups[k], None, None, training=True, eps=bn.eps), atol=1e-5, rtol=0)
+        torch.testing.assert_close(out[:, k], F.batch_norm(groups[:, k], None, None, training=True, eps=bn.eps), atol=1e-5, rtol=0)
     n = 3 * 16
-    mean = groups.mean(dim=(1, 3, 4))  # (2 groups, C)
-    var = groups.var(dim=(1, 3, 4), unbiased=True)
+    mean = groups.mean(dim=(0, 3, 4))  # (G, C)
+    var = groups.var(dim=(0, 3, 4), unbiased=True)
     torch.testing.assert_close(bn.running_mean, 0.1 * (0.75 * mean[0] + 0.25 * mean[1]))
     torch.testing.assert_close(bn.running_var, 0.9 + 0.1 * (0.75 * var[0] + 0.25 * var[1]))
     assert n > 1 and int(bn.num_batches_tracked) == 1
