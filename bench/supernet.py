@@ -117,23 +117,23 @@ def op_replay_fn(c: CompactNet, x: torch.Tensor):
         h, calls = {}, [(c.stem, x)]
         for k, (j, r, srcs) in enumerate(c.instances):
             terms = []
-            if r:
+            if r is not None:
                 terms.append(c.read_in[str(j)](x0))
-            for i, s in srcs:
+            for i, s, _ in srcs:
                 terms.append(c.edges[edge_key(i, j)](h[s]))
             h[k] = F.relu(sum(terms))
         seen = set()
         for k, (j, r, srcs) in enumerate(c.instances):
-            if r and ("r", j) not in seen:
+            if r is not None and ("r", j) not in seen:
                 seen.add(("r", j))
                 calls.append((c.read_in[str(j)], x0))
-            for i, s in srcs:
+            for i, s, _ in srcs:
                 if (i, j, s) not in seen:
                     seen.add((i, j, s))
                     calls.append((c.edges[edge_key(i, j)], h[s]))
         sums = []
         for k, (j, r, srcs) in enumerate(c.instances):
-            terms = ([c.read_in[str(j)](x0)] if r else []) + [c.edges[edge_key(i, j)](h[s]) for i, s in srcs]
+            terms = ([c.read_in[str(j)](x0)] if r is not None else []) + [c.edges[edge_key(i, j)](h[s]) for i, s, _ in srcs]
             sums.append(terms)
         size = tuple(x.shape[-2:])
         heads = []

@@ -30,21 +30,23 @@ from .spec import ArchSpec
 from .stem import build_stem
 from .tasks import Head, TaskSpec
 
-# An instance: (node j, read-in kept, ((source node, source instance id), ...)).
-Instance = tuple[int, bool, tuple[tuple[int, int], ...]]
+# An instance: (node j, read-in gate (None: no read-in), ((source node, source instance id, edge gate), ...)).
+# Gates are 1.0 in a plain 0/1 spec; a spec with folded gates carries the supernet's values.
+Instance = tuple[int, float | None, tuple[tuple[int, int, float], ...]]
 
 
 def plan_instances(spec: ArchSpec) -> tuple[list[Instance], dict[str, dict[int, int]]]:
     """Distinct hidden-state computations over all tasks, in topological order, and per task the
-    instance id of each of its nodes."""
+    instance id of each of its nodes. Two tasks share an instance when they compute it identically: the
+    same read-in gate and the same in-edges, gates included, from the same source instances."""
     instances: list[Instance] = []
     ids: dict[Instance, int] = {}
     per_task: dict[str, dict[int, int]] = {}
     for task, arch in spec.tasks:
         mine: dict[int, int] = {}
         for j in arch.nodes:  # sorted ascending = topological
-            srcs = tuple(sorted((i, mine[i]) for i, jj in arch.edges if jj == j))
-            inst: Instance = (j, j in arch.read_in, srcs)
+            srcs = tuple(sorted((i, mine[i], arch.edge_gate((i, jj))) for i, jj in arch.edges if jj == j))
+            inst: Instance = (j, arch.read_in_gate(j) if j in arch.read_in else None, srcs)
             if inst not in ids:
                 ids[inst] = len(instances)
                 instances.append(inst)
@@ -53,10 +55,21 @@ def plan_instances(spec: ArchSpec) -> tuple[list[Instance], dict[str, dict[int, 
     order = sorted(range(len(instances)), key=lambda k: (instances[k][0], k))  # by node: topological
     remap = {old: new for new, old in enumerate(order)}
     instances = [
-        (j, r, tuple((i, remap[s]) for i, s in srcs)) for j, r, srcs in (instances[k] for k in order)
+        (j, r, tuple((i, remap[s], w) for i, s, w in srcs)) for j, r, srcs in (instances[k] for k in order)
     ]
     per_task = {t: {j: remap[k] for j, k in m.items()} for t, m in per_task.items()}
     return instances, per_task
+
+
+def _gated_sum(terms: list[torch.Tensor], gates: list[float]) -> torch.Tensor:
+    """``sum_k gates[k] * terms[k]`` as a fresh tensor (a term may be shared and must stay untouched)."""
+    if len(terms) == 1:
+        return terms[0] * gates[0]
+    first = terms[0] if gates[0] == 1.0 else terms[0] * gates[0]
+    acc = torch.add(first, terms[1], alpha=gates[1])  # fresh
+    for term, g in zip(terms[2:], gates[2:]):
+        acc.add_(term, alpha=g)
+    return acc
 
 
 class CompactNet(nn.Module):
@@ -83,12 +96,13 @@ class CompactNet(nn.Module):
         self._by_node: dict[int, list[int]] = {}
         for k, (j, _, _) in enumerate(self.instances):
             self._by_node.setdefault(j, []).append(k)
-        # (i, j, source instance) -> how many tasks apply o_ij to that instance: the running-statistics weight
-        self._uses: dict[tuple[int, int, int], int] = {}
+        # (i, j, source instance) -> the summed gates of the tasks that apply o_ij to that instance (with 0/1
+        # gates: how many tasks): its running-statistics weight, as the supernet weights a task by its gate
+        self._uses: dict[tuple[int, int, int], float] = {}
         for t, arch in spec.tasks:
             for i, j in arch.edges:
                 key = (i, j, self.task_instances[t][i])
-                self._uses[key] = self._uses.get(key, 0) + 1
+                self._uses[key] = self._uses.get(key, 0.0) + arch.edge_gate((i, j))
 
     def arch_parameters(self) -> list[nn.Parameter]:
         return []
@@ -115,7 +129,7 @@ class CompactNet(nn.Module):
             k = stack.pop()
             if k not in need:
                 need.add(k)
-                stack.extend(s for _, s in self.instances[k][2])
+                stack.extend(s for _, s, _ in self.instances[k][2])
         return need
 
     def _apply_op(self, i: int, j: int, srcs: list[int], h: dict[int, torch.Tensor]) -> list[torch.Tensor]:
@@ -138,26 +152,27 @@ class CompactNet(nn.Module):
             mine = [k for k in node_instances if k in need]
             if not mine:
                 continue
-            read_in = self.read_in[str(j)](x0) if any(self.instances[k][1] for k in mine) else None
+            read_in = self.read_in[str(j)](x0) if any(self.instances[k][1] is not None for k in mine) else None
             op_out: dict[tuple[int, int], torch.Tensor] = {}  # (i, source instance) -> o_ij(h), each once
-            for i in sorted({i for k in mine for i, _ in self.instances[k][2]}):
-                srcs = sorted({s for k in mine for ii, s in self.instances[k][2] if ii == i})
+            for i in sorted({i for k in mine for i, _, _ in self.instances[k][2]}):
+                srcs = sorted({s for k in mine for ii, s, _ in self.instances[k][2] if ii == i})
                 op_out.update(zip(((i, s) for s in srcs), self._apply_op(i, j, srcs, h)))
             for k in mine:
-                _, has_read_in, srcs = self.instances[k]
-                terms = ([read_in] if has_read_in else []) + [op_out[src] for src in srcs]
-                if len(terms) == 1:
+                _, read_in_gate, srcs = self.instances[k]
+                terms = ([read_in] if read_in_gate is not None else []) + [op_out[(i, s)] for i, s, _ in srcs]
+                gates = ([read_in_gate] if read_in_gate is not None else []) + [w for _, _, w in srcs]
+                if len(terms) == 1 and gates[0] == 1.0:
                     h[k] = F.relu(terms[0])  # not in place: terms[0] may be shared
                 else:
-                    acc = terms[0] + terms[1]
-                    for term in terms[2:]:
-                        acc = acc + term
-                    h[k] = F.relu(acc, inplace=True)  # acc is fresh: safe to overwrite
+                    h[k] = F.relu(_gated_sum(terms, gates), inplace=True)  # the sum is fresh: safe to overwrite
         size = tuple(x.shape[-2:])
         out = {}
         for t in tasks:
-            outs = [h[self.task_instances[t][j]] for j in self.spec[t].read_out]
-            feat = outs[0] if len(outs) == 1 else sum(outs[1:], outs[0]) / len(outs)
+            arch = self.spec[t]
+            outs = [h[self.task_instances[t][j]] for j in arch.read_out]
+            w = [arch.read_out_gate(j) for j in arch.read_out]
+            total = sum(w)
+            feat = outs[0] if len(outs) == 1 and w[0] > 0 else _gated_sum(outs, [v / max(total, 1e-12) for v in w])
             out[t] = self.heads[t](feat, size)
         return out
 

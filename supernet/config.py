@@ -96,6 +96,9 @@ class SearchConfig:
 @dataclass(frozen=True)
 class ReductionConfig:
     tau: float = 0.15  # keep edge e iff F(e) / F_total >= tau; in [0, 1)
+    # the compact net keeps each kept element's supernet gate (true) or uses 0/1 gates (false, the gap
+    # at reduction): see supernet/reduction.py fold_gates
+    fold_gates: bool = True
 
 
 @dataclass(frozen=True)

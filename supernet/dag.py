@@ -108,6 +108,11 @@ class Supernet(nn.Module):
         r = lambda l: relax(l, self.gate, self.temperature, self.training)  # noqa: E731
         return Gates(r(self.alpha), r(self.beta), r(self.gamma))
 
+    def eval_gates(self) -> Gates:
+        """The gates an eval-mode forward computes with (no Gumbel noise; 0/1 for straight-through)."""
+        r = lambda l: relax(l, self.gate, self.temperature, False)  # noqa: E731
+        return Gates(r(self.alpha), r(self.beta), r(self.gamma))
+
     def gate_probs(self) -> Gates:
         """Deterministic sigmoid(logit / T): what the squeeze loss and the reduction read."""
         s = lambda l: torch.sigmoid(l / self.temperature)  # noqa: E731

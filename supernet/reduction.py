@@ -11,6 +11,10 @@ to a sink K (the task's read-out):
 - then drop every kept edge and node not on some kept S->K path (no dangling compute).
 
 Larger tau keeps a subset of the edges of a smaller tau (both steps are monotone).
+
+``fold_gates`` (ours, ``reduction.fold_gates``) then writes into the spec the gate each kept element had
+in the supernet (its eval-mode gate), so the compact net computes the gated supernet minus the pruned
+paths instead of a 0/1 network whose node sums and read-outs are scaled differently.
 """
 from __future__ import annotations
 
@@ -96,3 +100,25 @@ def reduce(probs, task_names: tuple[str, ...], n_nodes: int, flow_width: int, ta
     g = probs.gamma.detach().double().cpu().numpy()
     tasks = tuple((t, reduce_task(a[k], b[k], g[k], n_nodes, flow_width, tau)) for k, t in enumerate(task_names))
     return ArchSpec(n_nodes, flow_width, tasks)
+
+
+def fold_gates(spec: ArchSpec, gates, task_names: tuple[str, ...]) -> ArchSpec:
+    """The same architecture, each kept edge, read-in and read-out carrying its gate value from ``gates``
+    (a supernet's ``Gates`` in its task and edge order; use the eval-mode gates, what the supernet
+    computes with)."""
+    edges = edge_list(spec.n_nodes, spec.flow_width)
+    index = {e: k for k, e in enumerate(edges)}
+    a = gates.alpha.detach().double().cpu().numpy()
+    b = gates.beta.detach().double().cpu().numpy()
+    g = gates.gamma.detach().double().cpu().numpy()
+    row = {t: k for k, t in enumerate(task_names)}
+    tasks = []
+    for t, arch in spec.tasks:
+        k = row[t]
+        tasks.append((t, TaskArch(
+            arch.edges, arch.read_in, arch.read_out,
+            edge_gates=tuple(float(a[k, index[e]]) for e in arch.edges),
+            read_in_gates=tuple(float(b[k, j - 1]) for j in arch.read_in),
+            read_out_gates=tuple(float(g[k, j - 1]) for j in arch.read_out),
+        )))
+    return ArchSpec(spec.n_nodes, spec.flow_width, tuple(tasks))

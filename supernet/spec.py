@@ -3,10 +3,15 @@
 Hidden nodes are numbered ``1..N``. For each task the spec lists the kept edges ``(i, j)`` (i < j), the
 nodes fed by the read-in layer (from the stem output ``x0``) and the nodes feeding the task's read-out.
 The compact network is built from this alone; it is the only link between supernet and compact net.
+
+A spec may also carry, per kept edge, read-in and read-out, the gate value the supernet computed with
+(``reduction.fold_gates``, ours): then the compact net computes exactly what the gated supernet computes
+minus the pruned paths. Without them every kept element has gate 1 (the plain 0/1 architecture).
 """
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
@@ -22,12 +27,36 @@ class TaskArch:
     edges: tuple[tuple[int, int], ...]
     read_in: tuple[int, ...]
     read_out: tuple[int, ...]
+    # the gate each kept element carries, aligned with the tuples above; () = every gate is 1
+    edge_gates: tuple[float, ...] = ()
+    read_in_gates: tuple[float, ...] = ()
+    read_out_gates: tuple[float, ...] = ()
 
     @property
     def nodes(self) -> tuple[int, ...]:
         """Hidden nodes this task computes (sorted)."""
         ns = set(self.read_in) | set(self.read_out) | {n for e in self.edges for n in e}
         return tuple(sorted(ns))
+
+    @property
+    def has_gates(self) -> bool:
+        return bool(self.edge_gates or self.read_in_gates or self.read_out_gates)
+
+    def edge_gate(self, edge: tuple[int, int]) -> float:
+        return self.edge_gates[self.edges.index(edge)] if self.edge_gates else 1.0
+
+    def read_in_gate(self, j: int) -> float:
+        """The gate of the kept read-in at node j."""
+        return self.read_in_gates[self.read_in.index(j)] if self.read_in_gates else 1.0
+
+    def read_out_gate(self, j: int) -> float:
+        return self.read_out_gates[self.read_out.index(j)] if self.read_out_gates else 1.0
+
+    def _check_gates(self, task: str) -> None:
+        for name, items in (("edge", self.edges), ("read_in", self.read_in), ("read_out", self.read_out)):
+            gates = getattr(self, f"{name}_gates")
+            if gates and (len(gates) != len(items) or not all(math.isfinite(v) and v >= 0 for v in gates)):
+                raise ValueError(f"ArchSpec task {task!r}: {name}_gates must be one finite value >= 0 per kept {name}")
 
 
 @dataclass(frozen=True)
@@ -69,33 +98,40 @@ class ArchSpec:
             dangling = [n for n in a.nodes if n not in fwd or n not in bwd]
             if dangling:
                 raise ValueError(f"ArchSpec task {task!r}: nodes {dangling} are not on an input-to-output path")
+            a._check_gates(task)
 
     # ---------------------------------------------------------------- (de)serialisation
 
     def to_dict(self) -> dict:
-        return {
-            "n_nodes": self.n_nodes,
-            "flow_width": self.flow_width,
-            "tasks": {
-                t: {"edges": [list(e) for e in a.edges], "read_in": list(a.read_in), "read_out": list(a.read_out)}
-                for t, a in self.tasks
-            },
-        }
+        def task(a: TaskArch) -> dict:
+            d = {"edges": [list(e) for e in a.edges], "read_in": list(a.read_in), "read_out": list(a.read_out)}
+            if a.has_gates:  # parallel lists: the gate of each kept element
+                d["gates"] = {
+                    "edges": [a.edge_gate(e) for e in a.edges],
+                    "read_in": [a.read_in_gate(j) for j in a.read_in],
+                    "read_out": [a.read_out_gate(j) for j in a.read_out],
+                }
+            return d
+
+        return {"n_nodes": self.n_nodes, "flow_width": self.flow_width, "tasks": {t: task(a) for t, a in self.tasks}}
 
     @classmethod
     def from_dict(cls, d: dict) -> "ArchSpec":
-        tasks = tuple(
-            (
-                t,
-                TaskArch(
-                    edges=tuple(sorted((int(i), int(j)) for i, j in a["edges"])),
-                    read_in=tuple(sorted(int(j) for j in a["read_in"])),
-                    read_out=tuple(sorted(int(j) for j in a["read_out"])),
-                ),
+        def task(a: dict) -> TaskArch:
+            g = a.get("gates") or {}
+            edges = [((int(i), int(j)), v) for (i, j), v in zip(a["edges"], g.get("edges") or [1.0] * len(a["edges"]))]
+            read_in = [(int(j), v) for j, v in zip(a["read_in"], g.get("read_in") or [1.0] * len(a["read_in"]))]
+            read_out = [(int(j), v) for j, v in zip(a["read_out"], g.get("read_out") or [1.0] * len(a["read_out"]))]
+            edges, read_in, read_out = sorted(edges), sorted(read_in), sorted(read_out)
+            gated = bool(g)
+            return TaskArch(
+                edges=tuple(e for e, _ in edges), read_in=tuple(j for j, _ in read_in), read_out=tuple(j for j, _ in read_out),
+                edge_gates=tuple(float(v) for _, v in edges) if gated else (),
+                read_in_gates=tuple(float(v) for _, v in read_in) if gated else (),
+                read_out_gates=tuple(float(v) for _, v in read_out) if gated else (),
             )
-            for t, a in d["tasks"].items()
-        )
-        return cls(int(d["n_nodes"]), int(d["flow_width"]), tasks)
+
+        return cls(int(d["n_nodes"]), int(d["flow_width"]), tuple((t, task(a)) for t, a in d["tasks"].items()))
 
     def to_json(self, path: str | Path) -> None:
         Path(path).write_text(json.dumps(self.to_dict(), indent=1))

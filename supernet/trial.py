@@ -33,7 +33,7 @@ from .config import Config, ConfigError, to_dict
 from .costs import cost_summary, count_flops, n_params
 from .dag import Supernet, build_supernet
 from .data import build_data
-from .reduction import reduce
+from .reduction import fold_gates, reduce
 from .runtime import keep_freed_memory
 from .spec import ArchSpec
 from .squeeze import squeeze_loss
@@ -359,13 +359,14 @@ class _Trial:
             "stage": stage, "stage_index": self.plan.index(stage), "epoch": epoch, "step": self.state["step"],
             "train_loss": tr["train_loss"], "squeeze": tr["squeeze"],
         }
-        for t in self.tasks:
-            rec[f"val_loss/{t}"] = vloss[t]
-        for t, ms in metrics.items():
-            for name, v in ms.items():
-                rec[f"metric/{t}/{name}"] = v
+        rec.update(self._quality_record(metrics, vloss))
         rec["score"] = sum(vloss.values()) / len(vloss)  # the scheduler's scalar: mean val loss (min)
         rec.update(self.costs)
+        return rec
+
+    def _quality_record(self, metrics: dict, vloss: dict) -> dict[str, float]:
+        rec = {f"val_loss/{t}": v for t, v in vloss.items()}
+        rec.update({f"metric/{t}/{name}": v for t, ms in metrics.items() for name, v in ms.items()})
         return rec
 
     def run_stage(self, stage: str) -> None:
@@ -379,19 +380,30 @@ class _Trial:
             self.record.replay(hit["records"])
             st["reused"][stage] = True
             self.last_eval = None
+            records = hit["records"]
         elif stage == "reduction":
             spec = reduce(self.model.gate_probs(), self.model.task_names, self.cfg.model.n_nodes, self.cfg.model.flow_width, self.cfg.reduction.tau)
+            if self.cfg.reduction.fold_gates:  # the compact net computes the gated supernet minus the pruned paths
+                spec = fold_gates(spec, self.model.eval_gates(), self.model.task_names)
             compact = build_compact(spec, self.cfg.model, self.tasks)
             compact.load_from(self.model)
             self.model = compact.to(self.device)
             st["spec"], st["model_kind"] = spec.to_dict(), "compact"
-            self.last_eval = None
+            # the compact net's quality right after reduction, before fine-tune (the gap at reduction)
+            d = self.cfg.data
+            val_loader = make_loader(self.val_ds, d.batch_size, False, 0, d.num_workers, d.pin_memory)
+            self.last_eval = evaluate(self.model, val_loader, self.tasks, self.device, self.cfg.trial.precision)
+            records = [self._quality_record(*self.last_eval)]
         else:
             records = self.train_stage(stage)
             st["reused"][stage] = False
             if reusable:
                 sd = {k: v.detach().cpu().clone() for k, v in self.model.state_dict().items()}
                 self.store.put(stage, key, {"model": sd, "records": records})
+        if records:  # quality at the end of this stage: the last epoch's (or the reduced net's) validation
+            st.setdefault("stage_quality", {})[stage] = {
+                k: v for k, v in records[-1].items() if k.startswith(("metric/", "val_loss/"))
+            }
         if stage == "search" and self.cfg.trial.mode == "full_supernet":
             st["spec"] = ArchSpec.full(self.cfg.model.n_nodes, self.cfg.model.flow_width, self.tasks).to_dict()
         st["timings"][stage] = st["timings"].get(stage, 0.0) + time.perf_counter() - t0
@@ -426,6 +438,8 @@ class _Trial:
             "latency_ms": costs["latency_ms"],
             "timings": {s: st["timings"].get(s, math.nan) for s in STAGES},
             "reused": {s: bool(st["reused"].get(s, False)) for s in REUSABLE_STAGES},
+            # validation quality at the end of each stage run (warm-up, search, right after reduction, fine-tune)
+            "stage_quality": {s: q for s in STAGES if (q := st.get("stage_quality", {}).get(s))},
             "arch_spec": "arch_spec.json" if spec is not None else None,
             "node": socket.gethostname(),
             "device": str(self.device),

@@ -104,7 +104,7 @@ def _set_running_stats(net: torch.nn.Module, seed: int) -> None:
 
 def test_the_spec_applies_one_op_to_several_inputs():
     instances, _ = plan_instances(_shared_op_spec())
-    applications_of_23 = {s for j, _, srcs in instances for i, s in srcs if (i, j) == (2, 3)}
+    applications_of_23 = {s for j, _, srcs in instances for i, s, _ in srcs if (i, j) == (2, 3)}
     assert len(applications_of_23) == 2
 
 
@@ -177,3 +177,43 @@ def test_every_gate_kind_trains_the_shared_weights_in_warmup(norm, gate):
         if name in ("alpha", "beta", "gamma"):
             continue
         assert p.grad is not None and torch.count_nonzero(p.grad) > 0, name
+
+
+# ----------------------------------------------------------------------------- folded gates (reduction.fold_gates)
+
+
+@pytest.mark.parametrize("mode", ["train", "eval"])
+@pytest.mark.parametrize("gate", GATES)
+@pytest.mark.parametrize("norm", NORMS)
+def test_compact_with_folded_gates_is_the_gated_supernet_minus_pruned_paths(norm, gate, mode):
+    """With the supernet's gates folded into the spec, the compact net computes the supernet with its own
+    (eval-mode) gates on the kept elements and 0 on the pruned ones, outputs and shared-weight gradients."""
+    from supernet.reduction import fold_gates, reduce
+
+    net = _net(norm, gate, n=5, m=3)
+    _randomise(net, 4)
+    _set_running_stats(net, 5)
+    spec = reduce(net.gate_probs(), net.task_names, 5, 3, 0.1)
+    folded = fold_gates(spec, net.eval_gates(), net.task_names)
+    assert ArchSpec.from_dict(folded.to_dict()) == folded  # the gates travel with the JSON spec
+    compact = CompactNet(folded, TASKS, 8, norm=norm)
+    compact.load_from(net)
+    g, mask = net.eval_gates(), net.discrete_gates(spec)
+    masked = type(g)(g.alpha.detach() * mask.alpha, g.beta.detach() * mask.beta, g.gamma.detach() * mask.gamma)
+    net.train(mode == "train")
+    compact.train(mode == "train")
+    x, y = _batch()
+    ref, got = net(x, masked), compact(x)
+    for t in TASKS:
+        torch.testing.assert_close(got[t], ref[t], atol=1e-5, rtol=0)
+    sum(losses(TASKS, ref, y).values()).backward()
+    sum(losses(TASKS, got, y).values()).backward()
+    own = dict(compact.named_parameters())
+    for name, p in net.named_parameters():
+        if name in own:
+            torch.testing.assert_close(own[name].grad, p.grad, atol=1e-5, rtol=1e-4, msg=name)
+    # and the unfolded spec is the plain 0/1 network, which differs from the gated supernet
+    plain = CompactNet(spec, TASKS, 8, norm=norm)
+    plain.load_from(net)
+    plain.train(mode == "train")
+    assert any(not torch.allclose(plain(x)[t], ref[t], atol=1e-3) for t in TASKS)
