@@ -339,7 +339,7 @@ def answer_from(hv: SeedHypervolumes | None, alpha: float = ALPHA, missing: str 
     if hv is None or missing:
         return Answer("not decidable", f"Not decidable: {(missing or 'no valid trials').rstrip('.')}.", hv)
     tests = tests_against(hv, METHOD, alpha)
-    for g, what in ((METHOD, "no valid supernet (method) trial"), (RANDOM, f"no random_arch rows ({HOW_TO_ADD_RANDOM})")):
+    for g, what in ((METHOD, "no valid supernet (method) trial"), (RANDOM, f"no random_arch rows; {HOW_TO_ADD_RANDOM}")):
         if g not in hv.groups:
             return Answer("not decidable", f"Not decidable: the results have {what}.", hv, None, tests)
     objs = " and ".join(o.name for o in hv.objectives)
