@@ -141,12 +141,11 @@ def compare_samples(a: Mapping[object, float], b: Mapping[object, float], alpha:
 # ----------------------------------------------------------------------------- attainment (kernels)
 
 
-def attainment_surface(y: np.ndarray, sets: np.ndarray, level: int, n_sets: int | None = None) -> np.ndarray:
+def attainment_surface(y: np.ndarray, sets: np.ndarray, level: int) -> np.ndarray:
     """Minimal points of the region attained (weakly dominated) by at least ``level`` of the sets, 2+ objectives.
 
-    ``y`` (n, k) minimise form, ``sets`` (n,) the set (seed) of each row; NaN rows are skipped.
-    ``n_sets`` counts sets with no finite row too (they attain nothing); default: the sets in ``sets``.
-    Returns the surface's points sorted by the first objective (empty ``(0, k)`` if no point is attained).
+    ``y`` (n, k) minimise form, ``sets`` (n,) the set (seed) of each row; NaN rows are skipped (a set
+    with no finite row attains nothing). Returns the surface's points sorted by the first objective (empty ``(0, k)`` if no point is attained).
     """
     y, sets = pareto.as_matrix(y), np.asarray(sets)
     ok = pareto.finite_rows(y)
@@ -169,7 +168,10 @@ def median_level(n_sets: int) -> int:
 
 
 def median_surface(y: np.ndarray, sets: np.ndarray, n_sets: int | None = None) -> np.ndarray:
-    """The median attainment surface: attained by at least half of the ``n_sets`` sets (see :func:`attainment_surface`)."""
+    """The median attainment surface: attained by at least half of the ``n_sets`` sets (see :func:`attainment_surface`).
+
+    ``n_sets`` counts the sets (seeds) that have no finite point too; default: the sets present in ``sets``.
+    """
     sets = np.asarray(sets)
     n = n_sets if n_sets is not None else len(np.unique(sets[pareto.finite_rows(y)]))
     return attainment_surface(y, sets, median_level(n)) if n else np.empty((0, np.shape(y)[1]))
@@ -195,7 +197,12 @@ def eaf_difference(ya: np.ndarray, sa: np.ndarray, yb: np.ndarray, sb: np.ndarra
     ka, kb = np.isin(sa, common), np.isin(sb, common)
     xa = np.column_stack([ya[ka], [code[s] for s in sa[ka]]])
     xb = np.column_stack([yb[kb], [code[s] for s in sb[kb]]])
-    rects = moocore.eafdiff(xa, xb, rectangles=True)
+    try:
+        rects = moocore.eafdiff(xa, xb, rectangles=True)
+    except ValueError as e:  # moocore 0.3.2 fails to reshape an empty result (both EAFs equal everywhere)
+        if "size 0" not in str(e):
+            raise
+        rects = np.empty((0, 5))
     rects = rects[rects[:, 4] != 0].copy()
     rects[:, 4] /= len(common)
     return rects, len(common)
@@ -452,10 +459,12 @@ def eaf_data(
         return nat[:, ::-1]
 
     surfaces, seeds = {}, {}
-    for g in pts:
-        n = len(np.unique(sets[g]))
+    for g in pts:  # a seed whose trials all errored still counts: it attains nothing
+        rows = df[df["mode"] == g] if g != BASELINE_MODE else pts[g]
+        n = max(len(np.unique(sets[g])), len(set(_seed_key(rows))))
         seeds[g] = n
-        surfaces[g] = natural(_staircase(median_surface(ys[g], sets[g], n), hi))
+        line = natural(_staircase(median_surface(ys[g], sets[g], n), hi))
+        surfaces[g] = line[::-1] if len(line) and line[0, 0] > line[-1, 0] else line  # left to right
     diff, n_diff = np.empty((0, 5)), 0
     if pair[0] in pts and pair[1] in pts:
         rects, n_diff = eaf_difference(ys[pair[0]], sets[pair[0]], ys[pair[1]], sets[pair[1]])
