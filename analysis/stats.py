@@ -70,10 +70,6 @@ class RankTest:
     def decidable(self) -> bool:
         return self.min_p < self.alpha
 
-    @property
-    def n_seeds(self) -> int:
-        return self.n if isinstance(self.n, int) else int(min(self.n))
-
     def n_text(self) -> str:
         return f"n = {self.n} paired seeds" if self.paired else f"n = {self.n[0]} and {self.n[1]} seeds"
 
@@ -263,12 +259,16 @@ class SeedHypervolumes:
         return w
 
     def summary(self) -> pd.DataFrame:
-        """Per group: seeds, points per seed (median) and the median / min / max of the per-seed hypervolumes."""
+        """Per group: seeds, points per seed, median / min / max of the per-seed hypervolumes, and the median of
+        each objective over the group's points (to check that the random architectures are of the method's size)."""
         g = self.table.groupby("group", sort=False)
-        return pd.DataFrame({
+        out = pd.DataFrame({
             "seeds": g.size(), "points_per_seed": g["points"].median(),
             "hv_median": g["hypervolume"].median(), "hv_min": g["hypervolume"].min(), "hv_max": g["hypervolume"].max(),
         })
+        for o in self.objectives:
+            out[f"{o.name} median"] = [float(self.points[k][o.column].median()) if k in self.points else np.nan for k in out.index]
+        return out
 
 
 def seed_hypervolumes(

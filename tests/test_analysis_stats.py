@@ -156,6 +156,9 @@ def test_seed_hypervolumes_share_one_normalisation():
     assert got[("random_arch", 1)] == pytest.approx(1.1 * 0.1)
     assert hv.groups == ["supernet", "random_arch"]
     assert hv.wide().columns.tolist() == ["supernet", "random_arch"] and hv.wide().index.tolist() == [0, 1]
+    summary = hv.summary()
+    assert summary["seeds"].tolist() == [2, 2] and summary["hv_max"]["supernet"] == pytest.approx(1.21)
+    assert summary["params median"].tolist() == [10, 20] and summary["delta_mtl median"].tolist() == [1.5, 1.0]
     # a hard-sharing point far away widens the shared bounds for everyone
     # (ideal params 5 instead of 10: s0 moves to (0, 1/3))
     far = pd.concat([_hand(), _hand().iloc[[0]].assign(trial_id="h", mode="hard_sharing", params_union=5)])
