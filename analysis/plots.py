@@ -1,4 +1,5 @@
-"""Plots as PNG: fronts per group with baseline points, and the per-task topologies of one trial.
+"""Plots as PNG: fronts per group with baseline points, the per-task topologies of one trial, median attainment
+surfaces and the EAF difference (data from :mod:`analysis.stats`), and ablation effects (:mod:`analysis.effects`).
 
 Compute, then render: ``front_plot_data`` / ``topology_data`` return plain data that tests assert on;
 ``render_fronts`` / ``render_topology`` only draw it. Figures are built with ``matplotlib.figure.Figure``
@@ -17,9 +18,10 @@ from matplotlib.figure import Figure
 from matplotlib.patches import FancyArrowPatch
 
 from analysis.compare import FrontComparison
+from analysis.stats import EafData
 
 _BASELINE_STYLE = {"single_task": ("*", "single-task (T nets)"), "hard_sharing": ("s", "hard sharing"),
-                   "full_supernet": ("D", "full supernet")}
+                   "full_supernet": ("D", "full supernet"), "random_arch": ("x", "random architectures")}
 
 
 # ----------------------------------------------------------------------------- fronts
@@ -203,3 +205,71 @@ def _save(fig: Figure, path: str | PathLike[str] | None) -> Figure:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         fig.savefig(path, dpi=110)
     return fig
+
+
+# ----------------------------------------------------------------------------- attainment, effects
+
+_GROUP_NAMES = {"supernet": "search (supernet)", "random_arch": "random architectures", "hard_sharing": "hard sharing",
+                "single_task": "single-task (T nets)"}
+
+
+def render_attainment(data: EafData, path: str | PathLike[str] | None = None) -> Figure:
+    """The median attainment surface of every group in one figure (staircase lines in the objectives' units)."""
+    fig = Figure(figsize=(7, 4.8), layout="constrained")
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    for (g, line), c in zip(data.surfaces.items(), _colors(len(data.surfaces))):
+        if len(line):
+            ax.plot(line[:, 0], line[:, 1], color=c, lw=1.8, label=f"{_GROUP_NAMES.get(g, g)} ({data.seeds[g]} seeds)")
+            ax.scatter(line[1:-1:2, 0], line[1:-1:2, 1], s=18, color=c, zorder=3)
+    ax.set(xlim=data.xlim, ylim=data.ylim, xlabel=data.x_label, ylabel=data.y_label,
+           title="Median attainment surfaces (reached by at least half of the seeds)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="best")
+    return _save(fig, path)
+
+
+def render_eaf_difference(data: EafData, path: str | PathLike[str] | None = None) -> Figure:
+    """EAF(first of the pair) - EAF(second) as coloured rectangles (red: the first attains more), with both medians."""
+    from matplotlib import colormaps
+    from matplotlib.cm import ScalarMappable
+    from matplotlib.colors import Normalize
+    from matplotlib.patches import Rectangle
+
+    fig = Figure(figsize=(7.6, 4.8), layout="constrained")
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    norm, cmap = Normalize(-1.0, 1.0), colormaps["RdBu_r"]
+    for x0, y0, x1, y1, d in data.diff:
+        ax.add_patch(Rectangle((x0, y0), x1 - x0, y1 - y0, facecolor=cmap(norm(d)), edgecolor="none"))
+    a, b = data.diff_pair
+    for g, style in ((a, "-"), (b, "--")):
+        line = data.surfaces.get(g)
+        if line is not None and len(line):
+            ax.plot(line[:, 0], line[:, 1], "k" + style, lw=1.2, label=f"median: {_GROUP_NAMES.get(g, g)}")
+    fig.colorbar(ScalarMappable(norm, cmap), ax=ax, label=f"EAF({a}) - EAF({b})")
+    ax.set(xlim=data.xlim, ylim=data.ylim, xlabel=data.x_label, ylabel=data.y_label,
+           title=f"EAF difference {a} - {b} over {data.diff_seeds} common seeds")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="best")
+    return _save(fig, path)
+
+
+def render_effects(table: pd.DataFrame, measures: list[str], path: str | PathLike[str] | None = None) -> Figure:
+    """One panel per measure: median across seeds at each axis value, bars from min to max (see analysis.effects)."""
+    from analysis.effects import effect_plot_data
+
+    data = effect_plot_data(table, measures)
+    fig = Figure(figsize=(3.3 * len(measures), 3.2), layout="constrained")
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(1, len(measures), squeeze=False)[0]
+    x = np.arange(len(table))
+    labels = [f"{v:g}" if isinstance(v, (float, np.floating)) else str(v) for v in table.index]
+    for ax, m in zip(axes, measures):
+        med, lo, hi = data[m].T
+        ax.errorbar(x, med, yerr=np.vstack([med - lo, hi - med]), fmt="o-", capsize=3, color="C0")
+        ax.set_xticks(x, labels)
+        ax.set(xlabel=table.index.name or "", title=m)
+        ax.grid(alpha=0.3)
+    fig.suptitle(f"Effect of {table.index.name} (median across seeds, bars: min-max)", fontsize=10)
+    return _save(fig, path)

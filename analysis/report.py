@@ -1,8 +1,12 @@
 """The report of one experiment: ``report.md`` with markdown tables, PNG figures and CSVs of the tables.
 
 ``write_report`` is what ``python -m analysis`` and ``run.py`` (at the end of a sweep) call. It only
-combines the computing functions of :mod:`analysis.compare` and :mod:`analysis.plots`; every number
-in the report is in a CSV next to it.
+combines the computing functions of :mod:`analysis.compare`, :mod:`analysis.stats`, :mod:`analysis.effects`
+and :mod:`analysis.plots`; every number in the report is in a CSV next to it.
+
+The report opens with the answer to "does the search beat random architectures of the same size?"
+(:func:`analysis.stats.search_vs_random`) and, when fronts are grouped by an ablation's axis
+(flow_width, lambda_sq, tau), ends with the effect that ablation exists to show (:mod:`analysis.effects`).
 """
 from __future__ import annotations
 
@@ -23,8 +27,18 @@ from analysis.compare import (
     pareto_front,
     parse_objectives,
 )
+from analysis.effects import ablation_measures, axis_name, effect_table
 from analysis.load import AnalysisError, load_arch_spec, load_results
-from analysis.plots import front_plot_data, render_fronts, render_topology, topology_data
+from analysis.plots import (
+    front_plot_data,
+    render_attainment,
+    render_eaf_difference,
+    render_effects,
+    render_fronts,
+    render_topology,
+    topology_data,
+)
+from analysis.stats import RANDOM, Answer, eaf_data, search_vs_random
 
 
 def markdown_table(df: pd.DataFrame, *, index: bool = True, floatfmt: str = ".4g") -> str:
@@ -74,7 +88,7 @@ def write_report(
 
     contenders = df[df["mode"] == "supernet"]
     front = pareto_front(contenders, cmp.objectives)
-    base = baseline_points(df, BASELINE_MODES)
+    base = baseline_points(df, (*BASELINE_MODES, RANDOM))
     render_fronts(front_plot_data(cmp, base), out / "fronts.png")
 
     chosen = trial if trial is not None else (front["trial_id"].iloc[0] if len(front) else None)
@@ -96,6 +110,11 @@ def write_report(
         "front": front[front_cols].set_index("trial_id"),
         "baselines": base[[c for c in ["trial_id", "mode", "seed", *(o.column for o in cmp.objectives)] if c in base.columns]].set_index("trial_id"),
     }
+    answer = search_vs_random(df, cmp.objectives)
+    if answer.hv is not None:
+        tables["seed_hypervolumes"] = answer.hv.table.set_index("group")
+        tables["tests"] = answer.tests.set_index("comparison")
+    effect_md = _effect_section(df, cmp.by[0], out, tables)
     for name, t in tables.items():
         t.to_csv(out / f"{name}.csv")
 
@@ -111,6 +130,7 @@ def write_report(
         f"Source: `{exp_dir}`. Objectives: {obj_text}. Fronts grouped by `{', '.join(cmp.by)}`; only valid "
         "`supernet` trials compete.",
         "",
+        *_answer_section(df, answer, out),
         "## Trials",
         "",
         markdown_table(counts, index=False),
@@ -157,9 +177,72 @@ def write_report(
     ]
     if topo_png is not None:
         md += ["## Topology", "", f"Per-task kept edges of trial `{chosen}`.", "", f"![topology]({topo_png.name})", ""]
+    md += effect_md
     md += ["CSV files: " + ", ".join(f"`{n}.csv`" for n in tables), ""]
     (out / "report.md").write_text("\n".join(md))
     return out
+
+
+def _answer_section(df: pd.DataFrame, answer: Answer, out: Path) -> list[str]:
+    """"Does the search beat random architectures?": the sentence, per-seed hypervolumes, tests, EAF figures."""
+    md = ["## Does the search beat random architectures?", "", f"**{answer.sentence}**", ""]
+    has_random = bool((df["mode"] == RANDOM).any())  # without: the sentence says so and how to add them
+    hv = answer.hv
+    if hv is None:
+        return md
+    ref = np.round(hv.ref_point, 4).tolist()
+    md += [
+        "Hypervolume of each seed's points, every group normalised by the same bounds (ideal = 0, nadir = 1 over "
+        f"all points of all groups and seeds) and measured from the same reference point {ref}; `single_task` is "
+        "the T single-task networks as one point per seed. Rank tests across seeds: Wilcoxon signed-rank when both "
+        "groups have the same seeds, else Mann-Whitney U, two-sided; effect > 0 means `supernet` has the larger "
+        "hypervolume.",
+        "",
+        markdown_table(hv.wide()),
+        "",
+        markdown_table(hv.summary()),
+        "",
+    ]
+    if len(answer.tests):
+        md += [markdown_table(answer.tests, index=False), ""]
+    if has_random and len(hv.objectives) == 2:
+        try:
+            data = eaf_data(df, hv.objectives)
+        except AnalysisError as e:
+            return md + [f"(no attainment figures: {e})", ""]
+        render_attainment(data, out / "attainment.png")
+        render_eaf_difference(data, out / "eaf_difference.png")
+        md += ["![median attainment surfaces](attainment.png)", "",
+               "Red where the search's points attain a region in more seeds than the random architectures do, blue "
+               "where fewer (the difference of the two empirical attainment functions, over their common seeds).", "",
+               "![EAF difference](eaf_difference.png)", ""]
+    return md
+
+
+def _effect_section(df: pd.DataFrame, by: str, out: Path, tables: dict[str, pd.DataFrame]) -> list[str]:
+    """The effect an ablation of ``by`` exists to show (nothing when ``by`` is not flow_width, lambda_sq or tau)."""
+    try:
+        measures = ablation_measures(df, by)
+        if measures is None:
+            return []
+        table = effect_table(df, by, measures)
+    except AnalysisError as e:
+        return [f"## Effect of {axis_name(by)}", "", f"(not measured: {e})", ""]
+    tables["effect"] = table
+    render_effects(table, measures, out / "effect.png")
+    return [
+        f"## Effect of {axis_name(by)}",
+        "",
+        f"Valid `supernet` trials by `{axis_name(by)}`: each seed's median at a value, then the median, min and max "
+        "across seeds. `kept_edges` = distinct kept edges over all tasks; `search_s_per_epoch` (or `search_s` when "
+        "the table lacks `config/search.epochs`) = search-stage seconds per epoch (per trial); reused search stages "
+        "are left out.",
+        "",
+        markdown_table(table),
+        "",
+        "![effect](effect.png)",
+        "",
+    ]
 
 
 def _safe(name: str) -> str:

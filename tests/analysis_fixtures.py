@@ -70,9 +70,15 @@ def make_results(
     tasks: Mapping[str, str] = DEFAULT_TASKS,
     baselines: bool = True,
     errored: bool = True,
+    random_archs: int = 0,
+    random_gain: float = 0.0,
     rng: int = 0,
 ) -> tuple[pd.DataFrame, dict[str, dict]]:
-    """(results table, trial_id -> arch spec) for a grid over flow width, lambda_sq, tau and seeds."""
+    """(results table, trial_id -> arch spec) for a grid over flow width, lambda_sq, tau and seeds.
+
+    ``random_archs`` = k adds k ``random_arch`` rows per seed (sizes like the method's, flow widths in
+    turn) whose gain is the method's gain for that size plus ``random_gain`` (< 0: the search wins).
+    """
     gen = np.random.default_rng(rng)
     rows, specs = [], {}
     base = {  # per seed: task -> metric -> baseline value
@@ -114,6 +120,19 @@ def make_results(
         rows[-1] |= {"status": "errored", "error": "RuntimeError: out of memory",
                      **{k: np.nan for k in rows[-1] if k.startswith(("metric/", "loss/"))}}
         rows[-2]["status"] = "early_stopped"
+    for seed in seeds:
+        for k in range(random_archs):
+            tid = f"random_arch_{k}_s{seed}"
+            fw = flow_widths[k % len(flow_widths)]
+            spec = random_arch_spec(gen, n_nodes, fw, list(tasks), keep=0.6)
+            specs[tid] = spec
+            e = _n_union_edges(spec)
+            params = 50_000 + 9 * (16 * fw) ** 2 * e + 10_000 * len(tasks)
+            per_task = {t: 50_000 + 9 * (16 * fw) ** 2 * len(s["edges"]) + 10_000 for t, s in spec["tasks"].items()}
+            gain = 0.08 * (1 - np.exp(-e * fw / 6)) - 0.03 + random_gain
+            row = common(tid, "random_arch", seed, fw, 0.0, 0.0) | costs(params, per_task) | _metrics(base[seed], gain, gen, 0.01)
+            row |= {f"loss/{t}": 1.0 - gain for t in tasks}
+            rows.append(row)
     if baselines:
         fw0, lam0, tau0 = flow_widths[-1], 0.0, 0.0
         for seed in seeds:

@@ -24,7 +24,7 @@ PNG = b"\x89PNG\r\n\x1a\n"
 
 @pytest.fixture(scope="module")
 def exp(tmp_path_factory) -> Path:
-    return write_experiment(tmp_path_factory.mktemp("rep"), seeds=(0, 1))
+    return write_experiment(tmp_path_factory.mktemp("rep"), seeds=(0, 1), random_archs=2)
 
 
 def _cli(*args: str | Path) -> subprocess.CompletedProcess:
@@ -103,6 +103,34 @@ def test_report_command_writes_files(exp, tmp_path):
     assert f"| 1 | 1 | {expected.loc['1', 'trials']} |" in md
 
 
+def test_report_opens_with_the_answer_and_ends_with_the_effect(tmp_path):
+    from analysis import write_report
+
+    exp = write_experiment(tmp_path, seeds=tuple(range(6)), flow_widths=(1, 2), lambda_sqs=(0.0, 0.1), taus=(0.3,),
+                           random_archs=3, random_gain=-0.05)
+    out = write_report(exp, by="flow_width")
+    md = (out / "report.md").read_text()
+    sections = [line for line in md.splitlines() if line.startswith("## ")]
+    assert sections[0] == "## Does the search beat random architectures?" and sections[-1] == "## Effect of flow_width"
+    first = md.split("## Does the search beat random architectures?")[1].split("## ")[0]
+    assert "**Yes: the search beats random architectures of the same size" in first and "n = 6 paired seeds" in first
+    assert "![median attainment surfaces](attainment.png)" in first and "![EAF difference](eaf_difference.png)" in first
+    for name in ("attainment.png", "eaf_difference.png", "effect.png"):
+        assert (out / name).read_bytes()[:8] == PNG
+    hv = pd.read_csv(out / "seed_hypervolumes.csv")
+    assert set(hv["group"]) == {"supernet", "random_arch", "hard_sharing", "single_task"} and hv["seed"].nunique() == 6
+    effect = pd.read_csv(out / "effect.csv", index_col="flow_width")
+    assert effect.index.tolist() == [1, 2] and "params_union median" in effect.columns and "search_s median" in effect.columns
+    assert (effect["params_union median"].diff().dropna() > 0).all()  # a wider flow keeps more parameters
+    # without random rows: one line that says so and how to add them, and no EAF figures
+    exp2 = write_experiment(tmp_path, name="plain", seeds=(0, 1))
+    md2 = (write_report(exp2, by="n_nodes") / "report.md").read_text()
+    first2 = md2.split("## Does the search beat random architectures?")[1].split("## ")[0]
+    assert "no random_arch rows" in first2 and "`sweep.random_archs: k`" in first2
+    assert first2.count("random_arch rows") == 1 and "attainment.png" not in first2
+    assert "## Effect of" not in md2  # n_nodes is not an ablation with a stated effect
+
+
 def test_report_default_out_and_grouping_by_two_columns(tmp_path):
     exp = write_experiment(tmp_path, seeds=(0,))
     from analysis.__main__ import main  # in-process: the subprocess path is covered above
@@ -173,9 +201,14 @@ def test_notebook_executes(exp, tmp_path, monkeypatch):
     assert (tmp_path / "nb" / "fronts.png").is_file() and (tmp_path / "nb" / "topology.png").is_file()
     # the comparison table is shown (as markdown and as the DataFrame) with one row per flow width
     md = [o for o in outputs if "text/markdown" in o.get("data", {})]
-    assert md and "| group |" in md[0]["data"]["text/markdown"]
+    assert any("| group |" in o["data"]["text/markdown"] for o in md)
     html = "".join(o["data"].get("text/html", "") for o in outputs if o.output_type == "execute_result")
     assert "hv_seed_median" in html
+    # the search-vs-random section: the answer (2 seeds: not decidable) and both EAF figures
+    text = "".join(o["data"].get("text/markdown", "") for o in outputs if "data" in o)
+    assert "Not decidable: only 2 paired seeds" in text
+    assert (tmp_path / "nb" / "attainment.png").is_file() and (tmp_path / "nb" / "eaf_difference.png").is_file()
+    assert (tmp_path / "nb" / "effect.png").is_file() and "search_s median" in text
 
 
 def test_analysis_imports_neither_torch_nor_ray():
