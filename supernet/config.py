@@ -25,7 +25,7 @@ from typing import Any, get_args, get_origin, get_type_hints
 
 import yaml
 
-MODES = ("supernet", "single_task", "hard_sharing", "full_supernet")
+MODES = ("supernet", "single_task", "hard_sharing", "full_supernet", "random_arch")
 GATES = ("sigmoid", "straight_through", "gumbel")
 SQUEEZE = ("union_params", "l1", "bimodal")
 STEMS = ("conv", "resnet18", "resnet34", "resnet50")
@@ -103,8 +103,9 @@ class ReductionConfig:
 
 @dataclass(frozen=True)
 class TrialConfig:
-    mode: str = "supernet"  # supernet | single_task | hard_sharing | full_supernet
+    mode: str = "supernet"  # supernet | single_task | hard_sharing | full_supernet | random_arch
     single_task: str | None = None  # the task a single_task baseline trains
+    random_draw: int = 0  # random_arch: which seeded draw (supernet/random_arch.py)
     seed: int = 0
     device: str = "auto"  # auto (cuda if torch.cuda.is_available()) | cpu | cuda
     precision: str = "fp32"  # fp32 | bf16 | fp16 (autocast; fp16 uses a grad scaler)
@@ -285,6 +286,7 @@ def validate(cfg: Config) -> None:
     _check(cfg.search.squeeze in SQUEEZE, "search.squeeze", f"{cfg.search.squeeze!r} is not one of {SQUEEZE}")
     _check(0 <= r.tau < 1, "reduction.tau", f"must be in [0, 1), got {r.tau}")
     _check(t.mode in MODES, "trial.mode", f"{t.mode!r} is not one of {MODES}")
+    _check(t.random_draw >= 0, "trial.random_draw", f"must be >= 0, got {t.random_draw}")
     if t.mode == "single_task":
         _check(t.single_task is not None, "trial.single_task", "mode single_task needs the task to train")
     _check(t.device in ("auto", "cpu", "cuda"), "trial.device", "must be auto, cpu or cuda")

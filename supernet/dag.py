@@ -76,7 +76,7 @@ class Supernet(nn.Module):
         super().__init__()
         self.task_names = tuple(tasks)
         self.n_nodes, self.flow_width = n_nodes, flow_width
-        self.gate, self.temperature = gate, temperature
+        self.gate, self.temperature, self.arch_init = gate, temperature, float(arch_init)
         self.edges_ij = edge_list(n_nodes, flow_width)
         self.stem = build_stem(stem, channels, stem_layers, stem_weights, norm)
         self.edges = nn.ModuleDict({edge_key(i, j): edge_op(channels, norm) for i, j in self.edges_ij})
@@ -111,6 +111,11 @@ class Supernet(nn.Module):
     def eval_gates(self) -> Gates:
         """The gates an eval-mode forward computes with (no Gumbel noise; 0/1 for straight-through)."""
         r = lambda l: relax(l, self.gate, self.temperature, False)  # noqa: E731
+        return Gates(r(self.alpha), r(self.beta), r(self.gamma))
+
+    def initial_gates(self) -> Gates:
+        """The eval-mode gates of the initial logits (``arch_init``): what warm-up trains the weights with."""
+        r = lambda l: relax(torch.full_like(l, self.arch_init), self.gate, self.temperature, False)  # noqa: E731
         return Gates(r(self.alpha), r(self.beta), r(self.gamma))
 
     def gate_probs(self) -> Gates:

@@ -8,7 +8,8 @@ Every trial leaves in ``out_dir``: ``config.json``, ``arch_spec.json``, ``metric
 per epoch, same keys every line), ``checkpoint.pt`` (via LocalHooks) and ``summary.json``.
 
 Modes: ``supernet`` (the method), ``full_supernet`` (search without reduction), ``hard_sharing`` (all
-tasks on one plain chain of the same ops, separate heads), ``single_task`` (one task on that chain).
+tasks on one plain chain of the same ops, separate heads), ``single_task`` (one task on that chain),
+``random_arch`` (the method's stages, then a random topology of the searched size: supernet/random_arch.py).
 Baselines train warm-up + fine-tune epochs (the method's weight-training budget) on their fixed spec.
 """
 from __future__ import annotations
@@ -33,6 +34,7 @@ from .config import Config, ConfigError, to_dict
 from .costs import cost_summary, count_flops, n_params
 from .dag import Supernet, build_supernet
 from .data import build_data
+from .random_arch import random_like
 from .reduction import fold_gates, reduce
 from .runtime import keep_freed_memory
 from .spec import ArchSpec
@@ -44,10 +46,12 @@ from .stages import (
 STAGE_PLAN: dict[str, tuple[str, ...]] = {
     "supernet": ("warmup", "search", "reduction", "finetune"),
     "full_supernet": ("warmup", "search", "finetune"),
+    "random_arch": ("warmup", "search", "reduction", "finetune"),  # the method's stages, a random topology
     "hard_sharing": ("warmup", "finetune"),
     "single_task": ("warmup", "finetune"),
 }
 STAGES = STAGE_PLAN["supernet"]  # every stage, in order
+SUPERNET_MODES = ("supernet", "full_supernet", "random_arch")  # modes that warm up and search the supernet
 REUSABLE_STAGES = ("warmup", "search")  # the stages the stage store shares between trials
 CHECKPOINT_VERSION = 2  # 2: ConvNorm ops (conv/norm module names), per-task batch statistics
 
@@ -170,7 +174,7 @@ def stage_key(cfg: Config, stage: str) -> str:
         "seed": cfg.trial.seed,
         "precision": cfg.trial.precision,
         # the stage's network: the supernet for the method and full_supernet; a baseline's own chain otherwise
-        "family": "supernet" if cfg.trial.mode in ("supernet", "full_supernet") else f"chain:{cfg.trial.mode}:{cfg.trial.single_task}",
+        "family": "supernet" if cfg.trial.mode in SUPERNET_MODES else f"chain:{cfg.trial.mode}:{cfg.trial.single_task}",
         "v": CHECKPOINT_VERSION,
     }
     if stage == "search":
@@ -383,8 +387,13 @@ class _Trial:
             records = hit["records"]
         elif stage == "reduction":
             spec = reduce(self.model.gate_probs(), self.model.task_names, self.cfg.model.n_nodes, self.cfg.model.flow_width, self.cfg.reduction.tau)
+            if self.cfg.trial.mode == "random_arch":  # the searched sizes, a uniformly random topology
+                spec = random_like(spec, self.cfg.trial.seed, self.cfg.trial.random_draw)
+                gates = self.model.initial_gates()  # the gates its weights were warmed up with
+            else:
+                gates = self.model.eval_gates()
             if self.cfg.reduction.fold_gates:  # the compact net computes the gated supernet minus the pruned paths
-                spec = fold_gates(spec, self.model.eval_gates(), self.model.task_names)
+                spec = fold_gates(spec, gates, self.model.task_names)
             compact = build_compact(spec, self.cfg.model, self.tasks)
             compact.load_from(self.model)
             self.model = compact.to(self.device)
