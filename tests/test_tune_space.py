@@ -36,10 +36,27 @@ def test_grid_points_cross_axes_and_seeds_then_baselines():
     ({"baselines": ["stl"]}, "sweep.baselines"),
     ({"scheduler": {"type": "asha", "grace": 2}}, "grace"),
     ({"resources": {"cpu": 1, "tpu": 1}}, "sweep.resources"),
+    ({"random_archs": -1}, "sweep.random_archs"),
+    ({"random_archs": 2, "search": "optuna", "axes": {"search.lambda_sq": {"uniform": [0.1, 1.0]}}}, "sweep.random_archs"),
 ])
 def test_bad_sweep_files_name_the_key(bad, needle):
     with pytest.raises(ConfigError, match=needle.replace(".", r"\.")):
         parse_sweep(doc(**bad))
+
+
+def test_random_archs_are_k_draws_at_every_method_point_after_the_grid():
+    s = parse_sweep(doc(num_samples=2, axes={"search.lambda_sq": {"grid": [0.1, 1.0]}}, random_archs=3,
+                        baselines=["hard_sharing"]))
+    grid, rnd = s.grid_points(), s.random_arch_points()
+    assert len(rnd) == 3 * len(grid) == 12
+    for p in rnd:
+        assert p["trial.mode"] == "random_arch"
+        method = {k: v for k, v in p.items() if k not in ("trial.mode", "trial.random_draw")}
+        assert method in grid  # the same lambda_sq and seed as a method trial: it reuses its search
+    assert {(p["search.lambda_sq"], p["trial.seed"], p["trial.random_draw"]) for p in rnd} == {
+        (lam, seed, d) for lam in (0.1, 1.0) for seed in (0, 1) for d in range(3)}
+    assert s.points() == grid + rnd + s.baseline_points()
+    s.config(rnd[0])  # a valid trial config
 
 
 def test_unknown_top_level_and_config_keys():

@@ -10,6 +10,7 @@
         model.flow_width: {grid: [1, 2, 3]}        #   grid (grid search only)
         search.lambda_sq: {loguniform: [0.01, 1]}  #   choice | uniform | loguniform (optuna only)
       baselines: [single_task, hard_sharing]       # extra trials at the shared config, per seed
+      random_archs: 0                    # grid: k random_arch draws per method trial (the control)
       objectives: {score: min, params_union: min}  # optuna only
       sampler: nsga2                     # optuna only: nsga2 | tpe | random
       scheduler: none                    # or {type: asha, metric: score, grace_period: 4, reduction_factor: 2}
@@ -34,7 +35,7 @@ from supernet.config import Config, ConfigError, build_config, flatten, load_yam
 TOP_KEYS = {"preset", "config", "sweep"}
 SWEEP_KEYS = {
     "name", "search", "num_samples", "axes", "baselines", "objectives", "sampler", "scheduler",
-    "resources", "max_concurrent", "max_failures", "seed",
+    "resources", "max_concurrent", "max_failures", "seed", "random_archs",
 }
 AXIS_KINDS = ("grid", "choice", "uniform", "loguniform")
 BASELINES = ("single_task", "hard_sharing", "full_supernet")
@@ -53,6 +54,7 @@ class Sweep:
     num_samples: int = 1
     axes: dict[str, tuple[str, list]] = field(default_factory=dict)  # key -> (kind, values)
     baselines: tuple[str, ...] = ()
+    random_archs: int = 0  # grid: random_arch draws per method grid point and seed
     objectives: dict[str, str] = field(default_factory=lambda: {"score": "min", "params_union": "min"})
     sampler: str = "nsga2"
     scheduler: dict[str, Any] | None = None
@@ -97,9 +99,17 @@ class Sweep:
                     out.append({"trial.mode": b, "trial.seed": seed})
         return out
 
+    def random_arch_points(self) -> list[dict[str, Any]]:
+        """``random_archs`` random_arch draws at every method grid point: the same overrides (so the same
+        warm-up, search and tau), each draw seeded by (trial.seed, trial.random_draw)."""
+        return [{**p, "trial.mode": "random_arch", "trial.random_draw": d}
+                for d in range(self.random_archs) for p in self.grid_points()]
+
     def points(self) -> list[dict[str, Any]]:
-        """Every fixed trial of the sweep: grid points (grid search only), then baselines."""
-        return (self.grid_points() if self.search == "grid" else []) + self.baseline_points()
+        """Every fixed trial of the sweep: grid points (grid search only), their random_arch draws (after
+        them, so the draws find the method's warm-up and search in the stage cache), then baselines."""
+        grid = self.grid_points() + self.random_arch_points() if self.search == "grid" else []
+        return grid + self.baseline_points()
 
     @property
     def epochs(self) -> dict[str, int]:
@@ -174,6 +184,10 @@ def parse_sweep(doc: dict[str, Any], name: str | None = None) -> Sweep:
     if "trial.seed" in axes:
         _need(num_samples == 1 or search != "grid", "num_samples", "must be 1 when trial.seed is an axis")
     baselines = tuple(sw.get("baselines") or ())
+    random_archs = sw.get("random_archs", 0)
+    _need(isinstance(random_archs, int) and not isinstance(random_archs, bool) and random_archs >= 0, "random_archs",
+          f"must be an integer >= 0 (random_arch draws per method grid point), got {random_archs!r}")
+    _need(random_archs == 0 or search == "grid", "random_archs", "needs search: grid (draws pair with grid points)")
     for b in baselines:
         _need(b in BASELINES, "baselines", f"{b!r} is not one of {BASELINES}")
     objectives = dict(sw.get("objectives") or {"score": "min", "params_union": "min"})
@@ -202,7 +216,7 @@ def parse_sweep(doc: dict[str, Any], name: str | None = None) -> Sweep:
     _need(bool(sweep_name) and "/" not in str(sweep_name), "name", "needs a name (a folder name, no '/')")
     return Sweep(
         name=str(sweep_name), preset=preset, base=base, search=search, num_samples=num_samples, axes=axes,
-        baselines=baselines, objectives=objectives, sampler=sampler, scheduler=sched, cpu=cpu, gpu=gpu,
+        baselines=baselines, random_archs=random_archs, objectives=objectives, sampler=sampler, scheduler=sched, cpu=cpu, gpu=gpu,
         max_concurrent=max_conc, max_failures=max_fail, seed=int(sw.get("seed", 0)),
     )
 
