@@ -111,3 +111,17 @@ def test_asha_never_stops_or_ranks_baselines_and_delegates_for_the_method():
     sched.on_trial_complete(None, st, {"step": 2, "score": 50.0})  # not ASHA's trial: no KeyError
     sched.on_trial_remove(None, hs)
     sched.on_trial_complete(None, good, {"step": 2, "score": 0.1})
+
+
+@pytest.mark.parametrize("name", ["default", "ablation_flow_width", "ablation_squeeze", "ablation_threshold",
+                                  "ablation_fold", "search_vs_random"])
+def test_embedded_data_configs_parse_and_open_with_their_command(name):
+    from pathlib import Path
+
+    from tune.space import load_sweep
+
+    path = Path(__file__).resolve().parents[1] / "configs" / f"{name}.yaml"
+    assert path.read_text().startswith("# python run.py")
+    sweep = load_sweep(path)
+    for p in sweep.points():
+        sweep.config(p)  # every trial's config is valid
