@@ -37,6 +37,7 @@ from .reduction import reduce
 from .runtime import keep_freed_memory
 from .spec import ArchSpec
 from .squeeze import squeeze_loss
+from .trivial import learned_tasks, trivial_references
 from .stages import (
     DivergenceError, evaluate, make_loader, set_trainable, sgd, stage_seed, train_epoch,
 )
@@ -411,11 +412,16 @@ class _Trial:
             metrics, vloss = evaluate(self.model, val_loader, self.tasks, self.device, cfg.trial.precision)
         costs = cost_summary(self.model, self.image_shape, self.device, cfg.trial.latency_repeats)
         supernet_params = n_params(build_supernet(cfg.model, self.tasks))
+        trivial = trivial_references(self.train_ds, self.val_ds, self.tasks, d.batch_size)
+        learned = learned_tasks(metrics, trivial, {t: s.kind for t, s in self.tasks.items()})
         return {
             "status": "finished",
             "mode": cfg.trial.mode,
             "tasks": {t: s.kind for t, s in self.tasks.items()},
             "metrics": metrics,
+            "trivial": trivial,  # the trivial predictors' metrics on the same validation split (supernet.trivial)
+            "learned": all(learned.values()),  # every task beats its trivial reference by LEARNED_MARGINS
+            "learned_per_task": learned,
             "val_loss": vloss,
             "params": {**costs["params"], "supernet": supernet_params},
             "flops": costs["flops"],
