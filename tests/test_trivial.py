@@ -87,3 +87,36 @@ def test_every_kind_has_a_margin_on_a_metric_it_reports():
         spec = TaskSpec("t", kind, num_classes=2 if kind in ("segmentation", "classification") else 0)
         rules = [m for (k, m) in LEARNED_MARGINS if k == kind]
         assert rules and set(rules) <= set(spec.metric_names)
+
+
+def test_results_row_and_metadata_carry_references(tmp_path):
+    """The final report's trivial/learned figures become results columns and Parquet metadata."""
+    pytest.importorskip("ray")
+    import json
+    from types import SimpleNamespace
+
+    import pyarrow.parquet as pq
+
+    from tune.results import results_table, trial_row
+    from tune.trainable import flatten_summary, summary_keys
+
+    summary = {
+        "latency_ms": 1.0, "params": {"supernet": 10, "union": 5, "per_task": {"seg": 5}},
+        "flops": {"multitask": 7, "per_task": {"seg": 7}}, "val_loss": {"seg": 0.5},
+        "metrics": {"seg": {"miou": 0.5, "pixel_acc": 0.9}}, "trivial": {"seg": {"miou": 0.2, "pixel_acc": 0.8}},
+        "learned": True, "learned_per_task": {"seg": True}, "timings": {"warmup": 1.0}, "reused": {"warmup": False},
+    }
+    last = flatten_summary(summary)
+    keys = {k for k in summary_keys(["seg"], ["seg/miou", "seg/pixel_acc"]) if k.startswith(("trivial", "learned"))}
+    assert keys == {"learned", "learned/seg", "trivial/seg/miou", "trivial/seg/pixel_acc"} and keys <= set(last)
+    trial = SimpleNamespace(trial_id="t1", config={"overrides": {}}, last_result=last, path=str(tmp_path / "trial_t1"))
+    row = trial_row("exp", trial, "finished", "tiny", {}, ["seg"], [])
+    assert row["learned"] is True and row["learned/seg"] is True
+    assert row["trivial/seg/miou"] == 0.2
+    table = results_table([row], {"seg": "segmentation"})
+    pq.write_table(table, tmp_path / "r.parquet")
+    meta = json.loads(pq.read_schema(tmp_path / "r.parquet").metadata[b"dagmtl"])
+    assert meta["trivial"] == {"seg": {"miou": 0.2, "pixel_acc": 0.8}}
+    assert meta["learned_margins"]["segmentation/miou"] == {"sense": "max", "factor": 2.0}
+    unfinished = trial_row("exp", SimpleNamespace(**{**vars(trial), "last_result": {}}), "errored", "tiny", {}, ["seg"], [])
+    assert unfinished["learned"] is None
