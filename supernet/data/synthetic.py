@@ -93,7 +93,7 @@ def _object(kind: int, rng: np.random.Generator) -> dict:
     """Parameters of one object standing on the floor (drawn in a fixed order: deterministic)."""
     z = rng.uniform(1.8, 4.5)
     x = rng.uniform(-0.7, 0.7) * z / FOCAL  # horizontally inside the view
-    size = rng.uniform(0.35, 0.6)
+    size = rng.uniform(0.4, 0.65)
     phi = rng.uniform(0.0, np.pi / 2)
     hue = rng.normal(size=3)
     hue -= hue.mean()
@@ -144,7 +144,7 @@ def _trace(scene: dict, u: np.ndarray, v: np.ndarray) -> tuple[np.ndarray, ...]:
     along = p[0] * np.cos(th) - p[2] * np.sin(th)  # coordinate along the wall
     lines = (np.abs(((along / 0.7) % 1.0) - 0.5) > 0.44) | (np.abs(((p[1] / 0.5) % 1.0) - 0.5) > 0.44)
     albedo = np.where(lines, 0.35, 0.6)[None] * np.array([1.0, 0.95, 0.85])[:, None]
-    normal = np.broadcast_to(-nw[:, None], d.shape).copy()
+    normal = np.broadcast_to(-nw[:, None], d.shape).copy()  # (3, P)
     # floor y = CAM_HEIGHT below the horizon, where nearer than the wall: a world-fixed checkerboard
     with np.errstate(divide="ignore", invalid="ignore"):
         tf = np.where(d[1] > 0, CAM_HEIGHT / np.where(d[1] > 0, d[1], 1.0), np.inf)
@@ -158,13 +158,26 @@ def _trace(scene: dict, u: np.ndarray, v: np.ndarray) -> tuple[np.ndarray, ...]:
     albedo = np.where(on_floor[None], floor_albedo, albedo)
     seg = np.zeros(u.shape, np.int64)
     for obj in scene["objects"]:
-        hit, t, n = _trace_object(obj, d)
-        vis = hit & (t < depth)
-        depth = np.where(vis, t, depth)
-        normal = np.where(vis[None], n, normal)
-        albedo = np.where(vis[None], obj["albedo"][:, None], albedo)
-        seg[vis] = obj["kind"]
+        idx = np.nonzero(_in_bounds(obj, u, v))[0]  # trace only the rays that can hit the object
+        hit, t, n = _trace_object(obj, d[:, idx])
+        vis = hit & (t < depth[idx])
+        idx, t, n = idx[vis], t[vis], n[:, vis]
+        depth[idx] = t
+        normal[:, idx] = n
+        albedo[:, idx] = obj["albedo"][:, None]
+        seg[idx] = obj["kind"]
     return seg, depth, normal, albedo
+
+
+def _in_bounds(obj: dict, u: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """Pixels inside the image rectangle of the object's bounding box (conservative)."""
+    r, top = 1.5 * obj["size"], CAM_HEIGHT - 2.3 * obj["size"]  # radius around the vertical axis, top (y down)
+    zs = np.array([obj["z"] - r, obj["z"] + r])
+    xs = (obj["x"] + np.array([-r, r]))[:, None] / zs[None]  # (2, 2)
+    ys = np.array([top, CAM_HEIGHT])[:, None] / zs[None]
+    u0, u1 = FOCAL * xs.min(), FOCAL * xs.max()
+    v0, v1 = HORIZON + FOCAL * ys.min(), HORIZON + FOCAL * ys.max()
+    return (u >= u0) & (u <= u1) & (v >= v0) & (v <= v1)
 
 
 def _grid(h: int, w: int, ss: int) -> tuple[np.ndarray, np.ndarray]:
