@@ -118,5 +118,9 @@ def test_results_row_and_metadata_carry_references(tmp_path):
     meta = json.loads(pq.read_schema(tmp_path / "r.parquet").metadata[b"dagmtl"])
     assert meta["trivial"] == {"seg": {"miou": 0.2, "pixel_acc": 0.8}}
     assert meta["learned_margins"]["segmentation/miou"] == {"sense": "max", "factor": 2.0}
+    from analysis.load import load_results
+
+    df = load_results(tmp_path / "r.parquet", delta_mtl=False)
+    assert df.attrs["trivial"] == meta["trivial"] and bool(df["learned"].iloc[0])
     unfinished = trial_row("exp", SimpleNamespace(**{**vars(trial), "last_result": {}}), "errored", "tiny", {}, ["seg"], [])
     assert unfinished["learned"] is None
