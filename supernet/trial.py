@@ -5,7 +5,8 @@ Drivers (``run.py --trial``, the Ray Tune trainable, tests) plug in through ``Tr
 (content-addressed stage checkpoints shared between trials, for stage reuse). No Ray here.
 
 Every trial leaves in ``out_dir``: ``config.json``, ``arch_spec.json``, ``metrics.jsonl`` (one object
-per epoch, same keys every line), ``checkpoint.pt`` (via LocalHooks) and ``summary.json``.
+per epoch, same keys every line), ``checkpoint.pt`` (via LocalHooks) and ``summary.json`` (with the
+trivial references of ``supernet.trivial`` and the ``learned`` flags).
 
 Modes: ``supernet`` (the method), ``full_supernet`` (search without reduction), ``hard_sharing`` (all
 tasks on one plain chain of the same ops, separate heads), ``single_task`` (one task on that chain).
@@ -37,10 +38,10 @@ from .reduction import reduce
 from .runtime import keep_freed_memory
 from .spec import ArchSpec
 from .squeeze import squeeze_loss
-from .trivial import learned_tasks, trivial_references
 from .stages import (
     DivergenceError, evaluate, make_loader, set_trainable, sgd, stage_seed, train_epoch,
 )
+from .trivial import learned_tasks, trivial_references
 
 STAGE_PLAN: dict[str, tuple[str, ...]] = {
     "supernet": ("warmup", "search", "reduction", "finetune"),
