@@ -70,23 +70,18 @@ def _rot_y(phi: float) -> np.ndarray:
 def _convex(d: np.ndarray, planes: list[tuple[np.ndarray, float]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Rays ``p = t * d`` from the origin (d: (3, P) with d_z = 1, so t is depth) against the convex solid
     ``{p: n_k . p <= b_k}``: (hit (P,), depth (P,), outward normal of the entry face (3, P))."""
-    t_in = np.full(d.shape[1], -np.inf)
-    t_out = np.full(d.shape[1], np.inf)
-    face = np.zeros(d.shape[1], np.int64)
-    ok = np.ones(d.shape[1], bool)
-    for k, (n, b) in enumerate(planes):
-        nd = n @ d  # (P,)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            t = b / nd
-        enter = nd < 0
-        upd = enter & (t > t_in)
-        t_in = np.where(upd, t, t_in)
-        face = np.where(upd, k, face)
-        t_out = np.where(nd > 0, np.minimum(t_out, t), t_out)
-        ok &= (nd != 0) | (b >= 0)
-    hit = ok & (t_in <= t_out) & (t_in > 0)
-    normals = np.stack([n for n, _ in planes], axis=1)[:, face]  # (3, P)
-    return hit, t_in, normals
+    n = np.stack([pl[0] for pl in planes])  # (K, 3)
+    b = np.array([pl[1] for pl in planes])[:, None]  # (K, 1)
+    nd = n @ d  # (K, P)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        t = b / nd
+    t_enter = np.where(nd < 0, t, -np.inf)  # entering through plane k no earlier than t
+    t_exit = np.where(nd > 0, t, np.inf)
+    face = t_enter.argmax(0)  # (P,)
+    t_in = t_enter.max(0)
+    ok = ((nd != 0) | (b >= 0)).all(0)  # a ray parallel to a plane must lie inside it
+    hit = ok & (t_in <= t_exit.min(0)) & (t_in > 0)
+    return hit, t_in, n.T[:, face]
 
 
 def _object(kind: int, rng: np.random.Generator) -> dict:
@@ -180,8 +175,9 @@ def _in_bounds(obj: dict, u: np.ndarray, v: np.ndarray) -> np.ndarray:
     return (u >= u0) & (u <= u1) & (v >= v0) & (v <= v1)
 
 
+@functools.lru_cache(maxsize=8)
 def _grid(h: int, w: int, ss: int) -> tuple[np.ndarray, np.ndarray]:
-    """Pixel-centre coordinates (u, v) in [-1, 1] of an (h*ss, w*ss) grid, flattened."""
+    """Pixel-centre coordinates (u, v) in [-1, 1] of an (h*ss, w*ss) grid, flattened (cached: read only)."""
     v = (np.arange(h * ss) + 0.5) / (h * ss) * 2 - 1
     u = (np.arange(w * ss) + 0.5) / (w * ss) * 2 - 1
     vv, uu = np.meshgrid(v, u, indexing="ij")
