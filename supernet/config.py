@@ -139,7 +139,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     },
     # The embedded default used by configs/default.yaml and the ablation configs: calibrated so that every
     # single-task baseline and the method beat the trivial references by the margins of supernet/trivial.py
-    # (issue 11; README "Calibration"). A method trial takes about a minute of one CPU core.
+    # (issue 11; README "Calibration of the embedded default"). A method trial: about 90 s of one CPU core.
     "default": {
         "data.batch_size": 8,  # 4x the steps of 32 per epoch at about the same cost per image: segmentation
         # leaves its plateau (background + "every object is a box", mIoU ~0.33) within the budget

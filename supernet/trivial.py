@@ -5,7 +5,7 @@ split with the project's own metric code (``tasks.MetricAccumulator``), so its f
 with a trial's:
 
 =============== ====================================================================================
-kind            trivial predictor (fitted on the training split, invalid pixels/samples ignored)
+kind            trivial predictor (fitted on the un-augmented training split, invalid pixels/samples ignored)
 =============== ====================================================================================
 segmentation    the majority class over valid training pixels, everywhere
 classification  the majority class over valid training samples (about chance on a balanced split)
@@ -25,7 +25,7 @@ import math
 
 import torch
 import torch.nn.functional as F
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, Subset
 
 from .tasks import MetricAccumulator, TaskSpec, _valid_mask
 
@@ -43,6 +43,15 @@ def _batches(ds: Dataset, batch_size: int) -> DataLoader:
     return DataLoader(ds, batch_size=batch_size, shuffle=False, num_workers=0)
 
 
+def _unaugmented(ds: Dataset) -> Dataset:
+    """The training split without ``data.augment`` (deterministic references that use no RNG)."""
+    from .data.augment import Augmented
+
+    if isinstance(ds, Subset):
+        return Subset(_unaugmented(ds.dataset), ds.indices)
+    return ds.base if isinstance(ds, Augmented) else ds
+
+
 @torch.no_grad()
 def fit_constants(train: Dataset, tasks: dict[str, TaskSpec], batch_size: int = 64) -> dict[str, torch.Tensor]:
     """{task: the constant the trivial predictor outputs}: a class index (0-d int64) for segmentation and
@@ -50,7 +59,7 @@ def fit_constants(train: Dataset, tasks: dict[str, TaskSpec], batch_size: int = 
     counts = {t: torch.zeros(s.num_classes, dtype=torch.int64) for t, s in tasks.items() if s.num_classes}
     depths: dict[str, list[torch.Tensor]] = {t: [] for t, s in tasks.items() if s.kind == "depth"}
     normal_sum = {t: torch.zeros(3, dtype=torch.float64) for t, s in tasks.items() if s.kind == "normal"}
-    for _, targets in _batches(train, batch_size):
+    for _, targets in _batches(_unaugmented(train), batch_size):
         for t, spec in tasks.items():
             y = targets[t]
             valid = _valid_mask(spec, y)

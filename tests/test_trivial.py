@@ -124,3 +124,15 @@ def test_results_row_and_metadata_carry_references(tmp_path):
     assert df.attrs["trivial"] == meta["trivial"] and bool(df["learned"].iloc[0])
     unfinished = trial_row("exp", SimpleNamespace(**{**vars(trial), "last_result": {}}), "errored", "tiny", {}, ["seg"], [])
     assert unfinished["learned"] is None
+
+
+def test_fitted_on_the_unaugmented_training_split():
+    from torch.utils.data import Subset
+
+    from supernet.data.augment import Augmented, DenseAugment
+
+    from supernet.trivial import _unaugmented
+
+    aug = Subset(Augmented(TRAIN, DenseAugment({t: s.kind for t, s in TASKS.items()})), [0, 1])
+    assert _unaugmented(aug).dataset is TRAIN
+    assert trivial_references(aug, VAL, TASKS) == trivial_references(TRAIN, VAL, TASKS)
