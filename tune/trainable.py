@@ -65,10 +65,10 @@ def flatten_summary(summary: dict[str, Any]) -> dict[str, Any]:
         out[f"flops/{t}"] = v
     for t, ms in summary["metrics"].items():
         out.update({f"metric/{t}/{m}": v for m, v in ms.items()})
-    for t, ms in summary["trivial"].items():
+    for t, ms in summary.get("trivial", {}).items():  # absent from summaries written before issue 11
         out.update({f"trivial/{t}/{m}": v for m, v in ms.items()})
-    out["learned"] = float(summary["learned"])
-    out.update({f"learned/{t}": float(v) for t, v in summary["learned_per_task"].items()})
+    out["learned"] = float(summary["learned"]) if "learned" in summary else math.nan
+    out.update({f"learned/{t}": float(v) for t, v in summary.get("learned_per_task", {}).items()})
     out.update({f"time/{s}": v for s, v in summary["timings"].items()})
     out.update({f"reused/{s}": float(v) for s, v in summary["reused"].items()})
     out["score"] = sum(summary["val_loss"].values()) / len(summary["val_loss"])
