@@ -142,7 +142,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     # (issue 11; README "Calibration of the embedded default"). A method trial: about 90 s of one CPU core.
     "default": {
         "data.batch_size": 8,  # 4x the steps of 32 per epoch at about the same cost per image: segmentation
-        # leaves its plateau (background + "every object is a box", mIoU ~0.33) within the budget
+        # leaves its plateau (objects vs background, every object called a box: mIoU ~0.33) within the budget
         "warmup.epochs": 8,
         "warmup.lr": 0.1,
         "search.epochs": 3,
