@@ -7,10 +7,11 @@ Every scene is seen by the same pinhole camera (deterministic in ``(data_seed, i
   ``v = HORIZON``. Depth is the z coordinate of the visible point (like a Kinect), so a point at
   (x, y, z) projects to ``(FOCAL * x / z, HORIZON + FOCAL * y / z)``: far objects look small.
 * **Background** (class 0): the floor ``y = CAM_HEIGHT`` with a world-fixed checkerboard (tiles shrink
-  and crowd towards the horizon), and a back wall at distance ``U(5, 8)``, turned about the vertical
+  and crowd towards the horizon), and a back wall at distance ``U(4.5, 7)``, turned about the vertical
   axis by ``U(-0.5, 0.5)`` rad, with a world-fixed grid of lines (their spacing in the image shows its
   distance and turn).
-* **Objects**, 1-3 per scene, standing on the floor at depth ``U(2.2, 5.5)`` (z-buffered):
+* **Objects**, 2-4 per scene (about 19% of the pixels), standing on the floor at depth ``U(1.8, 4.5)``
+  with half-width ``U(0.4, 0.65)`` (z-buffered):
   sphere (class 1; curved normals), box turned about the vertical axis (class 2; up to 3 planar faces),
   square pyramid turned about the vertical axis (class 3; up to 4 planar faces).
   Their hue is random but their brightness (channel mean of the albedo) is fixed, so the class must be
@@ -33,9 +34,11 @@ What an ideal predictor can recover from one image (identifiability):
   brightness, one shade fixes the angle to the light, and the shape (sphere centre, face layout)
   resolves the rest.
 
-So the tasks differ in difficulty (segmentation: shape; depth: global geometry + contact points;
-normals: shading, the hardest), and a network that learns beats the trivial predictors
-(``supernet.trivial``) by wide margins.
+A small full-resolution CNN sees the absolute row only near the image border, so it reads depth from
+local cues (tile size, contact points, shading). Measured (README "Calibration of the embedded
+default"): normals are the easiest task (mean angle 85% below the mean-normal predictor after 16
+epochs), then depth (about 78% below the median predictor), and segmentation the hardest (shape only:
+it sits on a plateau at mIoU ~0.33 before it tells the shapes apart; 2.5-4x the majority predictor).
 """
 from __future__ import annotations
 
