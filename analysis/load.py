@@ -92,9 +92,10 @@ def load_results(paths: PathArg | Sequence[PathArg], *, delta_mtl: bool = True) 
 
     ``delta_mtl=False`` skips the multi-task gain (for sweeps run without single-task baselines);
     otherwise a missing baseline is an error rather than a silently different number.
-    The merged metric senses and task kinds of the files are kept in ``df.attrs``.
+    The merged metric senses, task kinds, trivial references ({task: {metric: value}}) and learned
+    margins of the files are kept in ``df.attrs``.
     """
-    frames, senses, tasks = [], {}, {}
+    frames, senses, tasks, trivial, margins = [], {}, {}, {}, {}
     for path in _as_paths(paths):
         file = results_file(path)
         info = read_metadata(file)
@@ -107,6 +108,9 @@ def load_results(paths: PathArg | Sequence[PathArg], *, delta_mtl: bool = True) 
             if senses.setdefault(name, sense) != sense:
                 raise AnalysisError(f"metric {name!r} is {senses[name]!r} in one experiment and {sense!r} in {file}")
         tasks.update(info.get("tasks", {}))
+        for task, refs in info.get("trivial", {}).items():  # trivial references of the data set (supernet/trivial.py)
+            trivial.setdefault(task, {}).update(refs)
+        margins.update(info.get("learned_margins", {}))
         df["exp_dir"] = str(file.parent.resolve())
         if "arch_spec_path" in df.columns:
             df["arch_spec_path"] = [_absolute(file.parent, p) for p in df["arch_spec_path"]]
@@ -119,7 +123,7 @@ def load_results(paths: PathArg | Sequence[PathArg], *, delta_mtl: bool = True) 
     if dup.any():
         first = out.loc[dup, ["experiment", "trial_id"]].iloc[0].tolist()
         raise AnalysisError(f"trial {first[1]!r} of experiment {first[0]!r} appears twice: was an experiment given twice?")
-    out.attrs = {"metric_senses": senses, "tasks": tasks}
+    out.attrs = {"metric_senses": senses, "tasks": tasks, "trivial": trivial, "learned_margins": margins}
     return out
 
 

@@ -5,7 +5,8 @@ Drivers (``run.py --trial``, the Ray Tune trainable, tests) plug in through ``Tr
 (content-addressed stage checkpoints shared between trials, for stage reuse). No Ray here.
 
 Every trial leaves in ``out_dir``: ``config.json``, ``arch_spec.json``, ``metrics.jsonl`` (one object
-per epoch, same keys every line), ``checkpoint.pt`` (via LocalHooks) and ``summary.json``.
+per epoch, same keys every line), ``checkpoint.pt`` (via LocalHooks) and ``summary.json`` (with the
+trivial references of ``supernet.trivial`` and the ``learned`` flags).
 
 Modes: ``supernet`` (the method), ``full_supernet`` (search without reduction), ``hard_sharing`` (all
 tasks on one plain chain of the same ops, separate heads), ``single_task`` (one task on that chain),
@@ -42,6 +43,7 @@ from .squeeze import squeeze_loss
 from .stages import (
     DivergenceError, evaluate, make_loader, set_trainable, sgd, stage_seed, train_epoch,
 )
+from .trivial import learned_tasks, trivial_references
 
 STAGE_PLAN: dict[str, tuple[str, ...]] = {
     "supernet": ("warmup", "search", "reduction", "finetune"),
@@ -436,11 +438,16 @@ class _Trial:
             metrics, vloss = evaluate(self.model, val_loader, self.tasks, self.device, cfg.trial.precision)
         costs = cost_summary(self.model, self.image_shape, self.device, cfg.trial.latency_repeats)
         supernet_params = n_params(build_supernet(cfg.model, self.tasks))
+        trivial = trivial_references(self.train_ds, self.val_ds, self.tasks, d.batch_size)
+        learned = learned_tasks(metrics, trivial, {t: s.kind for t, s in self.tasks.items()})
         return {
             "status": "finished",
             "mode": cfg.trial.mode,
             "tasks": {t: s.kind for t, s in self.tasks.items()},
             "metrics": metrics,
+            "trivial": trivial,  # the trivial predictors' metrics on the same validation split (supernet.trivial)
+            "learned": all(learned.values()),  # every task beats its trivial reference by LEARNED_MARGINS
+            "learned_per_task": learned,
             "val_loss": vloss,
             "params": {**costs["params"], "supernet": supernet_params},
             "flops": costs["flops"],

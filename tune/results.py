@@ -21,6 +21,7 @@ from ray import tune
 from supernet.config import ConfigError, build_config, flatten, to_dict
 from supernet.senses import METRIC_SENSES
 from supernet.trial import REUSABLE_STAGES, STAGES
+from supernet.trivial import LEARNED_MARGINS
 
 SCHEMA_VERSION = 1
 RECORD_KEYS = ("stage", "stage_index", "epoch", "step", "train_loss", "squeeze", "score", "params_union", "flops_multitask")
@@ -83,8 +84,11 @@ def trial_row(experiment: str, trial: Any, status: str, preset: str | None, base
     for k in swept:
         row[f"config/{k}"] = flat.get(k)
     for k, v in last.items():
-        if k.startswith("metric/"):
+        if k.startswith(("metric/", "trivial/")):  # trivial/<task>/<metric>: supernet.trivial's reference
             row[k] = float(v) if _finite(v) else math.nan
+    for k in ["learned"] + [f"learned/{t}" for t in tasks]:  # beats the trivial references by LEARNED_MARGINS
+        v = last.get(k)
+        row[k] = bool(v) if finished and _finite(v) else None
     for t in tasks:
         loss = last.get(f"loss/{t}") if finished else last.get(f"val_loss/{t}")
         row[f"loss/{t}"] = float(loss) if _finite(loss) else math.nan
@@ -108,6 +112,23 @@ def trial_row(experiment: str, trial: Any, status: str, preset: str | None, base
     return row
 
 
+def trivial_metadata(rows: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
+    """{task: {metric: value}} of the trivial references (the first finite value of each ``trivial/`` column;
+    every trial of a sweep shares the data set, so they agree)."""
+    out: dict[str, dict[str, float]] = {}
+    for row in rows:
+        for k, v in row.items():
+            if k.startswith("trivial/") and _finite(v):
+                task, metric = k.split("/", 2)[1:]
+                out.setdefault(task, {}).setdefault(metric, float(v))
+    return out
+
+
+def margins_metadata() -> dict[str, dict[str, Any]]:
+    """LEARNED_MARGINS as JSON: {"<kind>/<metric>": {"sense": "max"|"min", "factor": f}}."""
+    return {f"{k}/{m}": {"sense": s, "factor": f} for (k, m), (s, f) in LEARNED_MARGINS.items()}
+
+
 def results_table(rows: list[dict[str, Any]], tasks: dict[str, str]) -> pa.Table:
     """Rows -> an Arrow table with the fixed column types and the ``dagmtl`` schema metadata."""
     df = pd.DataFrame(rows)
@@ -117,9 +138,9 @@ def results_table(rows: list[dict[str, Any]], tasks: dict[str, str]) -> pa.Table
         values = [None if isinstance(v, float) and math.isnan(v) else v for v in values]
         if col in INT_COLUMNS or col.startswith(("params/", "flops/")):
             typ = pa.int64()
-        elif col.startswith(("metric/", "loss/", "time/")) or col in ("lambda_sq", "tau", "latency_ms"):
+        elif col.startswith(("metric/", "loss/", "time/", "trivial/")) or col in ("lambda_sq", "tau", "latency_ms"):
             typ = pa.float64()
-        elif col.startswith("reused/"):
+        elif col.startswith(("reused/", "learned/")) or col == "learned":
             typ = pa.bool_()
         else:
             typ = None
@@ -131,7 +152,8 @@ def results_table(rows: list[dict[str, Any]], tasks: dict[str, str]) -> pa.Table
             arr = arr.cast(pa.string())
         fields.append(pa.field(col, arr.type))
         arrays.append(arr)
-    meta = {"schema_version": SCHEMA_VERSION, "metric_senses": METRIC_SENSES, "tasks": tasks}
+    meta = {"schema_version": SCHEMA_VERSION, "metric_senses": METRIC_SENSES, "tasks": tasks,
+            "trivial": trivial_metadata(rows), "learned_margins": margins_metadata()}
     return pa.Table.from_arrays(arrays, schema=pa.schema(fields, metadata={b"dagmtl": json.dumps(meta).encode()}))
 
 

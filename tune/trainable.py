@@ -42,10 +42,12 @@ class TrialSetup:
     exp_dir: str | None = None  # local/NFS experiment folder: trial files go straight to <exp_dir>/trial_<id>
 
 
-def summary_keys(tasks: list[str]) -> dict[str, float]:
-    """Keys the final report adds (NaN before): flattened summary figures, same set at every report."""
-    keys = ["trial_finished", "latency_ms", "params_supernet"]
-    keys += [f"{k}/{t}" for k in ("loss", "params", "flops") for t in tasks]
+def summary_keys(tasks: list[str], metrics: list[str] = ()) -> dict[str, float]:
+    """Keys the final report adds (NaN before): flattened summary figures, same set at every report.
+    ``metrics``: the ``<task>/<metric>`` names, for the trivial references."""
+    keys = ["trial_finished", "latency_ms", "params_supernet", "learned"]
+    keys += [f"{k}/{t}" for k in ("loss", "params", "flops", "learned") for t in tasks]
+    keys += [f"trivial/{m}" for m in metrics]
     keys += [f"time/{s}" for s in STAGES] + [f"reused/{s}" for s in REUSABLE_STAGES]
     return {k: math.nan for k in keys}
 
@@ -63,6 +65,10 @@ def flatten_summary(summary: dict[str, Any]) -> dict[str, Any]:
         out[f"flops/{t}"] = v
     for t, ms in summary["metrics"].items():
         out.update({f"metric/{t}/{m}": v for m, v in ms.items()})
+    for t, ms in summary.get("trivial", {}).items():  # absent from summaries written before issue 11
+        out.update({f"trivial/{t}/{m}": v for m, v in ms.items()})
+    out["learned"] = float(summary["learned"]) if "learned" in summary else math.nan
+    out.update({f"learned/{t}": float(v) for t, v in summary.get("learned_per_task", {}).items()})
     out.update({f"time/{s}": v for s, v in summary["timings"].items()})
     out.update({f"reused/{s}": float(v) for s, v in summary["reused"].items()})
     out["score"] = sum(summary["val_loss"].values()) / len(summary["val_loss"])
@@ -99,7 +105,8 @@ class TuneHooks(TrialHooks):
     def on_epoch(self, record: dict[str, Any]) -> None:
         if not self.keyed:  # the summary keys, NaN until the end, in every report
             tasks = [k.split("/", 1)[1] for k in record if k.startswith("val_loss/")]
-            self.extra, self.keyed = {**summary_keys(tasks), **self.extra}, True
+            metrics = [k.split("/", 1)[1] for k in record if k.startswith("metric/")]
+            self.extra, self.keyed = {**summary_keys(tasks, metrics), **self.extra}, True
         if self.held is not None:  # a checkpoint was expected but did not come: report without one
             self.report(self.held)
         self.held = None
@@ -156,7 +163,8 @@ def train(config: dict[str, Any], setup: TrialSetup) -> None:
     summary = _finished_summary(trial_dir)
     if summary is not None:  # it finished, but the driver died before Tune's state recorded that: never re-run
         last = _last_line(trial_dir / "metrics.jsonl")
-        tune.report({**summary_keys(list(summary["val_loss"])), **last, **flatten_summary(summary),
+        metrics = [f"{t}/{m}" for t, ms in summary["metrics"].items() for m in ms]
+        tune.report({**summary_keys(list(summary["val_loss"]), metrics), **last, **flatten_summary(summary),
                      "node": ray.get_runtime_context().get_node_id(), "hostname": socket.gethostname(),
                      "resumed_from_step": last["step"]})
         return
