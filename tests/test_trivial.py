@@ -105,6 +105,7 @@ def test_results_row_and_metadata_carry_references(tmp_path):
         "flops": {"multitask": 7, "per_task": {"seg": 7}}, "val_loss": {"seg": 0.5},
         "metrics": {"seg": {"miou": 0.5, "pixel_acc": 0.9}}, "trivial": {"seg": {"miou": 0.2, "pixel_acc": 0.8}},
         "learned": True, "learned_per_task": {"seg": True}, "timings": {"warmup": 1.0}, "reused": {"warmup": False},
+        "stage_quality": {"search": {"metric/seg/miou": 0.4, "val_loss/seg": 0.6}, "reduction": {"metric/seg/miou": 0.38}},
     }
     last = flatten_summary(summary)
     keys = {k for k in summary_keys(["seg"], ["seg/miou", "seg/pixel_acc"]) if k.startswith(("trivial", "learned"))}
@@ -113,6 +114,12 @@ def test_results_row_and_metadata_carry_references(tmp_path):
     row = trial_row("exp", trial, "finished", "tiny", {}, ["seg"], [])
     assert row["learned"] is True and row["learned/seg"] is True
     assert row["trivial/seg/miou"] == 0.2
+    # quality at each stage's end: a column per (stage, task, metric), NaN for a stage the trial did not run
+    assert row["quality/search/seg/miou"] == 0.4 and row["quality/reduction/seg/miou"] == 0.38
+    assert "quality/warmup/seg/miou" in summary_keys(["seg"], ["seg/miou"])
+    row_nan = trial_row("exp", SimpleNamespace(**{**vars(trial), "last_result": {**summary_keys(["seg"], ["seg/miou"]), **last}}),
+                        "finished", "tiny", {}, ["seg"], [])
+    assert math.isnan(row_nan["quality/warmup/seg/miou"]) and row_nan["quality/search/seg/miou"] == 0.4
     table = results_table([row], {"seg": "segmentation"})
     pq.write_table(table, tmp_path / "r.parquet")
     meta = json.loads(pq.read_schema(tmp_path / "r.parquet").metadata[b"dagmtl"])

@@ -84,7 +84,8 @@ def trial_row(experiment: str, trial: Any, status: str, preset: str | None, base
     for k in swept:
         row[f"config/{k}"] = flat.get(k)
     for k, v in last.items():
-        if k.startswith(("metric/", "trivial/")):  # trivial/<task>/<metric>: supernet.trivial's reference
+        # trivial/<task>/<metric>: supernet.trivial's reference; quality/<stage>/<task>/<metric>: at each stage's end
+        if k.startswith(("metric/", "trivial/", "quality/")):
             row[k] = float(v) if _finite(v) else math.nan
     for k in ["learned"] + [f"learned/{t}" for t in tasks]:  # beats the trivial references by LEARNED_MARGINS
         v = last.get(k)

@@ -48,6 +48,7 @@ def summary_keys(tasks: list[str], metrics: list[str] = ()) -> dict[str, float]:
     keys = ["trial_finished", "latency_ms", "params_supernet", "learned"]
     keys += [f"{k}/{t}" for k in ("loss", "params", "flops", "learned") for t in tasks]
     keys += [f"trivial/{m}" for m in metrics]
+    keys += [f"quality/{s}/{m}" for s in STAGES for m in metrics]
     keys += [f"time/{s}" for s in STAGES] + [f"reused/{s}" for s in REUSABLE_STAGES]
     return {k: math.nan for k in keys}
 
@@ -68,6 +69,8 @@ def flatten_summary(summary: dict[str, Any]) -> dict[str, Any]:
     for t, ms in summary.get("trivial", {}).items():  # absent from summaries written before issue 11
         out.update({f"trivial/{t}/{m}": v for m, v in ms.items()})
     out["learned"] = float(summary["learned"]) if "learned" in summary else math.nan
+    for stage, q in summary.get("stage_quality", {}).items():  # metric/<task>/<name> at the end of each stage
+        out.update({f"quality/{stage}/{k.split('/', 1)[1]}": v for k, v in q.items() if k.startswith("metric/")})
     out.update({f"learned/{t}": float(v) for t, v in summary.get("learned_per_task", {}).items()})
     out.update({f"time/{s}": v for s, v in summary["timings"].items()})
     out.update({f"reused/{s}": float(v) for s, v in summary["reused"].items()})
