@@ -163,7 +163,7 @@ class GapSummary:
 
     @property
     def within_target(self) -> bool:
-        return self.n > 0 and self.max_pct <= self.target_pct
+        return self.n > 0 and self.max_pct <= self.target_pct + 1e-9  # a gap of exactly the target passes
 
     @property
     def sentence(self) -> str:
