@@ -6,6 +6,8 @@ with a sense, turned to "minimise", and only then handed to the kernels.
 
 A comparison (:func:`compare_fronts`) normalises every group by the same ideal/nadir bounds (taken
 over all compared points), so one reference point serves all groups and hypervolumes compare.
+Rows flagged ``learned == False`` (they did not beat the trivial references, see :mod:`analysis.learning`)
+are treated like invalid rows: never on a front, never in a hypervolume or a baseline point.
 Seeds are aggregated by the median and spread (quartiles, min, max) of per-seed hypervolumes, never
 by a single "best" run.
 """
@@ -18,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from analysis import pareto
-from analysis.load import ALIASES, BASELINE_MODE, AnalysisError, metric_columns, metric_sense
+from analysis.load import ALIASES, BASELINE_MODE, AnalysisError, metric_columns, metric_sense, not_learned
 
 DEFAULT_OBJECTIVES: dict[str, str] = {"delta_mtl": "max", "params": "min"}
 BASELINE_MODES = ("single_task", "hard_sharing", "full_supernet")
@@ -99,11 +101,13 @@ def _sorted(df: pd.DataFrame, objectives: Sequence[Objective]) -> pd.DataFrame:
 
 
 def _usable(df: pd.DataFrame) -> pd.DataFrame:
-    return df[df["is_valid"].to_numpy(bool)] if "is_valid" in df.columns else df
+    """Rows that may stand on a front or add hypervolume: valid, and not flagged ``learned == False``."""
+    keep = df["is_valid"].to_numpy(bool) if "is_valid" in df.columns else np.ones(len(df), bool)
+    return df[keep & ~not_learned(df)]
 
 
 def pareto_front(df: pd.DataFrame, objectives: ObjectiveSpec | None = None) -> pd.DataFrame:
-    """The rows of ``df`` on the Pareto front of ``objectives`` (invalid and NaN rows never are).
+    """The rows of ``df`` on the Pareto front of ``objectives`` (invalid, NaN and ``learned == False`` rows never are).
 
     Equal rows are all kept. The rows come best-first by the first objective. Filter ``df`` first
     to choose what competes (e.g. ``df[df["mode"] == "supernet"]``).
@@ -114,12 +118,13 @@ def pareto_front(df: pd.DataFrame, objectives: ObjectiveSpec | None = None) -> p
 
 
 def with_ranks(df: pd.DataFrame, objectives: ObjectiveSpec | None = None) -> pd.DataFrame:
-    """``df`` with a ``pareto_rank`` column (0 = front; -1 = invalid or NaN objectives)."""
+    """``df`` with a ``pareto_rank`` column (0 = front; -1 = invalid, not learned or NaN objectives)."""
     objs = parse_objectives(objectives, df)
     out = df.copy()
     y = objective_matrix(df, objs)
     if "is_valid" in df.columns:
         y[~df["is_valid"].to_numpy(bool)] = np.nan
+    y[not_learned(df)] = np.nan
     out["pareto_rank"] = pareto.nondomination_rank(y)
     return out
 

@@ -10,7 +10,8 @@ What ``load_results`` adds to the stored columns:
 - ``delta_mtl``: the multi-task gain in percent over the single-task baselines of the same experiment
   and seed (MTAN / LibMTL definition, see :func:`delta_mtl_column`); NaN on ``single_task`` rows and
   on rows that are not valid. Only ``finished`` single_task rows are baselines: an early-stopped one
-  trained for fewer epochs and would inflate the gain;
+  trained for fewer epochs and would inflate the gain, and one flagged ``learned == False`` (it did not
+  beat its trivial reference) is an error, never a number;
 - ``exp_dir``: the experiment folder the row came from, and ``arch_spec_path`` made absolute.
 """
 from __future__ import annotations
@@ -134,6 +135,14 @@ def _absolute(exp_dir: Path, p: object) -> object:
     return str(q if q.is_absolute() else (exp_dir / q).resolve())
 
 
+def not_learned(df: pd.DataFrame, column: str = "learned") -> np.ndarray:
+    """Rows flagged ``column == False`` (did not beat the trivial references by the margins): kept off every
+    front and hypervolume. Rows without the flag (null, or no such column: older results) are not flagged."""
+    if column not in df.columns:
+        return np.zeros(len(df), bool)
+    return np.array([v is not None and not pd.isna(v) and not bool(v) for v in df[column]], bool)
+
+
 def metric_columns(df: pd.DataFrame) -> dict[str, list[str]]:
     """Task -> its ``metric/<task>/<name>`` columns, in table order."""
     out: dict[str, list[str]] = {}
@@ -164,6 +173,7 @@ def delta_mtl_column(df: pd.DataFrame, senses: Mapping[str, str], tasks: Sequenc
     metrics of task t that the baseline has (non-NaN). A missing baseline raises: comparing against
     another seed's baseline would silently change the number; so does a baseline that only exists
     early-stopped or errored (it trained less than the method, so the gain would be inflated).
+    A baseline flagged ``learned == False`` raises too: a gain over a trivial predictor means nothing.
     """
     cols_by_task = metric_columns(df)
     tasks = list(tasks) if tasks else list(cols_by_task)
@@ -192,6 +202,14 @@ def delta_mtl_column(df: pd.DataFrame, senses: Mapping[str, str], tasks: Sequenc
                 raise AnalysisError(
                     f"no valid single_task baseline (a finished one) for {where}: run the single-task baselines for this seed, "
                     "or leave delta_mtl out of the objectives (load_results(..., delta_mtl=False))"
+                )
+            flat = not_learned(b) | not_learned(b, f"learned/{task}")
+            if flat.any():
+                raise AnalysisError(
+                    f"the single_task baseline for {where} (trial {b.loc[flat, 'trial_id'].iloc[0]!r}) did not "
+                    f"learn task {task!r} (it does not beat its trivial reference by the margins): delta_mtl against it "
+                    "would be a gain over a trivial predictor; fix the baseline's training (epochs, learning rate), or load "
+                    "with delta_mtl=False and compare task metrics"
                 )
             cols = [c for c in cols_by_task.get(task, []) if b[c].notna().any()]
             if not cols:

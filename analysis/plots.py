@@ -1,5 +1,6 @@
 """Plots as PNG: fronts per group with baseline points, the per-task topologies of one trial, median attainment
-surfaces and the EAF difference (data from :mod:`analysis.stats`), and ablation effects (:mod:`analysis.effects`).
+surfaces and the EAF difference (data from :mod:`analysis.stats`), ablation effects (:mod:`analysis.effects`) and
+learning curves (:mod:`analysis.learning`). Axes that are task metrics carry the trivial predictor as a dashed line.
 
 Compute, then render: ``front_plot_data`` / ``topology_data`` return plain data that tests assert on;
 ``render_fronts`` / ``render_topology`` only draw it. Figures are built with ``matplotlib.figure.Figure``
@@ -7,6 +8,7 @@ and the Agg canvas (no pyplot, no global backend state), so this works headless 
 """
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from os import PathLike
 from pathlib import Path
@@ -18,6 +20,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import FancyArrowPatch
 
 from analysis.compare import FrontComparison
+from analysis.learning import LearningCurves, objective_reference
 from analysis.stats import EafData
 
 _BASELINE_STYLE = {"single_task": ("*", "single-task (T nets)"), "hard_sharing": ("s", "hard sharing"),
@@ -46,10 +49,19 @@ class FrontPlotData:
     series: list[FrontSeries]
     baselines: dict[str, np.ndarray] = field(default_factory=dict)  # mode -> (n, 2)
     x_log: bool = False
+    x_ref: float | None = None  # trivial reference of the x objective (a task metric), drawn dashed
+    y_ref: float | None = None
+    caption: str = ""  # e.g. that delta_mtl is against the single-task baselines
 
 
-def front_plot_data(cmp: FrontComparison, baselines: pd.DataFrame | None = None) -> FrontPlotData:
-    """Plot data of a comparison's fronts (first two objectives) and of baseline rows (by mode)."""
+def front_plot_data(
+    cmp: FrontComparison, baselines: pd.DataFrame | None = None, trivial: Mapping[str, Mapping[str, float]] | None = None
+) -> FrontPlotData:
+    """Plot data of a comparison's fronts (first two objectives) and of baseline rows (by mode).
+
+    ``trivial`` ({task: {metric: value}}, e.g. ``df.attrs["trivial"]``) gives the dashed reference line of an
+    objective that is a task metric; a ``delta_mtl`` objective gets a caption saying what it is measured against.
+    """
     if len(cmp.objectives) < 2:
         raise ValueError("a fronts plot needs at least two objectives")
     yo, xo = cmp.objectives[0], cmp.objectives[1]
@@ -75,10 +87,29 @@ def front_plot_data(cmp: FrontComparison, baselines: pd.DataFrame | None = None)
     xs = np.concatenate([s.points[:, 0] for s in series] + [m[:, 0] for m in marks.values()])
     x_log = bool((xs > 0).all() and xs.max() / xs.min() > 30)
     arrow = {"max": "↑", "min": "↓"}
+    trivial = trivial or {}
     return FrontPlotData(
         x_label=f"{xo.name} ({arrow[xo.sense]} better)", y_label=f"{yo.name} ({arrow[yo.sense]} better)",
         title=f"Pareto fronts by {', '.join(cmp.by)}", series=series, baselines=marks, x_log=x_log,
+        x_ref=objective_reference(xo.column, trivial), y_ref=objective_reference(yo.column, trivial),
+        caption=delta_mtl_caption([o.column for o in cmp.objectives]),
     )
+
+
+def delta_mtl_caption(columns: Sequence[str]) -> str:
+    """The caption line of a figure or table with a ``delta_mtl`` axis ('' without one)."""
+    if "delta_mtl" not in columns:
+        return ""
+    return ("delta_mtl is against the single-task baselines (0 = the T single-task networks), not against the "
+            "trivial predictors; baselines that did not learn are refused.")
+
+
+def _draw_refs(ax, x_ref: float | None, y_ref: float | None) -> None:
+    """Dashed lines at the trivial references of the axes that are task metrics."""
+    if x_ref is not None:
+        ax.axvline(x_ref, color="0.35", ls="--", lw=1.0, label=f"trivial predictor ({x_ref:.4g})")
+    if y_ref is not None:
+        ax.axhline(y_ref, color="0.35", ls="--", lw=1.0, label=f"trivial predictor ({y_ref:.4g})")
 
 
 def render_fronts(data: FrontPlotData, path: str | PathLike[str] | None = None) -> Figure:
@@ -94,11 +125,14 @@ def render_fronts(data: FrontPlotData, path: str | PathLike[str] | None = None) 
     for mode, p in data.baselines.items():
         marker, name = _BASELINE_STYLE.get(mode, ("X", mode))
         ax.scatter(p[:, 0], p[:, 1], marker=marker, s=90, color="0.2", label=name, zorder=4)
+    _draw_refs(ax, data.x_ref, data.y_ref)
     if data.x_log:
         ax.set_xscale("log")
     ax.set(xlabel=data.x_label, ylabel=data.y_label, title=data.title)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="best")
+    if data.caption:
+        fig.supxlabel(data.caption, fontsize=7, color="0.3")
     return _save(fig, path)
 
 
@@ -213,8 +247,9 @@ _GROUP_NAMES = {"supernet": "search (supernet)", "random_arch": "random architec
                 "single_task": "single-task (T nets)"}
 
 
-def render_attainment(data: EafData, path: str | PathLike[str] | None = None) -> Figure:
-    """The median attainment surface of every group in one figure (staircase lines in the objectives' units)."""
+def render_attainment(data: EafData, path: str | PathLike[str] | None = None, refs: tuple[float | None, float | None] = (None, None)) -> Figure:
+    """The median attainment surface of every group in one figure (staircase lines in the objectives' units);
+    ``refs`` = the trivial references (x, y) of axes that are task metrics, drawn dashed."""
     fig = Figure(figsize=(7, 4.8), layout="constrained")
     FigureCanvasAgg(fig)
     ax = fig.add_subplot()
@@ -222,6 +257,7 @@ def render_attainment(data: EafData, path: str | PathLike[str] | None = None) ->
         if len(line):
             ax.plot(line[:, 0], line[:, 1], color=c, lw=1.8, label=f"{_GROUP_NAMES.get(g, g)} ({data.seeds[g]} seeds)")
             ax.scatter(line[1:-1:2, 0], line[1:-1:2, 1], s=18, color=c, zorder=3)
+    _draw_refs(ax, *refs)
     ax.set(xlim=data.xlim, ylim=data.ylim, xlabel=data.x_label, ylabel=data.y_label,
            title="Median attainment surfaces (reached by at least half of the seeds)")
     ax.grid(alpha=0.3)
@@ -229,8 +265,9 @@ def render_attainment(data: EafData, path: str | PathLike[str] | None = None) ->
     return _save(fig, path)
 
 
-def render_eaf_difference(data: EafData, path: str | PathLike[str] | None = None) -> Figure:
-    """EAF(first of the pair) - EAF(second) as coloured rectangles (red: the first attains more), with both medians."""
+def render_eaf_difference(data: EafData, path: str | PathLike[str] | None = None, refs: tuple[float | None, float | None] = (None, None)) -> Figure:
+    """EAF(first of the pair) - EAF(second) as coloured rectangles (red: the first attains more), with both medians
+    and the trivial references ``refs`` (x, y) dashed."""
     from matplotlib import colormaps
     from matplotlib.cm import ScalarMappable
     from matplotlib.colors import Normalize
@@ -247,6 +284,7 @@ def render_eaf_difference(data: EafData, path: str | PathLike[str] | None = None
         line = data.surfaces.get(g)
         if line is not None and len(line):
             ax.plot(line[:, 0], line[:, 1], "k" + style, lw=1.2, label=f"median: {_GROUP_NAMES.get(g, g)}")
+    _draw_refs(ax, *refs)
     fig.colorbar(ScalarMappable(norm, cmap), ax=ax, label=f"EAF({a}) - EAF({b})")
     ax.set(xlim=data.xlim, ylim=data.ylim, xlabel=data.x_label, ylabel=data.y_label,
            title=f"EAF difference {a} - {b} over {data.diff_seeds} common seeds")
@@ -255,8 +293,10 @@ def render_eaf_difference(data: EafData, path: str | PathLike[str] | None = None
     return _save(fig, path)
 
 
-def render_effects(table: pd.DataFrame, measures: list[str], path: str | PathLike[str] | None = None) -> Figure:
-    """One panel per measure: median across seeds at each axis value, bars from min to max (see analysis.effects)."""
+def render_effects(table: pd.DataFrame, measures: list[str], path: str | PathLike[str] | None = None,
+                   refs: Mapping[str, float] | None = None) -> Figure:
+    """One panel per measure: median across seeds at each axis value, bars from min to max (see analysis.effects);
+    ``refs``: measure -> its trivial reference, drawn dashed."""
     from analysis.effects import effect_plot_data
 
     data = effect_plot_data(table, measures)
@@ -269,7 +309,47 @@ def render_effects(table: pd.DataFrame, measures: list[str], path: str | PathLik
         med, lo, hi = data[m].T
         ax.errorbar(x, med, yerr=np.vstack([med - lo, hi - med]), fmt="o-", capsize=3, color="C0")
         ax.set_xticks(x, labels)
+        if refs and refs.get(m) is not None:
+            ax.axhline(refs[m], color="0.35", ls="--", lw=1.0, label="trivial predictor")
+            ax.legend(fontsize=7, loc="best")
         ax.set(xlabel=table.index.name or "", title=m)
         ax.grid(alpha=0.3)
     fig.suptitle(f"Effect of {table.index.name} (median across seeds, bars: min-max)", fontsize=10)
+    return _save(fig, path)
+
+
+# ----------------------------------------------------------------------------- learning curves
+
+_STAGE_STYLE = {"warmup": "warm-up", "search": "search", "reduction": "reduction", "finetune": "fine-tune"}
+
+
+def render_learning_curves(data: LearningCurves, path: str | PathLike[str] | None = None) -> Figure:
+    """One panel per task metric: each mode's median quality per global step (band: min-max across its trials),
+    the trivial predictor dashed, and where the method's stages start as dotted vertical lines."""
+    metrics = data.metrics
+    fig = Figure(figsize=(4.2 * max(1, len(metrics)), 3.6), layout="constrained")
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(1, max(1, len(metrics)), squeeze=False)[0]
+    colors = dict(zip(data.modes, _colors(len(data.modes))))
+    marks = next((data.boundaries[m] for m in ("supernet", "random_arch", *data.boundaries) if m in data.boundaries), [])
+    for ax, metric in zip(axes, metrics):
+        for mode in data.modes:
+            c = data.curve(mode, metric)
+            if c.empty:
+                continue
+            x = c["step"].to_numpy(float)
+            ax.plot(x, c["median"].to_numpy(float), "o-", ms=2.5, lw=1.4, color=colors[mode],
+                    label=f"{_GROUP_NAMES.get(mode, mode)} ({int(c['n_trials'].max())})")
+            ax.fill_between(x, c["min"].to_numpy(float), c["max"].to_numpy(float), color=colors[mode], alpha=0.15, lw=0)
+        for stage, step in marks[1:]:
+            ax.axvline(step - 0.5, color="0.5", ls=":", lw=1.0)
+        for stage, step in marks:
+            ax.text(step, 1.0, " " + _STAGE_STYLE.get(stage, stage), transform=ax.get_xaxis_transform(), fontsize=7,
+                    va="top", ha="left", color="0.4")
+        if metric in data.trivial:
+            ax.axhline(data.trivial[metric], color="0.2", ls="--", lw=1.0, label=f"trivial ({data.trivial[metric]:.4g})")
+        ax.set(xlabel="global step (epoch)", title=metric)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7, loc="best")
+    fig.suptitle("Validation quality per epoch (median across trials, band: min-max); dotted: stage starts", fontsize=9)
     return _save(fig, path)

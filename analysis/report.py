@@ -5,7 +5,8 @@ combines the computing functions of :mod:`analysis.compare`, :mod:`analysis.stat
 and :mod:`analysis.plots`; every number in the report is in a CSV next to it.
 
 The report opens with the answer to "does the search beat random architectures of the same size?"
-(:func:`analysis.stats.search_vs_random`) and, when fronts are grouped by an ablation's axis
+(:func:`analysis.stats.search_vs_random`), then the trivial references (:mod:`analysis.learning`: trials that
+did not beat them are counted, listed and kept off every front), learning curves and the gap at reduction, and, when fronts are grouped by an ablation's axis
 (flow_width, lambda_sq, tau), ends with the effect that ablation exists to show (:mod:`analysis.effects`).
 """
 from __future__ import annotations
@@ -28,13 +29,25 @@ from analysis.compare import (
     parse_objectives,
 )
 from analysis.effects import ablation_measures, axis_name, effect_table
-from analysis.load import AnalysisError, load_arch_spec, load_results
+from analysis.learning import (
+    gap_summary,
+    learning_curves,
+    not_learned_table,
+    objective_reference,
+    quality_columns,
+    reduction_gap,
+    trivial_references,
+    trivial_table,
+)
+from analysis.load import AnalysisError, load_arch_spec, load_epochs, load_results, not_learned
 from analysis.plots import (
+    delta_mtl_caption,
     front_plot_data,
     render_attainment,
     render_eaf_difference,
     render_effects,
     render_fronts,
+    render_learning_curves,
     render_topology,
     topology_data,
 )
@@ -89,7 +102,8 @@ def write_report(
     contenders = df[df["mode"] == "supernet"]
     front = pareto_front(contenders, cmp.objectives)
     base = baseline_points(df, (*BASELINE_MODES, RANDOM))
-    render_fronts(front_plot_data(cmp, base), out / "fronts.png")
+    trivial = trivial_references(df)
+    render_fronts(front_plot_data(cmp, base, trivial), out / "fronts.png")
 
     chosen = trial if trial is not None else (front["trial_id"].iloc[0] if len(front) else None)
     topo_png = None
@@ -110,16 +124,22 @@ def write_report(
         "front": front[front_cols].set_index("trial_id"),
         "baselines": base[[c for c in ["trial_id", "mode", "seed", *(o.column for o in cmp.objectives)] if c in base.columns]].set_index("trial_id"),
     }
+    learning_md = _learning_section(df, exp_dir, out, tables, cmp)
     answer = search_vs_random(df, cmp.objectives)
     if answer.hv is not None:
         tables["seed_hypervolumes"] = answer.hv.table.set_index("group")
         tables["tests"] = answer.tests.set_index("comparison")
-    effect_md = _effect_section(df, cmp.by[0], out, tables)
+    effect_md = _effect_section(df, cmp.by[0], out, tables, trivial)
     for name, t in tables.items():
         t.to_csv(out / f"{name}.csv")
 
     counts = df.groupby(["mode", "status"]).size().rename("trials").reset_index()
+    flagged = not_learned_table(df)
+    if "learned" in df.columns:  # results written before issue 11 have no flag: nothing changes for them
+        counts["not learned"] = [int(((df["mode"] == m) & (df["status"] == st)).to_numpy(bool)[not_learned(df)].sum())
+                                 for m, st in zip(counts["mode"], counts["status"])]
     errored = df[~df["is_valid"]]
+    refs_line = _references_line(cmp, trivial)
     obj_text = ", ".join(f"`{o.name}` ({o.sense})" for o in cmp.objectives)
     bounds = pd.DataFrame({"ideal": cmp.ideal, "nadir": cmp.nadir}, index=[o.name for o in cmp.objectives]).T
     sign = np.array([-1.0 if o.sense == "max" else 1.0 for o in cmp.objectives])
@@ -130,12 +150,15 @@ def write_report(
         f"Source: `{exp_dir}`. Objectives: {obj_text}. Fronts grouped by `{', '.join(cmp.by)}`; only valid "
         "`supernet` trials compete.",
         "",
-        *_answer_section(df, answer, out),
+        *_answer_section(df, answer, out, trivial),
+        *learning_md["top"],
         "## Trials",
         "",
         markdown_table(counts, index=False),
         "",
     ]
+    if "learned" in df.columns:
+        md += _excluded_lines(flagged)
     if len(errored):
         md += ["Not valid (left out of fronts and baselines):", "",
                markdown_table(errored[["trial_id", "status", "error"]] if "error" in df.columns else errored[["trial_id", "status"]], index=False), ""]
@@ -144,6 +167,7 @@ def write_report(
         "",
         "![fronts](fronts.png)",
         "",
+        *refs_line,
         "## Comparison by group",
         "",
         f"Hypervolume on objectives normalised to [0, 1] by the bounds below (ideal = 0, nadir = 1 over all "
@@ -154,6 +178,7 @@ def write_report(
         "",
         markdown_table(cmp.table),
         "",
+        *refs_line,
         "### Coverage C(A, B)",
         "",
         "Fraction of front B weakly dominated by front A (row A, column B).",
@@ -168,13 +193,17 @@ def write_report(
         "",
         markdown_table(tables["front"]),
         "",
+        *refs_line,
         "## Baselines",
         "",
-        "`single_task` = the T single-task networks taken together (delta_mtl 0, costs summed).",
+        "`single_task` = the T single-task networks taken together (delta_mtl 0, costs summed); baselines that did "
+        "not learn are left out (see Trials).",
         "",
         markdown_table(tables["baselines"]) if len(base) else "(none)",
         "",
+        *refs_line,
     ]
+    md += learning_md["bottom"]
     if topo_png is not None:
         md += ["## Topology", "", f"Per-task kept edges of trial `{chosen}`.", "", f"![topology]({topo_png.name})", ""]
     md += effect_md
@@ -183,7 +212,7 @@ def write_report(
     return out
 
 
-def _answer_section(df: pd.DataFrame, answer: Answer, out: Path) -> list[str]:
+def _answer_section(df: pd.DataFrame, answer: Answer, out: Path, trivial: Mapping[str, Mapping[str, float]] | None = None) -> list[str]:
     """"Does the search beat random architectures?": the sentence, per-seed hypervolumes, tests, EAF figures."""
     md = ["## Does the search beat random architectures?", "", f"**{answer.sentence}**", ""]
     has_random = bool((df["mode"] == RANDOM).any())  # without: the sentence says so and how to add them
@@ -210,8 +239,9 @@ def _answer_section(df: pd.DataFrame, answer: Answer, out: Path) -> list[str]:
             data = eaf_data(df, hv.objectives)
         except AnalysisError as e:
             return md + [f"(no attainment figures: {e})", ""]
-        render_attainment(data, out / "attainment.png")
-        render_eaf_difference(data, out / "eaf_difference.png")
+        refs = tuple(objective_reference(o.column, trivial or {}) for o in (hv.objectives[1], hv.objectives[0]))  # (x, y)
+        render_attainment(data, out / "attainment.png", refs)
+        render_eaf_difference(data, out / "eaf_difference.png", refs)
         md += ["![median attainment surfaces](attainment.png)", "",
                "Red where the search's points attain a region in more seeds than the random architectures do, blue "
                "where fewer (the difference of the two empirical attainment functions, over their common seeds).", "",
@@ -219,7 +249,8 @@ def _answer_section(df: pd.DataFrame, answer: Answer, out: Path) -> list[str]:
     return md
 
 
-def _effect_section(df: pd.DataFrame, by: str, out: Path, tables: dict[str, pd.DataFrame]) -> list[str]:
+def _effect_section(df: pd.DataFrame, by: str, out: Path, tables: dict[str, pd.DataFrame],
+                    trivial: Mapping[str, Mapping[str, float]] | None = None) -> list[str]:
     """The effect an ablation of ``by`` exists to show (nothing when ``by`` is not flow_width, lambda_sq or tau)."""
     try:
         measures = ablation_measures(df, by)
@@ -229,7 +260,7 @@ def _effect_section(df: pd.DataFrame, by: str, out: Path, tables: dict[str, pd.D
     except AnalysisError as e:
         return [f"## Effect of {axis_name(by)}", "", f"(not measured: {e})", ""]
     tables["effect"] = table
-    render_effects(table, measures, out / "effect.png")
+    render_effects(table, measures, out / "effect.png", {m: objective_reference(m, trivial or {}) for m in measures})
     return [
         f"## Effect of {axis_name(by)}",
         "",
@@ -243,6 +274,86 @@ def _effect_section(df: pd.DataFrame, by: str, out: Path, tables: dict[str, pd.D
         "![effect](effect.png)",
         "",
     ]
+
+
+def _references_line(cmp: FrontComparison, trivial: Mapping[str, Mapping[str, float]]) -> list[str]:
+    """The line under a table or figure of the objectives: their trivial references, or what delta_mtl is against."""
+    parts = [f"`{o.name}` {v:.4g}" for o in cmp.objectives if (v := objective_reference(o.column, trivial)) is not None]
+    lines = [f"Trivial references: {', '.join(parts)} (dashed in the figures)."] if parts else []
+    if "delta_mtl" in [o.column for o in cmp.objectives]:
+        lines.append("delta_mtl: against the single-task baselines, not the trivial references.")
+    return [" ".join(lines), ""] if lines else []
+
+
+def _excluded_lines(flagged: pd.DataFrame) -> list[str]:
+    """How many trials did not learn (kept off every front and hypervolume) and which, with the tasks they missed."""
+    if flagged.empty:
+        return ["Every finished trial beat its trivial references by the margins (`learned`); none excluded.", ""]
+    return [
+        f"**{len(flagged)} trial(s) did not learn** (did not beat the trivial references by the margins, `learned` "
+        "false): kept in the tables, but left out of every front, hypervolume and baseline point.",
+        "",
+        markdown_table(flagged, index=False),
+        "",
+    ]
+
+
+def _learning_section(df: pd.DataFrame, exp_dir: Path, out: Path, tables: dict[str, pd.DataFrame],
+                      cmp: FrontComparison) -> dict[str, list[str]]:
+    """"top": the trivial references table; "bottom": learning curves and the reduction-gap table (each when its
+    data exists). Adds ``trivial``, ``not_learned``, ``reduction_gap`` to ``tables``."""
+    top: list[str] = []
+    refs = trivial_table(df)
+    if len(refs):
+        tables["trivial"] = refs.set_index(["task", "metric"])
+        top += [
+            "## Trivial references",
+            "",
+            "What a constant predictor reaches on the validation split (majority class, training median depth, mean "
+            "training normal), and the margin a trial must beat to count as having learned a task (`learned`). Trials "
+            "that did not learn are kept off every front and hypervolume.",
+            "",
+            markdown_table(refs, index=False),
+            "",
+        ]
+        if "delta_mtl" in [o.column for o in cmp.objectives]:
+            top += [delta_mtl_caption(["delta_mtl"]), ""]
+    if "learned" in df.columns:
+        tables["not_learned"] = not_learned_table(df).set_index("trial_id")
+    bottom: list[str] = []
+    try:
+        curves = learning_curves(load_epochs(exp_dir), df)
+    except AnalysisError as e:
+        bottom += ["## Learning curves", "", f"(not drawn: {e})", ""]
+    else:
+        if len(curves.table):
+            tables["learning_curves"] = curves.table.set_index("mode")
+            render_learning_curves(curves, out / "learning_curves.png")
+            bottom += ["## Learning curves", "",
+                       "Validation quality of each task's main metric per global step (epoch), median across a mode's "
+                       "trials (band: min-max), the trivial predictor dashed, stage starts dotted.", "",
+                       "![learning curves](learning_curves.png)", ""]
+    if quality_columns(df) and df["mode"].isin(["supernet", "random_arch"]).any():
+        gap = reduction_gap(df)
+        tables["reduction_gap"] = gap.set_index("trial_id")
+        summary = gap_summary(gap)
+        triv = trivial_references(df)
+        ref_text = ", ".join(f"{t} {m} {triv[t][m]:.4g}" for t, m in dict.fromkeys(zip(gap["task"], gap["metric"]))
+                             if m in triv.get(t, {}))
+        bottom += [
+            "## The gap at reduction",
+            "",
+            f"**{summary.sentence[0].upper() + summary.sentence[1:]}.**",
+            "",
+            "Per method trial (`supernet`, `random_arch`) and task, the main metric on the validation split at the end "
+            "of warm-up, at the end of search, right after reduction (the compact net before fine-tune) and after "
+            "fine-tune; `gap_pct` = 100 |reduction - search| / |search|; `search_vs_warmup_pct` > 0 when search "
+            "improved on warm-up." + (f" Trivial references: {ref_text}." if ref_text else ""),
+            "",
+            markdown_table(gap, index=False),
+            "",
+        ]
+    return {"top": top, "bottom": bottom}
 
 
 def _safe(name: str) -> str:

@@ -3,7 +3,10 @@
 ``write_experiment(tmp_path)`` writes ``EXP/results.parquet`` (with the ``dagmtl`` metadata),
 ``EXP/epochs.parquet`` and one ``arch_spec.json`` per supernet trial, with realistic numbers: bigger
 kept networks cost more and gain more, seeds add noise, single-task rows carry only their task's
-metrics, one trial errored and one early-stopped. Deterministic for a given ``rng``.
+metrics, one trial errored and one early-stopped. Rows carry the issue-11 columns: ``trivial/<task>/<metric>``
+(:data:`TRIVIAL`), ``learned`` / ``learned/<task>`` computed by the margins of :data:`LEARNED_MARGINS`
+(:func:`apply_learned`; every generated trial learns) and ``quality/<stage>/<task>/<metric>``.
+Deterministic for a given ``rng``.
 No torch or ray: usable by any test.
 """
 from __future__ import annotations
@@ -29,6 +32,73 @@ KIND_METRICS: dict[str, dict[str, tuple[str, float]]] = {  # kind -> metric -> (
     "classification": {"accuracy": ("max", 0.80)},
 }
 METRIC_SENSES = {m: s for ms in KIND_METRICS.values() for m, (s, _) in ms.items()}
+# trivial predictors' values per kind (all metrics beat them comfortably in generated rows)
+TRIVIAL_BY_KIND: dict[str, dict[str, float]] = {
+    "segmentation": {"miou": 0.15, "pixel_acc": 0.60}, "depth": {"abs_err": 1.0, "rel_err": 0.40},
+    "normal": {"mean_angle": 37.0, "median_angle": 35.0}, "classification": {"accuracy": 0.2},
+}
+# as in the results metadata: "<kind>/<metric>" -> {"sense", "factor"} (supernet/trivial.py LEARNED_MARGINS)
+LEARNED_MARGINS: dict[str, dict] = {
+    "segmentation/miou": {"sense": "max", "factor": 2.0}, "classification/accuracy": {"sense": "max", "factor": 2.0},
+    "depth/abs_err": {"sense": "min", "factor": 0.75}, "normal/mean_angle": {"sense": "min", "factor": 0.75},
+}
+STAGES = ("warmup", "search", "reduction", "finetune")
+
+
+def apply_learned(df: pd.DataFrame, tasks: Mapping[str, str] = DEFAULT_TASKS) -> pd.DataFrame:
+    """Set ``learned/<task>`` and ``learned`` from the metric and trivial columns by :data:`LEARNED_MARGINS`
+    (None for rows that did not finish; single-task rows judge only their own task)."""
+    df = df.copy()
+    flags: dict[str, list] = {t: [] for t in tasks}
+    overall = []
+    for _, r in df.iterrows():
+        mine = [r["baseline_task"]] if r["mode"] == "single_task" else list(tasks)
+        if r["status"] != "finished":
+            for t in tasks:
+                flags[t].append(None)
+            overall.append(None)
+            continue
+        ok_all = True
+        for t, kind in tasks.items():
+            if t not in mine:
+                flags[t].append(None)
+                continue
+            ok = True
+            for key, m in LEARNED_MARGINS.items():
+                k, metric = key.split("/")
+                if k != kind:
+                    continue
+                v, ref = r.get(f"metric/{t}/{metric}"), r.get(f"trivial/{t}/{metric}")
+                ok &= bool(np.isfinite(v) and (v >= m["factor"] * ref if m["sense"] == "max" else v <= m["factor"] * ref))
+            flags[t].append(ok)
+            ok_all &= ok
+        overall.append(ok_all)
+    for t in tasks:
+        df[f"learned/{t}"] = pd.Series(flags[t], index=df.index, dtype="object")
+    df["learned"] = pd.Series(overall, index=df.index, dtype="object")
+    return df
+
+
+def _add_learning_columns(df: pd.DataFrame, tasks: Mapping[str, str]) -> pd.DataFrame:
+    """Trivial references, stage qualities (deterministic: warm-up 15%, search 5% and right after reduction 8%
+    worse than the final value, so the gap at reduction is 3/0.95 = 3.16% for "max" metrics and 3/1.05 = 2.86%
+    for "min" ones; search and reduction only for the modes that have them) and the learned flags."""
+    df = df.copy()
+    for t, kind in tasks.items():
+        for m, v in TRIVIAL_BY_KIND[kind].items():
+            if m in KIND_METRICS[kind]:
+                df[f"trivial/{t}/{m}"] = v
+    for t, kind in tasks.items():
+        for m in KIND_METRICS[kind]:
+            final = df[f"metric/{t}/{m}"]
+            worse = (lambda f, x: f * (1 - x)) if METRIC_SENSES[m] == "max" else (lambda f, x: f * (1 + x))
+            method = df["mode"].isin(["supernet", "random_arch", "full_supernet"])
+            reduced = df["mode"].isin(["supernet", "random_arch"])
+            df[f"quality/warmup/{t}/{m}"] = worse(final, 0.15)
+            df[f"quality/search/{t}/{m}"] = worse(final, 0.05).where(method)
+            df[f"quality/reduction/{t}/{m}"] = worse(final, 0.08).where(reduced)
+            df[f"quality/finetune/{t}/{m}"] = final
+    return apply_learned(df, tasks)
 
 
 def random_arch_spec(rng: np.random.Generator, n_nodes: int, flow_width: int, tasks: Sequence[str], keep: float) -> dict:
@@ -149,7 +219,7 @@ def make_results(
                 row = common(tid, mode, seed, fw0, lam0, tau0) | costs(p, {t: p for t in tasks})
                 row |= _metrics(base[seed], gain, gen, 0.005) | {f"loss/{t}": 1.0 - gain for t in tasks}
                 rows.append(row)
-    df = pd.DataFrame(rows)
+    df = _add_learning_columns(pd.DataFrame(rows), tasks)
     for c in ("seed", "n_nodes", "flow_width", "params_union", "flops_multitask", *[c for c in df if c.startswith(("params/", "flops/"))]):
         df[c] = df[c].astype("int64")
     return df, specs
@@ -159,7 +229,10 @@ def write_results(df: pd.DataFrame, path: Path, tasks: Mapping[str, str] = DEFAU
     """Write ``df`` as a results.parquet with the ``dagmtl`` key-value metadata (unless ``metadata=False``)."""
     table = pa.Table.from_pandas(df, preserve_index=False)
     if metadata:
-        meta = {"schema_version": 1, "metric_senses": METRIC_SENSES, "tasks": dict(tasks)}
+        trivial = {t: {m: float(df[c].dropna().iloc[0]) for m in KIND_METRICS.get(k, {})
+                       if (c := f"trivial/{t}/{m}") in df.columns and df[c].notna().any()} for t, k in tasks.items()}
+        meta = {"schema_version": 1, "metric_senses": METRIC_SENSES, "tasks": dict(tasks),
+                "trivial": {t: v for t, v in trivial.items() if v}, "learned_margins": LEARNED_MARGINS}
         table = table.replace_schema_metadata({**(table.schema.metadata or {}), b"dagmtl": json.dumps(meta).encode()})
     path.parent.mkdir(parents=True, exist_ok=True)
     pq.write_table(table, path)
@@ -167,17 +240,29 @@ def write_results(df: pd.DataFrame, path: Path, tasks: Mapping[str, str] = DEFAU
 
 
 def make_epochs(df: pd.DataFrame, tasks: Sequence[str], rng: int = 0) -> pd.DataFrame:
-    """A long per-epoch table: two epochs of warmup, search and finetune per trial, losses falling."""
+    """A long per-epoch table: two epochs of warmup, search and finetune per trial (warmup and finetune for
+    baselines), losses falling, each task's metric columns rising from the trivial value to the final one."""
     gen = np.random.default_rng(rng)
     rows = []
-    for exp, tid in df[["experiment", "trial_id"]].itertuples(index=False):
+    kinds = {t: k for t, k in DEFAULT_TASKS.items() if t in tasks} or {t: t for t in tasks}
+    for exp, tid, mode in df[["experiment", "trial_id", "mode"]].itertuples(index=False):
+        final = df[(df["experiment"] == exp) & (df["trial_id"] == tid)].iloc[0]
         step = 0
-        for stage in ("warmup", "search", "finetune"):
+        stages = ("warmup", "search", "finetune") if mode in ("supernet", "random_arch", "full_supernet") else ("warmup", "finetune")
+        for si, stage in enumerate(stages):
             for epoch in range(2):
-                step += 10
-                loss = 2.0 / (1 + step / 20) + 0.01 * gen.random()
-                rows.append({"experiment": exp, "trial_id": tid, "stage": stage, "epoch": epoch, "step": step,
-                             "train_loss": loss, **{f"val_loss/{t}": loss * 1.1 for t in tasks}, "score": -loss})
+                step += 1
+                loss = 2.0 / (1 + step / 2) + 0.01 * gen.random()
+                frac = step / (2 * len(stages))
+                metrics = {}
+                for t in tasks:
+                    for m, v in KIND_METRICS.get(kinds.get(t, ""), {}).items():
+                        triv = TRIVIAL_BY_KIND[kinds[t]].get(m, v[1])
+                        fin = final.get(f"metric/{t}/{m}", np.nan)
+                        metrics[f"metric/{t}/{m}"] = triv + frac * (fin - triv)
+                rows.append({"experiment": exp, "trial_id": tid, "mode": mode, "stage": stage,
+                             "stage_index": si, "epoch": epoch, "step": step, "train_loss": loss,
+                             **{f"val_loss/{t}": loss * 1.1 for t in tasks}, **metrics, "score": -loss})
     return pd.DataFrame(rows)
 
 
