@@ -66,10 +66,11 @@ class GroupedBatchNorm2d(nn.BatchNorm2d):
         G = mean.shape[0]
         w = torch.full((G,), 1.0 / G, device=mean.device) if weights is None else weights.detach().float().reshape(-1)
         w = (w / w.sum()).view(-1, 1)  # (G, 1)
-        m = self.momentum  # a float: our ops use nn.BatchNorm2d's default momentum
+        self.num_batches_tracked.add_(1)
+        # as nn.BatchNorm2d: momentum None = cumulative average over the updates so far
+        m = 1.0 / float(self.num_batches_tracked) if self.momentum is None else self.momentum
         self.running_mean.mul_(1 - m).add_((w * mean).sum(0), alpha=m)
         self.running_var.mul_(1 - m).add_((w * var).sum(0), alpha=m)
-        self.num_batches_tracked.add_(1)
 
 
 def norm_layer(kind: str, channels: int) -> nn.Module:

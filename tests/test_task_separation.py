@@ -156,6 +156,10 @@ def test_running_stats_follow_the_gate_weighted_rule():
     before = bn.running_mean.clone()
     bn(x, 2, torch.zeros(2))
     assert torch.equal(bn.running_mean, before)
+    cumulative = GroupedBatchNorm2d(2, momentum=None)  # as nn.BatchNorm2d: the average of every update so far
+    cumulative(x, 2, w)
+    cumulative(x, 2, torch.tensor([1.0, 3.0]))
+    torch.testing.assert_close(cumulative.running_mean, (0.75 * mean[0] + 0.25 * mean[1] + 0.25 * mean[0] + 0.75 * mean[1]) / 2)
     bn1 = GroupedBatchNorm2d(2)
     torch.testing.assert_close(bn1(x[:3], 1), torch.nn.BatchNorm2d(2)(x[:3]))
 
