@@ -44,6 +44,19 @@ def trial_config(args: argparse.Namespace):
     return build_config(preset, overrides)
 
 
+def write_report(exp_path: str, by: str) -> None:
+    """The analysis report of a finished sweep (``analysis``); a report problem never hides the results."""
+    if "://" in exp_path:
+        print("(report skipped: the experiment lives at a URI; run `python -m analysis` on a local copy)")
+        return
+    try:
+        from analysis.report import write_report as _write
+
+        print(f"report: {_write(exp_path, by=by)}")
+    except Exception as e:  # noqa: BLE001
+        print(f"warning: the analysis report failed ({type(e).__name__}: {e}); results are in {exp_path}")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     from supernet.config import ConfigError, DataError
@@ -63,7 +76,10 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         from tune.launch import main as sweep_main
 
-        return sweep_main(args)
+        exp_path, by = sweep_main(args)
+        if not args.no_report:
+            write_report(exp_path, by)
+        return 0
     except (ConfigError, DataError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
