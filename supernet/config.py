@@ -137,6 +137,22 @@ PRESETS: dict[str, dict[str, Any]] = {
         "search.lambda_sq": 2.0,  # one search epoch: a strong squeeze so the reduction visibly prunes
         "trial.latency_repeats": 2,
     },
+    # Sub-second trials for driver benchmarks (bench/scale.py): every stage, the smallest data and net.
+    "nano": {
+        "data.image_size": [8, 8],
+        "data.n_train": 8,
+        "data.n_val": 8,
+        "data.batch_size": 8,
+        "model.n_nodes": 2,
+        "model.flow_width": 1,
+        "model.channels": 4,
+        "warmup.epochs": 1,
+        "search.epochs": 1,
+        "finetune.epochs": 1,
+        "search.lambda_sq": 2.0,
+        "trial.latency_repeats": 1,
+        "trial.progress": False,
+    },
     # The embedded default used by configs/default.yaml: a trial in well under a minute on CPU.
     "default": {},
 }

@@ -159,14 +159,19 @@ def logger_callbacks(sweep: Sweep) -> list:
 
 
 def build_tuner(sweep: Sweep, storage: str, extra_config: dict | None = None, stage_reuse: bool = True,
-                trainable: Any = None):
-    """A Tuner for ``sweep`` with its experiment at ``<storage>/<sweep.name>`` (``stage_reuse=False``: for benchmarks;
-    ``trainable``: another function trainable under the same Tune settings, for ``bench/scale.py``'s floor)."""
+                trainable: Any = None, callbacks: list | None = None):
+    """A Tuner for ``sweep`` with its experiment at ``<storage>/<sweep.name>``.
+
+    For benchmarks: ``stage_reuse=False``; ``trainable``: another function trainable under the same Tune
+    settings, without the results tables (``bench/scale.py``'s floor); ``callbacks``: more Tune callbacks.
+    """
     from ray import tune
 
     from .results import ResultsCallback
 
     exp_path = _join(storage, sweep.name)
+    tasks = task_kinds(sweep.config())
+    ours = [] if trainable is not None else [ResultsCallback(exp_path, sweep.name, sweep.preset, sweep.base, tasks, sweep.swept_keys)]
     if trainable is None:
         trainable = _trainable(sweep, exp_path, stage_reuse)
     else:
@@ -174,7 +179,6 @@ def build_tuner(sweep: Sweep, storage: str, extra_config: dict | None = None, st
     param_space, search_alg, num_samples = make_search(sweep)
     if extra_config:
         param_space = {**param_space, **extra_config}
-    tasks = task_kinds(sweep.config())
     return tune.Tuner(
         trainable,
         param_space=param_space,
@@ -188,8 +192,7 @@ def build_tuner(sweep: Sweep, storage: str, extra_config: dict | None = None, st
             failure_config=tune.FailureConfig(max_failures=sweep.max_failures),
             checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
             sync_config=tune.SyncConfig(sync_period=5, sync_artifacts=is_uri(exp_path)),
-            callbacks=[ResultsCallback(exp_path, sweep.name, sweep.preset, sweep.base, tasks, sweep.swept_keys),
-                       *logger_callbacks(sweep)],
+            callbacks=[*ours, *logger_callbacks(sweep), *(callbacks or [])],
             progress_reporter=_reporter(sweep), verbose=1,
         ),
     )
