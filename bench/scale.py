@@ -149,7 +149,9 @@ def measure(k: int, storage: str) -> dict:
         "floor_driver_cpu_ms_per_trial": floor["driver_cpu_ms_per_trial"],
         "floor_driver_cpu_ms_per_trial_first_tenth": floor["driver_cpu_ms_per_trial_first_tenth"],
         "floor_driver_cpu_ms_per_trial_last_tenth": floor["driver_cpu_ms_per_trial_last_tenth"],
-        "floor_driver_peak_rss_mb": floor["driver_peak_rss_mb"], "floor_trials_per_minute": floor["trials_per_minute"],
+        "floor_driver_peak_rss_mb": floor["driver_peak_rss_mb"],
+        "floor_driver_rss_mb_per_1000_trials": floor["driver_rss_mb_per_1000_trials"],
+        "floor_trials_per_minute": floor["trials_per_minute"],
         "reports_per_trial": reports, "checkpoints_per_trial": checkpoints,
     }
 

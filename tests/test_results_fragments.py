@@ -94,14 +94,15 @@ class FakeTrial:
     def __init__(self, exp: Path, i: int, lam: float):
         self.trial_id, self.status = f"t{i:03d}", "TERMINATED"
         self.config = {"overrides": {"search.lambda_sq": lam, "trial.seed": 0}}
-        self.path = str(exp / f"trial_{self.trial_id}")
+        self.path = str(exp / f"trial_{self.trial_id}_0001")  # Tune may suffix it
         self.last_result = {"trial_finished": 1, "node": "n1", "params_union": 100 + i, "metric/depth/abs_err": 0.1 * i}
         self.pickled_error_file = self.error_file = None
-        Path(self.path).mkdir(parents=True)
+        own = exp / f"trial_{self.trial_id}"  # where the trainable writes, whatever Tune calls its folder
+        own.mkdir(parents=True)
         lines = [{"stage": s, "stage_index": k, "epoch": 0, "step": k + 1, "train_loss": 1.0, "squeeze": 0.0,
                   "score": 1.0, "params_union": 100, "flops_multitask": 1000, "val_loss/depth": 0.5}
                  for k, s in enumerate(("warmup", "search", "finetune"))]
-        Path(self.path, "metrics.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines))
+        (own / "metrics.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines))
 
 
 def test_callback_writes_each_trial_once_and_compacts_at_the_end(tmp_path):
@@ -122,6 +123,7 @@ def test_callback_writes_each_trial_once_and_compacts_at_the_end(tmp_path):
     cb.on_experiment_end(trials)
     df = load_results(exp, delta_mtl=False)
     assert list(df["trial_id"]) == [t.trial_id for t in trials] and set(df["status"]) == {"finished"}
+    assert list(df["trial_dir"]) == [f"trial_{t.trial_id}" for t in trials]
     assert list(df["config/search.lambda_sq"]) == [0.0, 0.5, 1.0, 2.0] and str(df["params_union"].dtype) == "int64"
     assert all((exp / "results" / f"{t.trial_id}.parquet").stat().st_mtime_ns == stamps[t.trial_id] for t in trials)
     ep = pq.read_table(exp / "epochs.parquet").to_pandas()

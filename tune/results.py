@@ -133,6 +133,11 @@ def _epoch_row(experiment: str, trial_id: str, rec: dict[str, Any], node: Any) -
     return {k: (math.nan if v is None and k not in ("node", "stage") else v) for k, v in row.items()}
 
 
+def _local_trial_dir(trial: Any) -> str:
+    """Where the trainable writes a trial's files under a local/NFS experiment (``tune.trainable.train``)."""
+    return f"trial_{trial.trial_id}"
+
+
 class ResultsCallback(tune.Callback):
     """Writes each ended trial's row and epoch rows once (fragments); compacts them at the end of the run.
 
@@ -180,7 +185,7 @@ class ResultsCallback(tune.Callback):
         """Local/NFS: the trial's metrics.jsonl is the exact epoch list (reports before a driver kill included);
         URI storage: the reports this driver saw."""
         pending = self.pending.pop(trial.trial_id, {})
-        path = os.path.join(self.dir, os.path.basename(str(trial.path).rstrip("/")), "metrics.jsonl") if trial.path else ""
+        path = os.path.join(self.dir, _local_trial_dir(trial), "metrics.jsonl")
         if not self.local or not os.path.isfile(path):
             return [pending[k] for k in sorted(pending)]
         node = (trial.last_result or {}).get("node")
@@ -191,6 +196,9 @@ class ResultsCallback(tune.Callback):
     def write_trial(self, trial: Any, status: str) -> None:
         """The row and epoch rows of one ended trial, each its own fragment."""
         row = trial_row(self.experiment, trial, status, self.preset, self.base, list(self.tasks), self.swept)
+        if self.local:  # the trainable's own folder (Tune may suffix its trial folder when restoring a pending trial)
+            row["trial_dir"] = _local_trial_dir(trial)
+            row["arch_spec_path"] = f"{row['trial_dir']}/arch_spec.json" if row["arch_spec_path"] else None
         name = f"{trial.trial_id}.parquet"
         epochs = self._epoch_rows(trial)
         if epochs:
