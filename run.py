@@ -25,7 +25,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--out", default=None, help="--trial: output folder")
     p.add_argument("--name", default=None, help="sweep: experiment name (default: from the config file)")
     p.add_argument("--storage", default=None, help="sweep: results root (path, NFS path or s3://, gs:// URI)")
-    p.add_argument("--address", default=None, help="sweep: address of an existing Ray cluster (or RAY_ADDRESS)")
+    p.add_argument("--address", default=None, help="sweep: HOST:PORT of a Ray cluster's head (or RAY_ADDRESS); its token "
+                   "is read from ~/.ray/auth_token, RAY_AUTH_TOKEN or RAY_AUTH_TOKEN_PATH")
     p.add_argument("--no-report", action="store_true", help="sweep: skip the analysis report at the end")
     return p.parse_args(argv)
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import math
 import os
+from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
@@ -47,7 +48,7 @@ def _error_message(trial: Any) -> str | None:
         pass
     try:
         local = trial.error_file
-        text = open(local).read() if local and os.path.isfile(local) else trial.get_error() or ""
+        text = Path(local).read_text() if local and os.path.isfile(local) else trial.get_error() or ""
         lines = [ln for ln in str(text).strip().splitlines() if ln.strip()]
         return lines[-1] if lines else "errored (no message stored)"
     except Exception:  # noqa: BLE001
