@@ -190,7 +190,9 @@ def build_tuner(sweep: Sweep, storage: str, extra_config: dict | None = None, st
         run_config=tune.RunConfig(
             name=sweep.name, storage_path=storage,
             failure_config=tune.FailureConfig(max_failures=sweep.max_failures),
-            checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
+            # more than a trial's stage-boundary checkpoints (3): Tune forces a snapshot of the whole experiment
+            # state (O(trials)) whenever a trial has checkpointed num_to_keep times since the last one
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=4),
             sync_config=tune.SyncConfig(sync_period=5, sync_artifacts=is_uri(exp_path)),
             callbacks=[*ours, *logger_callbacks(sweep), *(callbacks or [])],
             progress_reporter=_reporter(sweep), verbose=1,
