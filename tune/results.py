@@ -59,11 +59,10 @@ def trial_row(experiment: str, trial: Any, status: str, preset: str | None, base
               swept: list[str]) -> dict[str, Any]:
     """One results row from a Tune trial: its config (``swept`` keys as ``config/<key>``), last report and status."""
     overrides = dict(trial.config.get("overrides", {}))
-    flat = flatten(to_dict(build_config(preset, base)))
     try:
         flat = flatten(to_dict(build_config(preset, {**base, **overrides})))
     except ConfigError:  # an invalid point (the trial errored): keep the raw values
-        flat.update(overrides)
+        flat = {**flatten(to_dict(build_config(preset, base))), **overrides}
     last = dict(trial.last_result or {})
     finished = status == "finished"
     row: dict[str, Any] = {
