@@ -16,15 +16,23 @@ import pandas as pd
 
 from analysis.compare import (
     BASELINE_MODES,
+    DEFAULT_OBJECTIVES,
     FrontComparison,
     ObjectiveSpec,
     baseline_points,
     compare_fronts,
     pareto_front,
-    parse_objectives,
 )
-from analysis.load import AnalysisError, load_arch_spec, load_results
+from analysis.load import ALIASES, AnalysisError, load_arch_spec, load_results
 from analysis.plots import front_plot_data, render_fronts, render_topology, topology_data
+
+
+def _objective_columns(objectives: ObjectiveSpec | None) -> set[str]:
+    """The columns named as objectives, by name alone (their senses come from the table's metadata, once loaded)."""
+    spec = DEFAULT_OBJECTIVES if objectives is None else objectives
+    names = spec.split(",") if isinstance(spec, str) else list(spec)  # a mapping gives its keys
+    names = [getattr(n, "name", n).strip() for n in names]
+    return {ALIASES.get(n, n) for n in (n.rsplit(":", 1)[0] if n.endswith((":max", ":min")) else n for n in names)}
 
 
 def markdown_table(df: pd.DataFrame, *, index: bool = True, floatfmt: str = ".4g") -> str:
@@ -66,7 +74,7 @@ def write_report(
     trial, missing baseline), with a message meant for the user.
     """
     exp_dir = Path(exp_dir)
-    needs_delta = any(o.column == "delta_mtl" for o in parse_objectives(objectives))
+    needs_delta = "delta_mtl" in _objective_columns(objectives)
     df = load_results(exp_dir, delta_mtl=needs_delta)  # baselines are required only when delta_mtl is used
     cmp = compare_fronts(df, by=by, objectives=objectives, budgets=budgets)
     out = Path(out) if out is not None else exp_dir / "report"
