@@ -25,7 +25,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--out", default=None, help="--trial: output folder")
     p.add_argument("--name", default=None, help="sweep: experiment name (default: from the config file)")
     p.add_argument("--storage", default=None, help="sweep: results root (path, NFS path or s3://, gs:// URI)")
-    p.add_argument("--address", default=None, help="sweep: address of an existing Ray cluster (or RAY_ADDRESS)")
+    p.add_argument("--address", default=None, help="sweep: HOST:PORT of a Ray cluster's head (or RAY_ADDRESS); its token "
+                   "is read from ~/.ray/auth_token, RAY_AUTH_TOKEN or RAY_AUTH_TOKEN_PATH")
     p.add_argument("--no-report", action="store_true", help="sweep: skip the analysis report at the end")
     return p.parse_args(argv)
 
@@ -42,6 +43,19 @@ def trial_config(args: argparse.Namespace):
         overrides.update(doc.get("config") or {})
     overrides.update(parse_set(args.overrides))
     return build_config(preset, overrides)
+
+
+def write_report(exp_path: str, by: str) -> None:
+    """The analysis report of a finished sweep (``analysis``); a report problem never hides the results."""
+    if "://" in exp_path:
+        print("(report skipped: the experiment lives at a URI; run `python -m analysis` on a local copy)")
+        return
+    try:
+        from analysis.report import write_report as _write
+
+        print(f"report: {_write(exp_path, by=by)}")
+    except Exception as e:  # noqa: BLE001
+        print(f"warning: the analysis report failed ({type(e).__name__}: {e}); results are in {exp_path}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -63,7 +77,10 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         from tune.launch import main as sweep_main
 
-        return sweep_main(args)
+        exp_path, by = sweep_main(args)
+        if not args.no_report:
+            write_report(exp_path, by)
+        return 0
     except (ConfigError, DataError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -1,14 +1,16 @@
 """``python -m analysis EXPERIMENT_DIR [--by COLUMN] [--objectives delta_mtl:max,params:min] [--out DIR]``.
 
-Writes the report folder (default ``EXPERIMENT_DIR/report/``) and prints its path. Input problems
-are reported as one line on stderr with exit code 2, not as a traceback.
+Writes the report folder (default ``EXPERIMENT_DIR/report/``) and prints its path. ``--compact`` instead
+rewrites ``results.parquet`` and ``epochs.parquet`` from the per-trial fragments (``results/``,
+``epochs/``) of a sweep still running or whose driver was killed. Input problems are reported as one
+line on stderr with exit code 2, not as a traceback.
 """
 from __future__ import annotations
 
 import argparse
 import sys
 
-from analysis.load import AnalysisError
+from analysis.load import AnalysisError, compact
 
 
 def _budgets(text: str | None) -> dict[str, list[float]] | None:
@@ -33,7 +35,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--budgets", default=None, help="cost budgets, e.g. 'params=1e5,2e5' (default: cost quartiles)")
     p.add_argument("--trial", default=None, help="trial whose topology is drawn (default: best front trial)")
     p.add_argument("--out", default=None, help="report folder (default EXPERIMENT_DIR/report)")
+    p.add_argument("--compact", action="store_true",
+                   help="only rewrite results.parquet and epochs.parquet from the per-trial fragments")
     args = p.parse_args(argv)
+    if args.compact:
+        try:
+            rows = compact(args.experiment_dir)
+        except AnalysisError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
+        print(", ".join(f"{name}: {n} rows" for name, n in rows.items()) or "no fragments: nothing to compact")
+        return 0
     from analysis.report import write_report  # after parsing: --help stays fast
 
     by = [c.strip() for c in args.by.split(",") if c.strip()]

@@ -1,7 +1,9 @@
 """Load sweep results (``results.parquet``, ``epochs.parquet``, ``arch_spec.json``) into tidy tables.
 
-This is the one place that knows the on-disk schema written by the sweep (see the README's results
-schema). Everything downstream works on the returned DataFrame, and the Pareto kernels on plain arrays.
+The on-disk schema is declared in ``analysis/schema.py`` (see the README's results schema); this module
+reads it: the compacted tables, or the per-trial fragments (``results/``, ``epochs/``) when they are newer
+(a sweep still running, or one whose driver was killed). Metric senses come from the tables' metadata.
+Everything downstream works on the returned DataFrame, and the Pareto kernels on plain arrays.
 
 What ``load_results`` adds to the stored columns:
 
@@ -23,13 +25,11 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
-# fallback senses of the known metric names, used when the Parquet metadata lacks one (a torch-free module)
-from supernet.senses import METRIC_SENSES
-
-SCHEMA_VERSION = 1
-META_KEY = b"dagmtl"
+from analysis import schema
 
 # Short names accepted wherever a column is named as an objective.
 ALIASES: dict[str, str] = {"params": "params_union", "flops": "flops_multitask", "latency": "latency_ms"}
@@ -49,31 +49,45 @@ class AnalysisError(ValueError):
 # ----------------------------------------------------------------------------- files
 
 
-def results_file(path: PathArg) -> Path:
-    """The ``results.parquet`` of an experiment folder, or ``path`` itself when it is a Parquet file."""
+def _newest_table(exp: Path, folder: str, name: str) -> tuple[pa.Table, str] | None:
+    """The compacted ``name`` of an experiment folder, or its fragments in ``folder`` when any is newer."""
+    fs = pafs.LocalFileSystem()
+    frags = schema.fragments(fs, str((exp / folder).resolve()))
+    compacted = exp / name
+    if frags and (not compacted.is_file() or compacted.stat().st_mtime_ns < max(f.mtime_ns for f in frags)):
+        return schema.read_fragments(fs, [f.path for f in frags]), f"{exp / folder}/*.parquet"
+    if compacted.is_file():
+        return pq.read_table(compacted), str(compacted)
+    return None
+
+
+def _read(path: PathArg, folder: str, name: str) -> tuple[pa.Table, Path, str]:
+    """(table, experiment folder, what was read) for an experiment folder or a Parquet file."""
     p = Path(path)
     if p.is_dir():
-        p = p / "results.parquet"
-        if not p.is_file():
-            raise AnalysisError(f"no results.parquet in {Path(path)}: is this an experiment folder of a finished sweep?")
-        return p
+        found = _newest_table(p, folder, name)
+        if found is None:
+            raise AnalysisError(f"no {name} (nor {folder}/ fragments) in {p}: is this an experiment folder of a sweep?")
+        return found[0], p, found[1]
     if p.is_file():
-        return p
+        return pq.read_table(p), p.parent, str(p)
     raise AnalysisError(f"experiment path does not exist: {p}")
 
 
-def read_metadata(file: PathArg) -> dict:
-    """The ``dagmtl`` JSON of a Parquet file's key-value metadata ({} when the file has none)."""
-    meta = pq.read_schema(file).metadata or {}
-    if META_KEY not in meta:
-        return {}
-    info = json.loads(meta[META_KEY])
-    version = info.get("schema_version", SCHEMA_VERSION)
-    if version > SCHEMA_VERSION:
-        raise AnalysisError(
-            f"{file} has results schema_version {version}; this analysis package reads up to {SCHEMA_VERSION}: update it"
-        )
-    return info
+def read_metadata(table: pa.Table, where: str) -> dict:
+    """The ``dagmtl`` JSON of a table's key-value metadata ({} when it has none)."""
+    try:
+        return schema.parse_metadata(table.schema, where)
+    except schema.SchemaError as e:
+        raise AnalysisError(str(e)) from None
+
+
+def compact(path: PathArg) -> dict[str, int]:
+    """Rewrite ``results.parquet`` and ``epochs.parquet`` of an experiment folder from its fragments."""
+    p = Path(path)
+    if not p.is_dir():
+        raise AnalysisError(f"experiment folder does not exist: {p}")
+    return schema.compact(p)
 
 
 def _as_paths(paths: PathArg | Sequence[PathArg]) -> list[PathArg]:
@@ -98,23 +112,23 @@ def load_results(paths: PathArg | Sequence[PathArg], *, delta_mtl: bool = True) 
     """
     frames, senses, tasks, trivial, margins = [], {}, {}, {}, {}
     for path in _as_paths(paths):
-        file = results_file(path)
-        info = read_metadata(file)
-        df = pq.read_table(file).to_pandas()
+        table, exp_dir, where = _read(path, schema.RESULTS_DIR, schema.RESULTS_FILE)
+        info = read_metadata(table, where)
+        df = table.to_pandas()
         missing = [c for c in REQUIRED_COLUMNS if c not in df.columns]
         if missing:
-            raise AnalysisError(f"{file} lacks the columns {missing}: it is not a results table of this tool")
-        file_senses = {**METRIC_SENSES, **info.get("metric_senses", {})}
+            raise AnalysisError(f"{where} lacks the columns {missing}: it is not a results table of this tool")
+        file_senses = dict(info.get("metric_senses", {}))
         for name, sense in file_senses.items():
             if senses.setdefault(name, sense) != sense:
-                raise AnalysisError(f"metric {name!r} is {senses[name]!r} in one experiment and {sense!r} in {file}")
+                raise AnalysisError(f"metric {name!r} is {senses[name]!r} in one experiment and {sense!r} in {where}")
         tasks.update(info.get("tasks", {}))
         for task, refs in info.get("trivial", {}).items():  # trivial references of the data set (supernet/trivial.py)
             trivial.setdefault(task, {}).update(refs)
         margins.update(info.get("learned_margins", {}))
-        df["exp_dir"] = str(file.parent.resolve())
+        df["exp_dir"] = str(exp_dir.resolve())
         if "arch_spec_path" in df.columns:
-            df["arch_spec_path"] = [_absolute(file.parent, p) for p in df["arch_spec_path"]]
+            df["arch_spec_path"] = [_absolute(exp_dir, p) for p in df["arch_spec_path"]]
         df["is_valid"] = df["status"].isin(VALID_STATUSES).to_numpy(bool)
         if delta_mtl:
             df["delta_mtl"] = delta_mtl_column(df, file_senses, list(info.get("tasks", {})) or None)
@@ -154,8 +168,8 @@ def metric_columns(df: pd.DataFrame) -> dict[str, list[str]]:
 
 
 def metric_sense(name: str, senses: Mapping[str, str] | None = None) -> str:
-    """'max' or 'min' for a metric name (e.g. 'miou'), from the table's metadata or the known names."""
-    sense = (senses or {}).get(name) or METRIC_SENSES.get(name)
+    """'max' or 'min' for a metric name (e.g. 'miou'), from the table's metadata (``df.attrs``)."""
+    sense = (senses or {}).get(name)
     if sense not in ("max", "min"):
         raise AnalysisError(
             f"metric {name!r} has no known sense: add it to the results metadata 'metric_senses', "
@@ -232,15 +246,18 @@ def load_epochs(paths: PathArg | Sequence[PathArg]) -> pd.DataFrame:
     frames = []
     for path in _as_paths(paths):
         p = Path(path)
-        file = p / "epochs.parquet" if p.is_dir() else p
-        if p.is_file() and p.name == "results.parquet":
-            file = p.parent / "epochs.parquet"
-        if not file.is_file():
-            raise AnalysisError(f"no epochs.parquet at {file}")
-        df = pq.read_table(file).to_pandas()
+        if p.is_file() and p.name == schema.RESULTS_FILE:
+            p = p.parent
+        elif not p.is_dir() and not p.is_file():
+            raise AnalysisError(f"no {schema.EPOCHS_FILE} at {p}")
+        try:
+            table, _, where = _read(p, schema.EPOCHS_DIR, schema.EPOCHS_FILE)
+        except AnalysisError:
+            raise AnalysisError(f"no {schema.EPOCHS_FILE} at {p / schema.EPOCHS_FILE} (nor {schema.EPOCHS_DIR}/ fragments)") from None
+        df = table.to_pandas()
         missing = [c for c in ("experiment", "trial_id", "stage", "epoch") if c not in df.columns]
         if missing:
-            raise AnalysisError(f"{file} lacks the columns {missing}: it is not an epochs table of this tool")
+            raise AnalysisError(f"{where} lacks the columns {missing}: it is not an epochs table of this tool")
         frames.append(df)
     return pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
 

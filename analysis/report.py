@@ -21,12 +21,12 @@ import pandas as pd
 
 from analysis.compare import (
     BASELINE_MODES,
+    DEFAULT_OBJECTIVES,
     FrontComparison,
     ObjectiveSpec,
     baseline_points,
     compare_fronts,
     pareto_front,
-    parse_objectives,
 )
 from analysis.effects import ablation_measures, axis_name, effect_table
 from analysis.learning import (
@@ -39,7 +39,7 @@ from analysis.learning import (
     trivial_references,
     trivial_table,
 )
-from analysis.load import AnalysisError, load_arch_spec, load_epochs, load_results, not_learned
+from analysis.load import ALIASES, AnalysisError, load_arch_spec, load_epochs, load_results, not_learned
 from analysis.plots import (
     delta_mtl_caption,
     front_plot_data,
@@ -52,6 +52,14 @@ from analysis.plots import (
     topology_data,
 )
 from analysis.stats import RANDOM, Answer, eaf_data, search_vs_random
+
+
+def _objective_columns(objectives: ObjectiveSpec | None) -> set[str]:
+    """The columns named as objectives, by name alone (their senses come from the table's metadata, once loaded)."""
+    spec = DEFAULT_OBJECTIVES if objectives is None else objectives
+    names = spec.split(",") if isinstance(spec, str) else list(spec)  # a mapping gives its keys
+    names = [getattr(n, "name", n).strip() for n in names]
+    return {ALIASES.get(n, n) for n in (n.rsplit(":", 1)[0] if n.endswith((":max", ":min")) else n for n in names)}
 
 
 def markdown_table(df: pd.DataFrame, *, index: bool = True, floatfmt: str = ".4g") -> str:
@@ -93,7 +101,7 @@ def write_report(
     trial, missing baseline), with a message meant for the user.
     """
     exp_dir = Path(exp_dir)
-    needs_delta = any(o.column == "delta_mtl" for o in parse_objectives(objectives))
+    needs_delta = "delta_mtl" in _objective_columns(objectives)
     df = load_results(exp_dir, delta_mtl=needs_delta)  # baselines are required only when delta_mtl is used
     cmp = compare_fronts(df, by=by, objectives=objectives, budgets=budgets)
     out = Path(out) if out is not None else exp_dir / "report"

@@ -143,6 +143,22 @@ PRESETS: dict[str, dict[str, Any]] = {
         "search.lambda_sq": 2.0,  # one search epoch: a strong squeeze so the reduction visibly prunes
         "trial.latency_repeats": 2,
     },
+    # Sub-second trials for driver benchmarks (bench/scale.py): every stage, the smallest data and net.
+    "nano": {
+        "data.image_size": [8, 8],
+        "data.n_train": 8,
+        "data.n_val": 8,
+        "data.batch_size": 8,
+        "model.n_nodes": 2,
+        "model.flow_width": 1,
+        "model.channels": 4,
+        "warmup.epochs": 1,
+        "search.epochs": 1,
+        "finetune.epochs": 1,
+        "search.lambda_sq": 2.0,
+        "trial.latency_repeats": 1,
+        "trial.progress": False,
+    },
     # The embedded default used by configs/default.yaml and the ablation configs: calibrated so that every
     # single-task baseline and the method beat the trivial references by the margins of supernet/trivial.py
     # (issue 11; README "Calibration of the embedded default"). A method trial: about 90 s of one CPU core.

@@ -31,7 +31,7 @@ import torch
 import torch.nn as nn
 
 from .compact import build_compact
-from .config import Config, ConfigError, to_dict
+from .config import Config, ConfigError, flatten, to_dict
 from .costs import cost_summary, count_flops, n_params
 from .dag import Supernet, build_supernet
 from .data import build_data
@@ -199,12 +199,21 @@ def pick_device(choice: str) -> torch.device:
 
 
 class _Recorder:
-    """Writes metrics.jsonl and forwards each record to the hooks."""
+    """Writes metrics.jsonl and forwards each record to the hooks.
 
-    def __init__(self, path: Path, hooks: TrialHooks, append: bool):
+    ``append_after``: resuming from the checkpoint of that step, so keep the lines up to it and drop the
+    later ones (epochs run after the checkpoint run again: one line per epoch); None = start afresh.
+    """
+
+    def __init__(self, path: Path, hooks: TrialHooks, append_after: int | None):
         self.path, self.hooks = path, hooks
-        if not append:
+        if append_after is None or not path.is_file():
             path.write_text("")
+            return
+        kept = [ln for ln in path.read_text().splitlines(keepends=True) if ln.strip() and json.loads(ln)["step"] <= append_after]
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text("".join(kept))
+        os.replace(tmp, path)
 
     def _write(self, records: list[dict[str, Any]]) -> None:
         with self.path.open("a") as f:
@@ -245,11 +254,11 @@ class _Trial:
         self.plan = STAGE_PLAN[t.mode]
         self.state: dict[str, Any] = resume or {
             "version": CHECKPOINT_VERSION, "done": [], "stage": None, "epoch": 0, "step": 0,
-            "timings": {}, "reused": {}, "spec": None, "model_kind": None,
+            "timings": {}, "reused": {}, "spec": None, "model_kind": None, **config_identity(cfg),
         }
         if self.state.get("version") != CHECKPOINT_VERSION:
             raise ValueError("checkpoint: written by an incompatible version of this tool; start the trial afresh")
-        self.record = _Recorder(out / "metrics.jsonl", hooks, append=resume is not None)
+        self.record = _Recorder(out / "metrics.jsonl", hooks, append_after=self.state["step"] if resume is not None else None)
         self.model = self._build_model().to(self.device)
         self.last_eval: tuple[dict, dict] | None = None  # (metrics, val losses) of the current weights
         self.costs: dict[str, float] = {"params_union": math.nan, "flops_multitask": math.nan}
@@ -476,6 +485,8 @@ def run_trial(
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    if resume is not None:
+        check_resume_config(cfg, resume)
     write_json(out / "config.json", to_dict(cfg))
     trial = _Trial(cfg, out, hooks or TrialHooks(), resume, store)
     try:
@@ -489,6 +500,32 @@ def run_trial(
         raise
     write_json(out / "summary.json", summary)
     return summary
+
+
+RESUME_MAY_CHANGE = ("data.num_workers", "data.pin_memory", "trial.progress")  # how it runs, not what it computes
+
+
+def config_identity(cfg: Config) -> dict[str, Any]:
+    """What a checkpoint keeps of its config: the flat config and its hash (``RESUME_MAY_CHANGE`` left out)."""
+    flat = {k: v for k, v in flatten(to_dict(cfg)).items() if k not in RESUME_MAY_CHANGE}
+    return {"config": flat, "config_hash": hashlib.sha256(json.dumps(flat, sort_keys=True).encode()).hexdigest()[:24]}
+
+
+def check_resume_config(cfg: Config, resume: dict[str, Any]) -> None:
+    """Resuming with another config than the checkpoint's would mix two configs in one trial: an error naming the keys.
+
+    Checkpoints written before the hash was stored carry none and are not checked.
+    """
+    if "config_hash" not in resume:
+        return
+    now = config_identity(cfg)
+    if now["config_hash"] == resume["config_hash"]:
+        return
+    old = resume.get("config", {})
+    keys = sorted(k for k in set(old) | set(now["config"]) if old.get(k) != now["config"].get(k))
+    diff = ", ".join(f"{k}: {old.get(k)!r} in the checkpoint, {now['config'].get(k)!r} now" for k in keys)
+    raise ConfigError(f"resume: the config differs from the checkpoint's ({diff}); resume with the checkpoint's "
+                      "config, or start the trial afresh in another folder")
 
 
 def load_checkpoint(path: str | Path) -> dict[str, Any]:

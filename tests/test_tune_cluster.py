@@ -24,9 +24,12 @@ def _env() -> dict:
 
 
 def _finished(exp: Path) -> list[str]:
+    """Finished trials so far: mid-sweep the driver has written one results fragment per ended trial."""
+    from analysis import AnalysisError, load_results
+
     try:
-        df = pq.read_table(exp / "results.parquet").to_pandas()
-    except (OSError, FileNotFoundError):
+        df = load_results(exp, delta_mtl=False)
+    except (AnalysisError, OSError):
         return []
     return df.loc[df["status"] == "finished", "trial_id"].tolist()
 

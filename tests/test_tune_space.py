@@ -1,6 +1,8 @@
 """The sweep file: validation names the bad key; grid points, seeds and baselines are explicit rows."""
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from supernet.config import ConfigError
@@ -125,3 +127,25 @@ def test_embedded_data_configs_parse_and_open_with_their_command(name):
     sweep = load_sweep(path)
     for p in sweep.points():
         sweep.config(p)  # every trial's config is valid
+
+
+def test_loggers_are_off_unless_the_sweep_names_them(monkeypatch):
+    with pytest.raises(ConfigError, match=r"sweep\.loggers"):
+        parse_sweep(doc(loggers=["wandb"]))
+    with pytest.raises(ConfigError, match=r"sweep\.loggers"):
+        parse_sweep(doc(loggers="csv"))
+    pytest.importorskip("ray")
+    from ray.tune.logger import CSVLoggerCallback, TBXLoggerCallback
+
+    from tune.launch import logger_callbacks
+
+    monkeypatch.delenv("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", raising=False)
+    assert logger_callbacks(parse_sweep(doc())) == []
+    assert os.environ["TUNE_DISABLE_AUTO_CALLBACK_LOGGERS"] == "1"  # Tune adds none of its own
+    cbs = logger_callbacks(parse_sweep(doc(loggers=["tensorboard", "csv", "csv"])))
+    assert [type(c) for c in cbs] == [TBXLoggerCallback, CSVLoggerCallback]
+
+
+def test_swept_keys_are_the_config_columns():
+    s = parse_sweep(doc(axes={"model.flow_width": {"grid": [1, 2]}}, baselines=["single_task"]))
+    assert s.swept_keys == ["model.flow_width", "trial.mode", "trial.seed", "trial.single_task"]

@@ -4,26 +4,28 @@
     python run.py --resume [--name NAME] [--storage ...]
 
 The experiment lives in ``<storage>/<name>/``: Tune's state, one folder per trial, ``sweep.yaml``
-(the sweep file as run, so ``--resume`` needs nothing else), ``stage_cache/``, ``results.parquet``,
-``epochs.parquet`` and (if the analysis package is there) ``report/``.
+(the sweep file as run, so ``--resume`` needs nothing else), ``stage_cache/``, the per-trial fragments
+``results/`` and ``epochs/``, and ``results.parquet`` and ``epochs.parquet`` compacted from them at the
+end. ``run.py`` writes the analysis report. Ray is imported only once the cluster address is prepared
+(``tune.cluster.prepare_join`` must run before Ray reads its config).
 """
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import pickle
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from analysis.schema import experiment_fs
 from supernet.config import ConfigError, flatten, load_yaml, parse_set
 
-from .results import ResultsCallback, experiment_fs
-from .space import Sweep, load_sweep, task_kinds
+from .cluster import join_error, prepare_join
+from .space import Sweep, parse_sweep, task_kinds
 from .stage_cache import cache_root, is_uri
-from .trainable import TrialSetup, train
 
 DEFAULT_STORAGE = "./runs"
 DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "configs" / "default.yaml"
@@ -135,21 +137,50 @@ def _reporter(sweep: Sweep):
 def _trainable(sweep: Sweep, exp_path: str, stage_reuse: bool = True):
     from ray import tune
 
+    from .trainable import TrialSetup, train
+
     cache = cache_root(exp_path) if stage_reuse else None
     setup = TrialSetup(sweep.preset, sweep.base, cache, None if is_uri(exp_path) else exp_path)
     return tune.with_resources(tune.with_parameters(train, setup=setup), {"cpu": sweep.cpu, "gpu": sweep.gpu})
 
 
-def build_tuner(sweep: Sweep, storage: str, extra_config: dict | None = None, stage_reuse: bool = True):
-    """A Tuner for ``sweep`` with its experiment at ``<storage>/<sweep.name>`` (``stage_reuse=False``: for benchmarks)."""
+def logger_callbacks(sweep: Sweep) -> list:
+    """Tune's logger callbacks the sweep asks for (``sweep.loggers``); the automatic ones are turned off.
+
+    Tune adds CSV, JSON and TensorBoard loggers to every run unless ``TUNE_DISABLE_AUTO_CALLBACK_LOGGERS=1``
+    (read when a run starts, ``ray.tune.utils.callback``); they keep per-trial state in the driver and
+    duplicate the Parquet tables, so they are off (for this process) unless named.
+    """
+    from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback, TBXLoggerCallback
+
+    os.environ["TUNE_DISABLE_AUTO_CALLBACK_LOGGERS"] = "1"
+    if not {"csv", "json"} & set(sweep.loggers):  # the result grid then warns once per trial that it has no result.json
+        logging.getLogger("ray.tune.analysis.experiment_analysis").setLevel(logging.ERROR)
+    kinds = {"csv": CSVLoggerCallback, "json": JsonLoggerCallback, "tensorboard": TBXLoggerCallback}
+    return [kinds[k]() for k in sweep.loggers]
+
+
+def build_tuner(sweep: Sweep, storage: str, extra_config: dict | None = None, stage_reuse: bool = True,
+                trainable: Any = None, callbacks: list | None = None):
+    """A Tuner for ``sweep`` with its experiment at ``<storage>/<sweep.name>``.
+
+    For benchmarks: ``stage_reuse=False``; ``trainable``: another function trainable under the same Tune
+    settings, without the results tables (``bench/scale.py``'s floor); ``callbacks``: more Tune callbacks.
+    """
     from ray import tune
 
+    from .results import ResultsCallback
+
     exp_path = _join(storage, sweep.name)
-    trainable = _trainable(sweep, exp_path, stage_reuse)
+    tasks = task_kinds(sweep.config())
+    ours = [] if trainable is not None else [ResultsCallback(exp_path, sweep.name, sweep.preset, sweep.base, tasks, sweep.swept_keys)]
+    if trainable is None:
+        trainable = _trainable(sweep, exp_path, stage_reuse)
+    else:
+        trainable = tune.with_resources(trainable, {"cpu": sweep.cpu, "gpu": sweep.gpu})
     param_space, search_alg, num_samples = make_search(sweep)
     if extra_config:
         param_space = {**param_space, **extra_config}
-    tasks = task_kinds(sweep.config())
     return tune.Tuner(
         trainable,
         param_space=param_space,
@@ -161,9 +192,11 @@ def build_tuner(sweep: Sweep, storage: str, extra_config: dict | None = None, st
         run_config=tune.RunConfig(
             name=sweep.name, storage_path=storage,
             failure_config=tune.FailureConfig(max_failures=sweep.max_failures),
-            checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
+            # more than a trial's stage-boundary checkpoints (3): Tune forces a snapshot of the whole experiment
+            # state (O(trials)) whenever a trial has checkpointed num_to_keep times since the last one
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=4),
             sync_config=tune.SyncConfig(sync_period=5, sync_artifacts=is_uri(exp_path)),
-            callbacks=[ResultsCallback(exp_path, sweep.name, sweep.preset, sweep.base, tasks)],
+            callbacks=[*ours, *logger_callbacks(sweep), *(callbacks or [])],
             progress_reporter=_reporter(sweep), verbose=1,
         ),
     )
@@ -176,6 +209,7 @@ def restore_tuner(sweep: Sweep, storage: str):
     exp_path = _join(storage, sweep.name)
     if not tune.Tuner.can_restore(exp_path):
         raise ConfigError(f"--resume: no restorable experiment at {exp_path} (check --storage and --name)")
+    logger_callbacks(sweep)  # the loggers it asked for come back with its RunConfig; no automatic ones
     return tune.Tuner.restore(exp_path, _trainable(sweep, exp_path), resume_unfinished=True, resume_errored=True)
 
 
@@ -229,23 +263,27 @@ def load_for(args: argparse.Namespace, storage: str) -> tuple[Sweep, dict]:
         doc = yaml.safe_load(text)
     else:
         doc = _sweep_file_doc(args.config or DEFAULT_CONFIG, args)
-    with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as f:
-        yaml.safe_dump(doc, f, sort_keys=False)
-    try:
-        return load_sweep(f.name), doc
-    finally:
-        os.unlink(f.name)
+    return parse_sweep(doc), doc
 
 
 def init_ray(address: str | None) -> bool:
-    """Join ``address`` (or RAY_ADDRESS) or start a local Ray; returns whether we started it (to shut it down)."""
+    """Join ``address`` (or RAY_ADDRESS) or start a local Ray; returns whether we started it (to shut it down).
+
+    Joining: token mode when the cluster token is on this machine, and a quick check that the head answers
+    (``tune.cluster``); a failure is a ``ClusterError`` (exit code 2) saying what to set.
+    """
+    address = address or os.environ.get("RAY_ADDRESS")
+    if address:
+        prepare_join(address)
     import ray
 
     if ray.is_initialized():
         return False
-    address = address or os.environ.get("RAY_ADDRESS")
     if address:
-        ray.init(address=address)
+        try:
+            ray.init(address=address)
+        except (ConnectionError, RuntimeError, ray.exceptions.AuthenticationError) as e:
+            raise join_error(address, e) from None
     else:
         ray.init(num_cpus=os.cpu_count(), include_dashboard=False)
     return True
@@ -283,36 +321,23 @@ def report_group(sweep: Sweep) -> str:
     return "flow_width"
 
 
-def write_report(exp_path: str, by: str = "flow_width") -> None:
-    try:
-        from analysis.report import write_report as _write
-    except ImportError:
-        print("(analysis.report is not available: no report written)")
-        return
-    if is_uri(exp_path):
-        print("(report skipped: the experiment lives at a URI; run `python -m analysis` on a local copy)")
-        return
-    try:
-        out = _write(exp_path, by=by)
-        print(f"report: {out}")
-    except Exception as e:  # noqa: BLE001 - a report problem must not hide the sweep's results
-        print(f"warning: the analysis report failed ({type(e).__name__}: {e}); results are in {exp_path}")
+def main(args: argparse.Namespace) -> tuple[str, str]:
+    """``run.py`` sweep path: run (or with --resume continue) the sweep and write its tables and summary.
 
-
-def main(args: argparse.Namespace) -> int:
-    """``run.py`` sweep path: run (or with --resume continue) the sweep, write tables, summary and report."""
+    Returns the experiment path and the column the report should group fronts by (run.py writes the report).
+    """
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # use the CLIReporter table below
     os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "5")  # experiment state (for --resume) at most 5 s old
     storage = _storage(args)
     sweep, doc = load_for(args, storage)
     exp_path = _join(storage, sweep.name)
+    if not args.resume and _read_text(exp_path, "sweep.yaml") is not None:
+        raise ConfigError(f"experiment {exp_path} exists: continue it with --resume, or pick another --name/--storage")
     started = init_ray(args.address)
     try:
         if args.resume:
             tuner = restore_tuner(sweep, storage)
         else:
-            if _read_text(exp_path, "sweep.yaml") is not None:
-                raise ConfigError(f"experiment {exp_path} exists: continue it with --resume, or pick another --name/--storage")
             _write_text(exp_path, "sweep.yaml", yaml.safe_dump(doc, sort_keys=False))
             tuner = build_tuner(sweep, storage)
         tuner.fit()
@@ -322,6 +347,4 @@ def main(args: argparse.Namespace) -> int:
 
             ray.shutdown()
     print_summary(exp_path)
-    if not args.no_report:
-        write_report(exp_path, by=report_group(sweep))
-    return 0
+    return exp_path, report_group(sweep)

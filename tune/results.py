@@ -1,45 +1,32 @@
-"""The Parquet tables of an experiment: ``results.parquet`` (one row per trial) and ``epochs.parquet``.
+"""The Parquet tables of an experiment: one row per trial (``results``) and one per epoch (``epochs``).
 
-``ResultsCallback`` rewrites both (atomically: temp file + rename on the storage filesystem) whenever a
-trial finishes or errors, and once more at the end. Rows are rebuilt from Tune's trial objects, whose
-config and last result Tune itself persists, so a restored experiment loses nothing; epoch rows seen
-by an earlier driver are read back from the existing ``epochs.parquet``. Schema: README "Results schema".
+``ResultsCallback`` writes, when a trial finishes or errors, that trial's row and epoch rows once, as
+the fragments ``results/<trial_id>.parquet`` and ``epochs/<trial_id>.parquet`` (atomically: temp file
++ rename on the storage filesystem), so the driver's work per ended trial does not grow with the sweep:
+nothing written before is rebuilt or read again. At the end of the run it writes the fragments of
+trials that ended without one (a restored experiment) and compacts them into ``results.parquet`` and
+``epochs.parquet``. Rows come from Tune's trial objects (config and last result, which Tune persists)
+and, on local/NFS storage, the trial's ``metrics.jsonl``. Schema: ``analysis/schema.py`` and the README.
 """
 from __future__ import annotations
 
 import json
 import math
 import os
+from pathlib import Path
 from typing import Any
 
-import pandas as pd
 import pyarrow as pa
-import pyarrow.fs as pafs
-import pyarrow.parquet as pq
-from ray import tune
+from ray import cloudpickle, tune
 
+from analysis import schema
+from analysis.schema import RECORD_KEYS, compact, experiment_fs, write_table_atomic
 from supernet.config import ConfigError, build_config, flatten, to_dict
 from supernet.senses import METRIC_SENSES
 from supernet.trial import REUSABLE_STAGES, STAGES
 from supernet.trivial import LEARNED_MARGINS
 
-SCHEMA_VERSION = 1
-RECORD_KEYS = ("stage", "stage_index", "epoch", "step", "train_loss", "squeeze", "score", "params_union", "flops_multitask")
-INT_COLUMNS = ("seed", "n_nodes", "flow_width", "params_union", "flops_multitask")
-
-
-def experiment_fs(exp_path: str) -> tuple[pafs.FileSystem, str]:
-    """(pyarrow filesystem, path on it) of an experiment folder given as a local path or URI."""
-    if "://" in exp_path:
-        return pafs.FileSystem.from_uri(exp_path)
-    return pafs.LocalFileSystem(), os.path.abspath(exp_path)
-
-
-def write_table_atomic(table: pa.Table, fs: pafs.FileSystem, path: str) -> None:
-    """Write ``table`` to a temp file next to ``path`` and rename it into place (readers never see half a file)."""
-    tmp = f"{path}.tmp-{os.getpid()}"
-    pq.write_table(table, tmp, filesystem=fs)
-    fs.move(tmp, path)
+__all__ = ["ResultsCallback", "compact", "experiment_fs", "results_table", "trial_row", "write_table_atomic"]
 
 
 def _finite(v: Any) -> bool:
@@ -48,15 +35,21 @@ def _finite(v: Any) -> bool:
 
 def _error_message(trial: Any) -> str | None:
     """The exception message of an errored trial (``Type: message``), from what Tune stored."""
-    try:
-        err = trial.get_pickled_error()
+    try:  # the driver's own copy first: at on_trial_error the storage copy is not synced yet
+        local = trial.pickled_error_file
+        if local and os.path.isfile(local):
+            with open(local, "rb") as f:
+                err = cloudpickle.load(f)
+        else:
+            err = trial.get_pickled_error()
         cause = getattr(err, "cause", None) or err
         if cause is not None:
             return f"{type(cause).__name__}: {cause}"
     except Exception:  # noqa: BLE001 - fall back to the text trace
         pass
     try:
-        text = trial.get_error() or ""
+        local = trial.error_file
+        text = Path(local).read_text() if local and os.path.isfile(local) else trial.get_error() or ""
         lines = [ln for ln in str(text).strip().splitlines() if ln.strip()]
         return lines[-1] if lines else "errored (no message stored)"
     except Exception:  # noqa: BLE001
@@ -67,11 +60,10 @@ def trial_row(experiment: str, trial: Any, status: str, preset: str | None, base
               swept: list[str]) -> dict[str, Any]:
     """One results row from a Tune trial: its config (``swept`` keys as ``config/<key>``), last report and status."""
     overrides = dict(trial.config.get("overrides", {}))
-    flat = flatten(to_dict(build_config(preset, base)))
     try:
         flat = flatten(to_dict(build_config(preset, {**base, **overrides})))
     except ConfigError:  # an invalid point (the trial errored): keep the raw values
-        flat.update(overrides)
+        flat = {**flatten(to_dict(build_config(preset, base))), **overrides}
     last = dict(trial.last_result or {})
     finished = status == "finished"
     row: dict[str, Any] = {
@@ -131,103 +123,106 @@ def margins_metadata() -> dict[str, dict[str, Any]]:
 
 
 def results_table(rows: list[dict[str, Any]], tasks: dict[str, str]) -> pa.Table:
-    """Rows -> an Arrow table with the fixed column types and the ``dagmtl`` schema metadata."""
-    df = pd.DataFrame(rows)
+    """Rows -> an Arrow table with the fixed column types and the ``dagmtl`` schema metadata.
+
+    A column with no value in ``rows`` keeps Arrow's null type, so that fragments of other trials decide
+    its type when they are compacted (``analysis.schema`` makes a column null everywhere text).
+    """
+    columns = list(dict.fromkeys(k for r in rows for k in r))
     fields, arrays = [], []
-    for col in df.columns:
-        values = df[col].tolist()
+    for col in columns:
+        values = [r.get(col) for r in rows]
         values = [None if isinstance(v, float) and math.isnan(v) else v for v in values]
-        if col in INT_COLUMNS or col.startswith(("params/", "flops/")):
-            typ = pa.int64()
-        elif col.startswith(("metric/", "loss/", "time/", "trivial/")) or col in ("lambda_sq", "tau", "latency_ms"):
-            typ = pa.float64()
-        elif col.startswith(("reused/", "learned/")) or col == "learned":
-            typ = pa.bool_()
-        else:
-            typ = None
+        typ = schema.column_type(col)
         try:
             arr = pa.array(values, type=typ, from_pandas=True)
         except (pa.ArrowInvalid, pa.ArrowTypeError):  # mixed types in a config column: keep them as text
             arr = pa.array([None if v is None else str(v) for v in values], type=pa.string())
-        if arr.type == pa.null():
-            arr = arr.cast(pa.string())
         fields.append(pa.field(col, arr.type))
         arrays.append(arr)
-    meta = {"schema_version": SCHEMA_VERSION, "metric_senses": METRIC_SENSES, "tasks": tasks,
-            "trivial": trivial_metadata(rows), "learned_margins": margins_metadata()}
-    return pa.Table.from_arrays(arrays, schema=pa.schema(fields, metadata={b"dagmtl": json.dumps(meta).encode()}))
+    return pa.Table.from_arrays(arrays, schema=pa.schema(fields, metadata=schema.metadata(tasks, METRIC_SENSES, trivial=trivial_metadata(rows), learned_margins=margins_metadata())))
+
+
+def epochs_table(rows: list[dict[str, Any]], tasks: dict[str, str]) -> pa.Table:
+    """Epoch rows of one trial -> an Arrow table with the ``dagmtl`` metadata."""
+    table = pa.Table.from_pylist(rows)
+    return table.replace_schema_metadata(schema.metadata(tasks, METRIC_SENSES))
+
+
+def _epoch_row(experiment: str, trial_id: str, rec: dict[str, Any], node: Any) -> dict[str, Any]:
+    row = {"experiment": experiment, "trial_id": trial_id, **{k: rec.get(k) for k in RECORD_KEYS},
+           **{k: v for k, v in rec.items() if k.startswith((schema.VAL_LOSS, schema.METRIC))}, "node": node}
+    return {k: (math.nan if v is None and k not in ("node", "stage") else v) for k, v in row.items()}
+
+
+def _local_trial_dir(trial: Any) -> str:
+    """Where the trainable writes a trial's files under a local/NFS experiment (``tune.trainable.train``)."""
+    return f"trial_{trial.trial_id}"
 
 
 class ResultsCallback(tune.Callback):
-    """Keeps ``results.parquet`` and ``epochs.parquet`` of the experiment up to date."""
+    """Writes each ended trial's row and epoch rows once (fragments); compacts them at the end of the run.
 
-    def __init__(self, exp_path: str, experiment: str, preset: str | None, base: dict, tasks: dict[str, str]):
+    ``swept``: the config keys varied in the sweep (``config/<key>`` columns), known before any trial runs.
+    Memory: only the epoch rows of running trials on URI storage (local/NFS reads ``metrics.jsonl``).
+    """
+
+    def __init__(self, exp_path: str, experiment: str, preset: str | None, base: dict, tasks: dict[str, str],
+                 swept: list[str] | None = None):
         self.exp_path, self.experiment, self.preset, self.base, self.tasks = exp_path, experiment, preset, base, tasks
+        self.swept = sorted(swept or [])
         self.fs, self.dir = experiment_fs(exp_path)
-        self.epochs: dict[tuple[str, int], dict[str, Any]] = {}
-        self.completed: set[str] = set()
+        self.local = "://" not in exp_path
+        self.pending: dict[str, dict[int, dict[str, Any]]] = {}  # URI storage: epoch rows of running trials
 
     def setup(self, **info: Any) -> None:
-        """Start of a run (fresh or restored): read back the epoch rows an earlier driver wrote."""
-        path = f"{self.dir}/epochs.parquet"
-        if self.fs.get_file_info(path).type == pafs.FileType.File:
-            for r in pq.read_table(path, filesystem=self.fs).to_pylist():
-                self.epochs[(r["trial_id"], r["step"])] = r
+        for folder in (schema.RESULTS_DIR, schema.EPOCHS_DIR):
+            self.fs.create_dir(f"{self.dir}/{folder}", recursive=True)
 
     def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info: Any) -> None:
-        rec = {"experiment": self.experiment, "trial_id": trial.trial_id}
-        rec.update({k: result.get(k) for k in RECORD_KEYS})
-        rec.update({k: v for k, v in result.items() if k.startswith(("val_loss/", "metric/"))})
-        rec["node"] = result.get("node")
-        self.epochs[(trial.trial_id, int(result["step"]))] = rec
+        if not self.local:
+            rows = self.pending.setdefault(trial.trial_id, {})
+            rows[int(result["step"])] = _epoch_row(self.experiment, trial.trial_id, result, result.get("node"))
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        self.completed.add(trial.trial_id)
-        self.write(trials)
+        finished = (trial.last_result or {}).get("trial_finished") == 1
+        self.write_trial(trial, "finished" if finished else "early_stopped")
 
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        self.write(trials)
+        self.write_trial(trial, "errored")
 
     def on_experiment_end(self, trials: list, **info: Any) -> None:
-        self.write(trials)
-
-    def _epochs_from_file(self, trial: Any) -> None:
-        """Local/NFS: the trial's metrics.jsonl is the exact epoch list (reports before a driver kill included)."""
-        path = os.path.join(self.dir, os.path.basename(str(trial.path).rstrip("/")), "metrics.jsonl")
-        if not os.path.isfile(path):
-            return
-        node = (trial.last_result or {}).get("node")
-        for key in [k for k in self.epochs if k[0] == trial.trial_id]:
-            del self.epochs[key]
-        with open(path) as f:
-            for line in f:
-                rec = json.loads(line)
-                row = {"experiment": self.experiment, "trial_id": trial.trial_id,
-                       **{k: rec.get(k) for k in RECORD_KEYS},
-                       **{k: v for k, v in rec.items() if k.startswith(("val_loss/", "metric/"))}, "node": node}
-                self.epochs[(trial.trial_id, int(rec["step"]))] = {k: (math.nan if v is None and k != "node" else v) for k, v in row.items()}
-
-    def status(self, trial: Any) -> str | None:
-        """finished | early_stopped | errored, or None for a trial still to run."""
-        s = trial.status
-        if s == "ERROR":
-            return "errored"
-        if s == "TERMINATED" or trial.trial_id in self.completed:
-            return "finished" if (trial.last_result or {}).get("trial_finished") == 1 else "early_stopped"
-        return None
-
-    def write(self, trials: list) -> None:
-        rows = []
-        swept = sorted({k for t in trials for k in t.config.get("overrides", {})})
+        """Fragments of ended trials that have none (ended under an earlier driver), then the compacted tables."""
+        have = {os.path.basename(i.path)[: -len(".parquet")] for i in schema.fragments(self.fs, f"{self.dir}/{schema.RESULTS_DIR}")}
         for t in trials:
-            status = self.status(t)
-            if status is not None:
-                rows.append(trial_row(self.experiment, t, status, self.preset, self.base, list(self.tasks), swept))
-            if status is not None and t.path and "://" not in self.exp_path:
-                self._epochs_from_file(t)
-        self.fs.create_dir(self.dir, recursive=True)
-        if rows:
-            write_table_atomic(results_table(rows, self.tasks), self.fs, f"{self.dir}/results.parquet")
-        if self.epochs:
-            ep = pd.DataFrame(sorted(self.epochs.values(), key=lambda r: (r["trial_id"], r["step"])))
-            write_table_atomic(pa.Table.from_pandas(ep, preserve_index=False), self.fs, f"{self.dir}/epochs.parquet")
+            status = {"ERROR": "errored", "TERMINATED": None}.get(t.status, "")
+            if status == "" or t.trial_id in have:
+                continue
+            if status is None:
+                status = "finished" if (t.last_result or {}).get("trial_finished") == 1 else "early_stopped"
+            self.write_trial(t, status)
+        compact(self.exp_path)
+
+    def _epoch_rows(self, trial: Any) -> list[dict[str, Any]]:
+        """Local/NFS: the trial's metrics.jsonl is the exact epoch list (reports before a driver kill included);
+        URI storage: the reports this driver saw."""
+        pending = self.pending.pop(trial.trial_id, {})
+        path = os.path.join(self.dir, _local_trial_dir(trial), "metrics.jsonl")
+        if not self.local or not os.path.isfile(path):
+            return [pending[k] for k in sorted(pending)]
+        node = (trial.last_result or {}).get("node")
+        with open(path) as f:
+            rows = {int(r["step"]): _epoch_row(self.experiment, trial.trial_id, r, node) for r in map(json.loads, f)}
+        return [rows[k] for k in sorted(rows)]
+
+    def write_trial(self, trial: Any, status: str) -> None:
+        """The row and epoch rows of one ended trial, each its own fragment."""
+        row = trial_row(self.experiment, trial, status, self.preset, self.base, list(self.tasks), self.swept)
+        if self.local:  # the trainable's own folder (Tune may suffix its trial folder when restoring a pending trial)
+            row["trial_dir"] = _local_trial_dir(trial)
+            row["arch_spec_path"] = f"{row['trial_dir']}/arch_spec.json" if row["arch_spec_path"] else None
+        name = f"{trial.trial_id}.parquet"
+        epochs = self._epoch_rows(trial)
+        if epochs:
+            write_table_atomic(epochs_table(epochs, self.tasks), self.fs, f"{self.dir}/{schema.EPOCHS_DIR}/{name}")
+        write_table_atomic(results_table([row], self.tasks), self.fs, f"{self.dir}/{schema.RESULTS_DIR}/{name}")

@@ -18,6 +18,7 @@
       resources: {cpu: 1, gpu: 0}        # per trial; gpu may be fractional
       max_concurrent: 2                  # 0 = as many as resources allow
       max_failures: 1                    # retries of a failing trial (from its last checkpoint)
+      loggers: []                        # Tune's own per-trial logs: any of tensorboard, csv, json (default none)
 
 Every trial's config is a flat dict of dotted overrides (``trial.seed`` always explicit); the trial
 builds ``build_config(preset, {**config, **overrides})``. Grid points are enumerated here, so seeds
@@ -35,11 +36,12 @@ from supernet.config import Config, ConfigError, build_config, flatten, load_yam
 TOP_KEYS = {"preset", "config", "sweep"}
 SWEEP_KEYS = {
     "name", "search", "num_samples", "axes", "baselines", "objectives", "sampler", "scheduler",
-    "resources", "max_concurrent", "max_failures", "seed", "random_archs",
+    "resources", "max_concurrent", "max_failures", "seed", "random_archs", "loggers",
 }
 AXIS_KINDS = ("grid", "choice", "uniform", "loguniform")
 BASELINES = ("single_task", "hard_sharing", "full_supernet")
 SAMPLERS = ("nsga2", "tpe", "random")
+LOGGERS = ("tensorboard", "csv", "json")  # Tune's logger callbacks; off unless a sweep asks
 SCHEDULER_KEYS = {"type", "metric", "mode", "grace_period", "reduction_factor", "max_t"}
 
 
@@ -63,6 +65,12 @@ class Sweep:
     max_concurrent: int = 0
     max_failures: int = 1
     seed: int = 0  # optuna sampler seed
+    loggers: tuple[str, ...] = ()  # Tune's logger callbacks to turn on (LOGGERS)
+
+    @property
+    def swept_keys(self) -> list[str]:
+        """Config keys that vary between the sweep's trials (the ``config/<key>`` columns of the results)."""
+        return sorted(set(self.axes) | {k for p in self.points() for k in p} | {"trial.seed"})
 
     def config(self, overrides: dict[str, Any] | None = None) -> Config:
         """The typed config of one trial (raises ConfigError for an invalid point)."""
@@ -212,12 +220,16 @@ def parse_sweep(doc: dict[str, Any], name: str | None = None) -> Sweep:
     _need(isinstance(max_conc, int) and max_conc >= 0, "max_concurrent", "must be an integer >= 0 (0 = no limit)")
     max_fail = sw.get("max_failures", 1)
     _need(isinstance(max_fail, int) and max_fail >= 0, "max_failures", "must be an integer >= 0")
+    loggers = sw.get("loggers") or []
+    _need(isinstance(loggers, list) and all(x in LOGGERS for x in loggers), "loggers",
+          f"expected a list of {list(LOGGERS)}, got {loggers!r}")
     sweep_name = name or sw.get("name")
     _need(bool(sweep_name) and "/" not in str(sweep_name), "name", "needs a name (a folder name, no '/')")
     return Sweep(
         name=str(sweep_name), preset=preset, base=base, search=search, num_samples=num_samples, axes=axes,
         baselines=baselines, random_archs=random_archs, objectives=objectives, sampler=sampler, scheduler=sched, cpu=cpu, gpu=gpu,
         max_concurrent=max_conc, max_failures=max_fail, seed=int(sw.get("seed", 0)),
+        loggers=tuple(dict.fromkeys(loggers)),
     )
 
 

@@ -1,0 +1,196 @@
+"""The results schema, declared once: table and fragment names, column types, the metadata, compaction.
+
+pyarrow only. ``tune/results.py`` writes with it and ``analysis/load.py`` reads with it (tune may import
+analysis; analysis imports neither tune nor supernet), so the names below exist in one place.
+
+Layout of an experiment folder ``<exp>/``:
+
+- ``results/<trial_id>.parquet``: the row of one ended trial, written once when it ends (atomically);
+- ``epochs/<trial_id>.parquet``: that trial's epoch rows, written with it;
+- ``results.parquet`` and ``epochs.parquet``: every fragment in one file each, compacted at the end of a
+  sweep and on demand (``python -m analysis EXP --compact``, :func:`compact`).
+
+Every table and fragment carries the JSON metadata under the key ``dagmtl``:
+``{"schema_version": 1, "metric_senses": {metric: "min"|"max"}, "tasks": {task: kind}}``. Readers take
+metric senses from it; nothing else knows them.
+"""
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.dataset as pads
+import pyarrow.fs as pafs
+import pyarrow.parquet as pq
+
+SCHEMA_VERSION = 1
+META_KEY = b"dagmtl"
+
+RESULTS_FILE, EPOCHS_FILE = "results.parquet", "epochs.parquet"
+RESULTS_DIR, EPOCHS_DIR = "results", "epochs"  # one fragment per ended trial: <dir>/<trial_id>.parquet
+
+# results columns (README "Results schema")
+CONFIG = "config/"  # config/<section>.<field>: every config key varied in the sweep
+METRIC = "metric/"  # metric/<task>/<name>
+LOSS = "loss/"  # loss/<task>: final validation loss
+PARAMS, FLOPS = "params/", "flops/"  # per task
+TIME, REUSED = "time/", "reused/"  # per stage
+TRIVIAL = "trivial/"  # trivial/<task>/<metric>: the trivial predictor's value on the validation split
+QUALITY = "quality/"  # quality/<stage>/<task>/<metric>: validation metric at the end of each stage
+LEARNED = "learned"  # learned, learned/<task>: beats the trivial reference by the stated margins
+INT_COLUMNS = ("seed", "n_nodes", "flow_width", "params_union", "flops_multitask")
+FLOAT_COLUMNS = ("lambda_sq", "tau", "latency_ms")
+# epochs columns: these, plus val_loss/<task> and metric/<task>/<name>, plus experiment, trial_id, node
+VAL_LOSS = "val_loss/"
+RECORD_KEYS = ("stage", "stage_index", "epoch", "step", "train_loss", "squeeze", "score", "params_union", "flops_multitask")
+
+
+class SchemaError(ValueError):
+    """A table written by a newer version of this tool, or fragments that cannot form one table."""
+
+
+def column_type(col: str) -> pa.DataType | None:
+    """The fixed Arrow type of a results column, or None where the values decide (config, text)."""
+    if col in INT_COLUMNS or col.startswith((PARAMS, FLOPS)):
+        return pa.int64()
+    if col in FLOAT_COLUMNS or col.startswith((METRIC, LOSS, TIME, TRIVIAL, QUALITY)):
+        return pa.float64()
+    if col.startswith(REUSED) or col == LEARNED or col.startswith(LEARNED + "/"):
+        return pa.bool_()
+    return None
+
+
+def metadata(tasks: Mapping[str, str], metric_senses: Mapping[str, str], **extra: Any) -> dict[bytes, bytes]:
+    """The ``dagmtl`` key-value metadata of every results/epochs table and fragment; ``extra``: further
+    entries (``trivial``: {task: {metric: value}}, ``learned_margins``)."""
+    meta = {"schema_version": SCHEMA_VERSION, "metric_senses": dict(metric_senses), "tasks": dict(tasks), **extra}
+    return {META_KEY: json.dumps(meta).encode()}
+
+
+def merged_metadata(schemas: Iterable[pa.Schema]) -> dict[bytes, bytes] | None:
+    """One ``dagmtl`` metadata for several fragments: tasks, senses and margins united, trivial references
+    merged per task (a single-task trial's fragment carries only its own task's)."""
+    infos = [json.loads(s.metadata[META_KEY]) for s in schemas if s.metadata and META_KEY in s.metadata]
+    if not infos:
+        return None
+    out: dict[str, Any] = {"schema_version": max(i.get("schema_version", SCHEMA_VERSION) for i in infos)}
+    for info in infos:
+        for key, value in info.items():
+            if key == "trivial":
+                for task, refs in value.items():
+                    out.setdefault("trivial", {}).setdefault(task, {}).update(refs)
+            elif isinstance(value, dict):
+                out.setdefault(key, {}).update(value)
+            elif key != "schema_version":
+                out.setdefault(key, value)
+    return {META_KEY: json.dumps(out).encode()}
+
+
+def parse_metadata(schema: pa.Schema, where: str = "table") -> dict[str, Any]:
+    """The ``dagmtl`` JSON of a schema ({} when it has none); a newer schema_version is an error."""
+    meta = schema.metadata or {}
+    if META_KEY not in meta:
+        return {}
+    info = json.loads(meta[META_KEY])
+    version = info.get("schema_version", SCHEMA_VERSION)
+    if version > SCHEMA_VERSION:
+        raise SchemaError(
+            f"{where} has results schema_version {version}; this analysis package reads up to {SCHEMA_VERSION}: update it"
+        )
+    return info
+
+
+# ----------------------------------------------------------------------------- files
+
+
+def experiment_fs(exp_path: str | os.PathLike[str]) -> tuple[pafs.FileSystem, str]:
+    """(pyarrow filesystem, path on it) of an experiment folder given as a local path or URI."""
+    exp_path = str(exp_path)
+    if "://" in exp_path:
+        return pafs.FileSystem.from_uri(exp_path)
+    return pafs.LocalFileSystem(), os.path.abspath(exp_path)
+
+
+def write_table_atomic(table: pa.Table, fs: pafs.FileSystem, path: str) -> None:
+    """Write ``table`` to a temp file next to ``path`` and rename it into place (readers never see half a file)."""
+    tmp = f"{path}.tmp-{os.getpid()}"
+    pq.write_table(table, tmp, filesystem=fs)
+    fs.move(tmp, path)
+
+
+def fragments(fs: pafs.FileSystem, folder: str) -> list[pafs.FileInfo]:
+    """The complete fragment files in ``folder`` (temp files of a write in progress are left out)."""
+    if fs.get_file_info(folder).type != pafs.FileType.Directory:
+        return []
+    infos = fs.get_file_info(pafs.FileSelector(folder, allow_not_found=True))
+    return sorted((i for i in infos if i.type == pafs.FileType.File and i.path.endswith(".parquet")), key=lambda i: i.path)
+
+
+def _unified_schema(schemas: Iterable[pa.Schema]) -> pa.Schema:
+    """One schema for fragments whose columns differ: missing columns become nulls, all-null columns take the
+    other fragments' type, int64 meets float64 as float64, and columns whose types still clash become text."""
+    schemas = list(schemas)
+    types: dict[str, list[pa.DataType]] = {}
+    meta = merged_metadata(schemas)
+    for s in schemas:
+        for f in s:
+            types.setdefault(f.name, []).append(f.type)
+    fields = []
+    for name, ts in types.items():
+        try:
+            t = pa.unify_schemas([pa.schema([(name, t)]) for t in ts], promote_options="permissive").field(name).type
+        except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
+            t = pa.string()
+        fields.append(pa.field(name, pa.string() if t == pa.null() else t))
+    return pa.schema(fields, metadata=meta)
+
+
+def read_fragments(fs: pafs.FileSystem, files: list[str]) -> pa.Table:
+    """Every fragment in one table (a pyarrow dataset: footers, then the row groups read in parallel)."""
+    dataset = pads.dataset(files, format="parquet", filesystem=fs)
+    schemas = [f.physical_schema for f in dataset.get_fragments()]
+    schema = _unified_schema(schemas)
+    if all(s.equals(schema) for s in schemas):
+        return dataset.to_table().replace_schema_metadata(schema.metadata)
+    tables = []
+    for frag, s in zip(dataset.get_fragments(), schemas):
+        t = frag.to_table()
+        cols = []
+        for f in schema:
+            if f.name in s.names:
+                col = t.column(f.name)
+                cols.append(col if col.type == f.type else _cast(col, f.type))
+            else:
+                cols.append(pa.nulls(len(t), f.type))
+        tables.append(pa.Table.from_arrays(cols, schema=schema))
+    return pa.concat_tables(tables)
+
+
+def _cast(col: pa.ChunkedArray, typ: pa.DataType) -> pa.ChunkedArray:
+    if typ == pa.string() and not pa.types.is_string(col.type):
+        return pa.chunked_array([pa.array([None if v is None else str(v) for v in col.to_pylist()], pa.string())])
+    return col.cast(typ)
+
+
+def compact(exp_path: str | os.PathLike[str]) -> dict[str, int]:
+    """Write ``results.parquet`` and ``epochs.parquet`` from the fragments (atomically); {table: rows}.
+
+    Fragments stay where they are (they are the record; the compacted files are a faster copy).
+    A folder without fragments (written before fragments existed) is left as it is.
+    """
+    fs, d = experiment_fs(exp_path)
+    out = {}
+    for folder, name in ((RESULTS_DIR, RESULTS_FILE), (EPOCHS_DIR, EPOCHS_FILE)):
+        files = [i.path for i in fragments(fs, f"{d}/{folder}")]
+        if not files:
+            continue
+        table = read_fragments(fs, files)
+        if "trial_id" in table.column_names:
+            keys = ["trial_id", "step"] if "step" in table.column_names and folder == EPOCHS_DIR else ["trial_id"]
+            table = table.sort_by([(k, "ascending") for k in keys])
+        write_table_atomic(table, fs, f"{d}/{name}")
+        out[name] = table.num_rows
+    return out
