@@ -55,7 +55,6 @@ def test_analysis_imports_neither_supernet_nor_tune_nor_torch_nor_ray():
     assert offending("analysis", ("supernet", "tune", "torch", "ray")) == {}
 
 
-@pytest.mark.xfail(strict=True, reason="lead fixes compact/dag link")
 def test_compact_does_not_import_dag():
     mods = imported_modules(ROOT / "supernet" / "compact.py")
     assert not {m for m in mods if m == "supernet.dag" or m.startswith("supernet.dag.")}
