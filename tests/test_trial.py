@@ -137,7 +137,7 @@ def test_store_first_writer_wins(tmp_path):
 
 
 def test_divergence_stops_with_a_clear_error_and_keeps_files(tmp_path):
-    cfg = tiny(**{"warmup.epochs": 2, "finetune.lr": 1e12, "finetune.momentum": 0.0})
+    cfg = tiny(**{"warmup.epochs": 2, "finetune.lr": 1e30, "finetune.momentum": 0.0})  # explodes the weights
     with pytest.raises(DivergenceError, match="stage finetune.*lower the stage's learning rate|stage finetune.*Lower"):
         run_trial(cfg, tmp_path, TrialHooks())
     assert (tmp_path / "config.json").is_file()

@@ -77,6 +77,18 @@ def test_errored_trial_does_not_stop_the_others(ray_session, tmp_path):
     assert len(ok) == 2 and set(ok["mode"]) == {"supernet", "hard_sharing"} and ok["error"].isna().all()
 
 
+def one_thread(fn, *args, **kwargs):
+    """Run ``fn`` with one torch thread, as a 1-CPU Ray trial runs: the same reduction order, bit for bit."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return fn(*args, **kwargs)
+    finally:
+        torch.set_num_threads(before)
+
+
 def test_trial_killed_mid_stage_resumes_from_its_checkpoint(ray_session, tmp_path):
     from tune.launch import build_tuner
     from tune.space import load_sweep
@@ -91,7 +103,7 @@ def test_trial_killed_mid_stage_resumes_from_its_checkpoint(ray_session, tmp_pat
     steps = [r["step"] for r in lines(Path(result.path) / "metrics.jsonl")]
     assert steps == [1, 2, 3, 4, 5]  # nothing lost, nothing doubled
     # the same trial, uninterrupted and without Ray, ends with the same figures
-    ref = run_trial(build_config("tiny", {**SMALL, **cfg, "model.flow_width": 2}), tmp_path / "ref")
+    ref = one_thread(run_trial, build_config("tiny", {**SMALL, **cfg, "model.flow_width": 2}), tmp_path / "ref")
     got = json.loads((Path(result.path) / "summary.json").read_text())
     assert got["val_loss"] == pytest.approx(ref["val_loss"], rel=1e-6)
     assert got["metrics"]["depth"] == pytest.approx(ref["metrics"]["depth"], rel=1e-6)
@@ -107,7 +119,7 @@ def test_stage_reuse_gives_the_same_result_as_recomputation(ray_session, tmp_pat
     assert sorted(p.parent.name for p in (exp / "stage_cache").rglob("*.pt")) == ["search", "warmup"]
     reused = df[df["reused/search"]].iloc[0]
     cfg = build_config("tiny", {**SMALL, "trial.deterministic": True, "warmup.epochs": 2, "reduction.tau": reused["tau"]})
-    ref = run_trial(cfg, tmp_path / "ref", store=None)
+    ref = one_thread(run_trial, cfg, tmp_path / "ref", store=None)
     for t, ms in ref["metrics"].items():
         for m, v in ms.items():
             assert reused[f"metric/{t}/{m}"] == pytest.approx(v, rel=1e-6), (t, m)
