@@ -170,9 +170,8 @@ class CompactNet(nn.Module):
         for t in tasks:
             arch = self.spec[t]
             outs = [h[self.task_instances[t][j]] for j in arch.read_out]
-            w = [arch.read_out_gate(j) for j in arch.read_out]
-            total = sum(w)
-            feat = outs[0] if len(outs) == 1 and w[0] > 0 else _gated_sum(outs, [v / max(total, 1e-12) for v in w])
+            w = [arch.read_out_gate(j) for j in arch.read_out]  # folded read-out weights, or 1/k each
+            feat = outs[0] if len(outs) == 1 and w[0] == 1.0 else _gated_sum(outs, w)
             out[t] = self.heads[t](feat, size)
         return out
 

@@ -32,6 +32,7 @@ STEMS = ("conv", "resnet18", "resnet34", "resnet50")
 DATASETS = ("synthetic", "nyuv2", "cityscapes", "omniglot")
 PRECISIONS = ("fp32", "bf16", "fp16")
 NORMS = ("bn", "gn")
+FLOW_RULES = ("node_share", "path_product")  # reduction.flow (supernet/reduction.py)
 
 
 class ConfigError(ValueError):
@@ -91,11 +92,23 @@ class SearchConfig:
     train_weights: bool = False  # paper: Theta frozen in search; True is our ablation
     squeeze: str = "union_params"  # union_params (default) | l1 | bimodal
     lambda_sq: float = 1.0  # weight of the squeeze loss
+    # gate annealing (ours): the gate temperature goes geometrically from model.temperature to this value
+    # over the search steps, so that gates end near 0/1 and the reduction removes little of what the
+    # supernet computes (the gap at reduction); None = a constant temperature (no annealing)
+    temperature_end: float | None = None
+    # after the last search step, recompute the BatchNorm running statistics over one pass of the training
+    # split at the final gates (ours): during search the gates move (and anneal) under frozen statistics'
+    # momentum averages, so eval-mode quality and the compact net would read statistics of past gates
+    recalibrate_norms: bool = True
 
 
 @dataclass(frozen=True)
 class ReductionConfig:
     tau: float = 0.15  # keep edge e iff F(e) / F_total >= tau; in [0, 1)
+    # how much of a task's output flows through an element (supernet/reduction.py): path_product (gates
+    # multiplied along paths) | node_share (gates relative to the other inputs of their node, as
+    # normalised ops see them; smaller gap at small tau, worse fine-tuned quality: README "The gap at reduction")
+    flow: str = "path_product"
     # the compact net keeps each kept element's supernet gate (true) or uses 0/1 gates (false, the gap
     # at reduction): see supernet/reduction.py fold_gates
     fold_gates: bool = True
@@ -210,6 +223,8 @@ def _coerce(value: Any, typ: Any, key: str) -> Any:
         inner = args[0] if args else str
         return tuple(_coerce(v, inner, key) for v in value)
     if args and type(None) in args:  # X | None
+        if value is None or (isinstance(value, str) and value.lower() in ("null", "none")):
+            return None
         (inner,) = [a for a in args if a is not type(None)]
         return _coerce(value, inner, key)
     if typ is bool:
@@ -303,6 +318,9 @@ def validate(cfg: Config) -> None:
     _check(m.norm in NORMS, "model.norm", f"{m.norm!r} is not one of {NORMS}")
     _check(m.gate in GATES, "model.gate", f"{m.gate!r} is not one of {GATES}")
     _check(m.temperature > 0, "model.temperature", "must be > 0")
+    te = cfg.search.temperature_end
+    _check(te is None or (math.isfinite(te) and te > 0), "search.temperature_end",
+           f"must be > 0 (or null: no annealing), got {te}")
     for name, st in (("warmup", cfg.warmup), ("search", cfg.search), ("finetune", cfg.finetune)):
         _check(st.epochs >= 0, f"{name}.epochs", "must be >= 0")
         _check(st.lr >= 0, f"{name}.lr", "must be >= 0")
@@ -312,6 +330,7 @@ def validate(cfg: Config) -> None:
     _check(cfg.search.lambda_sq >= 0, "search.lambda_sq", f"must be >= 0 (a weight), got {cfg.search.lambda_sq}")
     _check(cfg.search.squeeze in SQUEEZE, "search.squeeze", f"{cfg.search.squeeze!r} is not one of {SQUEEZE}")
     _check(0 <= r.tau < 1, "reduction.tau", f"must be in [0, 1), got {r.tau}")
+    _check(r.flow in FLOW_RULES, "reduction.flow", f"{r.flow!r} is not one of {FLOW_RULES}")
     _check(t.mode in MODES, "trial.mode", f"{t.mode!r} is not one of {MODES}")
     _check(t.random_draw >= 0, "trial.random_draw", f"must be >= 0, got {t.random_draw}")
     if t.mode == "single_task":

@@ -32,11 +32,17 @@ from .tasks import Head, TaskSpec
 
 @dataclass
 class Gates:
-    """Gate values in [0, 1]: alpha (T, E) for edges, beta (T, N) read-in, gamma (T, N) read-out."""
+    """Gate values in [0, 1]: alpha (T, E) for edges, beta (T, N) read-in, gamma (T, N) read-out.
+
+    The read-out weights are ``gamma / read_out_total``; ``read_out_total`` (T,) defaults to the row sums
+    of gamma. Given explicitly it keeps the weights a network had before some of its read-outs were
+    zeroed (the gated supernet minus pruned paths, which is what a compact net with folded gates computes).
+    """
 
     alpha: torch.Tensor
     beta: torch.Tensor
     gamma: torch.Tensor
+    read_out_total: torch.Tensor | None = None
 
 
 def relax(logits: torch.Tensor, kind: str, temperature: float, training: bool) -> torch.Tensor:
@@ -76,7 +82,10 @@ class Supernet(nn.Module):
         super().__init__()
         self.task_names = tuple(tasks)
         self.n_nodes, self.flow_width = n_nodes, flow_width
-        self.gate, self.temperature, self.arch_init = gate, temperature, float(arch_init)
+        self.gate, self.arch_init = gate, float(arch_init)
+        # the gate temperature T of sigmoid(logit / T): a buffer, so that a search annealing it
+        # (search.temperature_end) leaves its value in checkpoints and cached stages
+        self.register_buffer("temperature", torch.tensor(float(temperature)))
         self.edges_ij = edge_list(n_nodes, flow_width)
         self.stem = build_stem(stem, channels, stem_layers, stem_weights, norm)
         self.edges = nn.ModuleDict({edge_key(i, j): edge_op(channels, norm) for i, j in self.edges_ij})
@@ -147,7 +156,8 @@ class Supernet(nn.Module):
         names = self.task_names
         if tasks is not None:  # select the requested tasks' gate rows; everything below runs on those rows only
             rows = [self.task_names.index(t) for t in tasks]
-            g, names = Gates(g.alpha[rows], g.beta[rows], g.gamma[rows]), tuple(tasks)
+            total = None if g.read_out_total is None else g.read_out_total[rows]
+            g, names = Gates(g.alpha[rows], g.beta[rows], g.gamma[rows], total), tuple(tasks)
         T, B = len(names), x.shape[0]
         x0 = self.stem(x)  # (B, C, h, w), once for all tasks
         shape = x0.shape[1:]
@@ -157,7 +167,8 @@ class Supernet(nn.Module):
         gate = lambda v: v.view(1, T, 1)  # noqa: E731 - a (T,) column of gates, broadcast over (B, T, D)
         hs: dict[int, torch.Tensor] = {}
         readout = None
-        w = g.gamma / g.gamma.sum(dim=1, keepdim=True).clamp_min(1e-12)  # (T, N) read-out weights
+        total = g.gamma.sum(dim=1) if g.read_out_total is None else g.read_out_total
+        w = g.gamma / total.view(-1, 1).clamp_min(1e-12)  # (T, N) read-out weights
         for j in range(1, self.n_nodes + 1):
             acc = gate(g.beta[:, j - 1]) * self.read_in[str(j)](x0).view(B, 1, -1)  # (B, T, D)
             for e, i in self._in_edges[j]:

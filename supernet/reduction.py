@@ -1,33 +1,78 @@
 """Flow-based reduction: soft gates -> a discrete per-task ArchSpec (paper: exists; algorithm ours).
 
 Per task the gates are capacities on a DAG from a source S (the read-in, x0) through hidden nodes 1..N
-to a sink K (the task's read-out):
+to a sink K (the task's read-out). Two rules for how much of the task's output flows through an element
+(``reduction.flow``):
 
-- forward mass ``Pin(S) = 1``, ``Pin(j) = c(S->j) + sum_i Pin(i) c(i->j)``, total ``F = Pin(K)``;
-- backward mass ``Pout(K) = 1``, ``Pout(i) = c(i->K) + sum_j c(i->j) Pout(j)``;
-- edge flow ``F(e) = Pin(u) c(e) Pout(v)``, so ``F(e)/F`` is the share of all S->K path products
-  that pass through e (in [0, 1]);
-- keep e iff ``F(e)/F >= tau``, plus the maximum-product S->K path (every task keeps a valid path);
+- ``path_product`` (default): capacities multiply along paths, as if gates scaled the signal end to
+  end: ``Pin(S) = 1``, ``Pin(j) = c(S->j) + sum_i Pin(i) c(i->j)``, ``Pout(K) = 1``,
+  ``Pout(i) = c(i->K) + sum_j c(i->j) Pout(j)``, ``F(e) = Pin(u) c(e) Pout(v)`` over the total
+  ``F = Pin(K)``.
+- ``node_share``: every edge op and read-in op ends in a normalisation (BN/GN), which rescales whatever
+  reaches it to unit scale, so what an edge contributes to its target node is its gate relative to the
+  node's other inputs, whatever the gates upstream (path_product undervalues an edge whose upstream
+  gates are small: a node fed by gates of 0.05 still delivers unit-scale features to the next op).
+  Capacities are normalised per node, ``c^(e) = c(e) / (b_j + sum_{e' -> j} c(e'))`` (read-ins
+  likewise), read-out weights are ``w_j = g_j / sum_k g_k`` (as in the supernet's read-out), and the
+  backward mass ``Pout(i) = w_i + sum_j c^(i->j) Pout(j)`` is the share of the task's read-out that
+  depends on node i. An edge's flow is ``c^(e) Pout(v)``, a read-in's ``b^_j Pout(j)``, a read-out's
+  ``w_j`` (total 1). Measured on the default sweep (README "The gap at reduction"): a much smaller gap
+  at tau = 0.05, where it keeps nearly every element, but worse fine-tuned quality (the compact net keeps
+  paths with gates near 0, which fine-tune does not revive), and no remedy at tau = 0.2.
+
+Then:
+
+- keep e iff ``F(e)/F >= tau``, plus the maximum-product S->K path of the rule's capacities (every task
+  keeps a valid path);
+- node_share connects what it keeps: every kept edge, read-in and read-out also keeps the best
+  (maximum-product) chain from a read-in to it and from it to a read-out, so an element that carries a
+  large share is not lost because its upstream split into several small shares (path_product instead
+  drops it in the next step);
 - then drop every kept edge and node not on some kept S->K path (no dangling compute).
 
-Larger tau keeps a subset of the edges of a smaller tau (both steps are monotone).
+Larger tau keeps a subset of the edges of a smaller tau (every step is monotone: the chains added for an
+element do not depend on tau, and the chains of the maximum-product path's nodes are its own prefixes
+and suffixes, so a tau that keeps only that path keeps nothing more).
 
-``fold_gates`` (ours, ``reduction.fold_gates``) then writes into the spec the gate each kept element had
-in the supernet (its eval-mode gate), so the compact net computes the gated supernet minus the pruned
-paths instead of a 0/1 network whose node sums and read-outs are scaled differently.
+``fold_gates`` (ours, ``reduction.fold_gates``) then writes into the spec the gate each kept edge and
+read-in had in the supernet (its eval-mode gate) and each kept read-out's weight in the supernet's
+read-out, ``g(Gamma_j) / sum_k g(Gamma_k)`` over all N nodes, so the compact net computes the gated
+supernet minus the pruned paths instead of a 0/1 network whose node sums and read-outs are scaled
+differently. (The kept read-outs are not renormalised to sum to 1: that would rescale the features a
+head reads whenever a read-out is pruned.)
 """
 from __future__ import annotations
 
 import numpy as np
 
+from .config import FLOW_RULES
 from .spec import ArchSpec, TaskArch, edge_list
 
 
-def edge_flows(a: np.ndarray, b: np.ndarray, g: np.ndarray, edges: list[tuple[int, int]]) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+def normalised_capacities(a: np.ndarray, b: np.ndarray, g: np.ndarray, edges: list[tuple[int, int]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """node_share's capacities: each node's input gates (read-in and in-edges) divided by their sum, and
+    the read-out gates divided by theirs (a node or read-out with all gates 0 keeps 0)."""
+    n = len(b)
+    into = np.array(b, dtype=float)
+    for e, (_, j) in enumerate(edges):
+        into[j - 1] += a[e]
+    safe = np.where(into > 0, into, 1.0)
+    a_hat = np.array([a[e] / safe[j - 1] for e, (_, j) in enumerate(edges)], dtype=float).reshape(len(edges))
+    g_sum = float(np.sum(g))
+    return a_hat, np.asarray(b, dtype=float) / safe, np.asarray(g, dtype=float) / (g_sum if g_sum > 0 else 1.0)
+
+
+def edge_flows(a: np.ndarray, b: np.ndarray, g: np.ndarray, edges: list[tuple[int, int]], rule: str = "path_product") -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
     """Flow share of every edge (E,), read-in (N,) and read-out (N,) of one task, and the total flow.
 
     a: edge capacities (E,), b: read-in capacities (N,), g: read-out capacities (N,), all in [0, 1].
+    ``rule``: ``path_product`` or ``node_share`` (module docstring); node_share is path_product on the
+    normalised capacities, where every node's forward mass is 1.
     """
+    if rule not in FLOW_RULES:
+        raise ValueError(f"unknown flow rule {rule!r}; rules are {FLOW_RULES}")
+    if rule == "node_share":
+        a, b, g = normalised_capacities(a, b, g, edges)
     n = len(b)
     pin = np.zeros(n + 1)  # index 1..N
     for j in range(1, n + 1):
@@ -44,35 +89,90 @@ def edge_flows(a: np.ndarray, b: np.ndarray, g: np.ndarray, edges: list[tuple[in
     return fe / total, fin / total, fout / total, total
 
 
+class _BestPaths:
+    """Max-product sub-paths of one task's capacities: for every node j the best S->j path (``prev``) and
+    the best j->K path (``next``), by dynamic programming over the DAG in log space."""
+
+    def __init__(self, a: np.ndarray, b: np.ndarray, g: np.ndarray, edges: list[tuple[int, int]]):
+        n, self.edges = len(b), edges
+        with np.errstate(divide="ignore"):
+            la, lb, lg = np.log(a), np.log(b), np.log(g)
+        self.into = np.full(n + 1, -np.inf)  # log of the best S->j product
+        self.prev: dict[int, int | None] = {}  # the best path's last edge into j (None: j's read-in)
+        for j in range(1, n + 1):
+            self.into[j], self.prev[j] = lb[j - 1], None
+            for e, (i, jj) in enumerate(edges):
+                if jj == j and self.into[i] + la[e] > self.into[j]:
+                    self.into[j], self.prev[j] = self.into[i] + la[e], e
+        self.out = np.full(n + 2, -np.inf)  # log of the best j->K product
+        self.next: dict[int, int | None] = {}  # the best path's first edge out of j (None: j's read-out)
+        for i in range(n, 0, -1):
+            self.out[i], self.next[i] = lg[i - 1], None
+            for e, (ii, j) in enumerate(edges):
+                if ii == i and la[e] + self.out[j] > self.out[i]:
+                    self.out[i], self.next[i] = la[e] + self.out[j], e
+
+    def chain_in(self, j: int) -> tuple[list[int], int] | None:
+        """Edges of the best S->j path and its read-in node; None when no S->j path has capacity > 0."""
+        if not np.isfinite(self.into[j]):
+            return None
+        path = []
+        while self.prev[j] is not None:
+            path.append(self.prev[j])
+            j = self.edges[self.prev[j]][0]
+        return path[::-1], j
+
+    def chain_out(self, i: int) -> tuple[list[int], int] | None:
+        """Edges of the best i->K path and its read-out node; None when no i->K path has capacity > 0."""
+        if not np.isfinite(self.out[i]):
+            return None
+        path = []
+        while self.next[i] is not None:
+            path.append(self.next[i])
+            i = self.edges[self.next[i]][1]
+        return path, i
+
+
 def max_product_path(a: np.ndarray, b: np.ndarray, g: np.ndarray, edges: list[tuple[int, int]]) -> tuple[list[int], int, int]:
     """The S->K path with the largest product of capacities: (edge indices, read-in node, read-out node)."""
+    best = _BestPaths(a, b, g, edges)
     n = len(b)
-    best = np.full(n + 1, -np.inf)  # log of the best S->j product
-    prev: dict[int, int | None] = {}
-    with np.errstate(divide="ignore"):
-        la, lb, lg = np.log(a), np.log(b), np.log(g)
-    for j in range(1, n + 1):
-        best[j], prev[j] = lb[j - 1], None
-        for e, (i, jj) in enumerate(edges):
-            if jj == j and best[i] + la[e] > best[j]:
-                best[j], prev[j] = best[i] + la[e], e
-    end = int(np.argmax([best[j] + lg[j - 1] for j in range(1, n + 1)])) + 1
-    path, j = [], end
-    while prev[j] is not None:
-        e = prev[j]
-        path.append(e)
-        j = edges[e][0]
-    return path[::-1], j, end
+    end = int(np.argmax([best.into[j] + np.log(g[j - 1]) if g[j - 1] > 0 else -np.inf for j in range(1, n + 1)])) + 1
+    path, start = best.chain_in(end) or ([], end)
+    return path, start, end
 
 
-def reduce_task(a: np.ndarray, b: np.ndarray, g: np.ndarray, n_nodes: int, flow_width: int, tau: float) -> TaskArch:
+def reduce_task(a: np.ndarray, b: np.ndarray, g: np.ndarray, n_nodes: int, flow_width: int, tau: float,
+                rule: str = "path_product") -> TaskArch:
     """Discrete architecture of one task from its gate probabilities (see module docstring)."""
     edges = edge_list(n_nodes, flow_width)
-    fe, fin, fout, _ = edge_flows(a, b, g, edges)
+    fe, fin, fout, _ = edge_flows(a, b, g, edges, rule)
+    if rule == "node_share":
+        a, b, g = normalised_capacities(a, b, g, edges)
     keep_e = {e for e in range(len(edges)) if fe[e] >= tau}
     keep_in = {j for j in range(1, n_nodes + 1) if fin[j - 1] >= tau}
     keep_out = {j for j in range(1, n_nodes + 1) if fout[j - 1] >= tau}
     path, start, end = max_product_path(a, b, g, edges)
+    if rule == "node_share":  # connect: every kept element joins a read-in and a read-out by its best chains
+        best = _BestPaths(a, b, g, edges)
+
+        def add_in(j: int) -> None:
+            if (c := best.chain_in(j)) is not None:
+                keep_e.update(c[0])
+                keep_in.add(c[1])
+
+        def add_out(i: int) -> None:
+            if (c := best.chain_out(i)) is not None:
+                keep_e.update(c[0])
+                keep_out.add(c[1])
+
+        for e in list(keep_e):
+            add_in(edges[e][0])
+            add_out(edges[e][1])
+        for j in list(keep_in):
+            add_out(j)
+        for j in list(keep_out):
+            add_in(j)
     keep_e |= set(path)
     keep_in.add(start)
     keep_out.add(end)
@@ -93,24 +193,26 @@ def reduce_task(a: np.ndarray, b: np.ndarray, g: np.ndarray, n_nodes: int, flow_
     )
 
 
-def reduce(probs, task_names: tuple[str, ...], n_nodes: int, flow_width: int, tau: float) -> ArchSpec:
+def reduce(probs, task_names: tuple[str, ...], n_nodes: int, flow_width: int, tau: float,
+           rule: str = "path_product") -> ArchSpec:
     """ArchSpec from a supernet's gate probabilities (``Supernet.gate_probs()``)."""
     a = probs.alpha.detach().double().cpu().numpy()
     b = probs.beta.detach().double().cpu().numpy()
     g = probs.gamma.detach().double().cpu().numpy()
-    tasks = tuple((t, reduce_task(a[k], b[k], g[k], n_nodes, flow_width, tau)) for k, t in enumerate(task_names))
+    tasks = tuple((t, reduce_task(a[k], b[k], g[k], n_nodes, flow_width, tau, rule)) for k, t in enumerate(task_names))
     return ArchSpec(n_nodes, flow_width, tasks)
 
 
 def fold_gates(spec: ArchSpec, gates, task_names: tuple[str, ...]) -> ArchSpec:
-    """The same architecture, each kept edge, read-in and read-out carrying its gate value from ``gates``
-    (a supernet's ``Gates`` in its task and edge order; use the eval-mode gates, what the supernet
-    computes with)."""
+    """The same architecture, each kept edge and read-in carrying its gate value from ``gates`` and each
+    kept read-out its read-out weight ``gamma_j / sum_k gamma_k`` (``gates``: a supernet's ``Gates`` in
+    its task and edge order; use the eval-mode gates, what the supernet computes with)."""
     edges = edge_list(spec.n_nodes, spec.flow_width)
     index = {e: k for k, e in enumerate(edges)}
     a = gates.alpha.detach().double().cpu().numpy()
     b = gates.beta.detach().double().cpu().numpy()
     g = gates.gamma.detach().double().cpu().numpy()
+    g = g / np.maximum(g.sum(axis=1, keepdims=True), 1e-12)  # read-out weights, as the supernet's forward
     row = {t: k for k, t in enumerate(task_names)}
     tasks = []
     for t, arch in spec.tasks:

@@ -4,9 +4,12 @@ Hidden nodes are numbered ``1..N``. For each task the spec lists the kept edges 
 nodes fed by the read-in layer (from the stem output ``x0``) and the nodes feeding the task's read-out.
 The compact network is built from this alone; it is the only link between supernet and compact net.
 
-A spec may also carry, per kept edge, read-in and read-out, the gate value the supernet computed with
+A spec may also carry, per kept edge and read-in, the gate value the supernet computed with, and per kept
+read-out the supernet's read-out weight ``g(Gamma_j) / sum_k g(Gamma_k)`` over all N nodes
 (``reduction.fold_gates``, ours): then the compact net computes exactly what the gated supernet computes
-minus the pruned paths. Without them every kept element has gate 1 (the plain 0/1 architecture).
+minus the pruned paths (the kept read-outs keep the weights they had; they are not renormalised). Without
+them every kept edge and read-in has gate 1 and the read-out is the mean of the kept read-outs (the plain
+0/1 architecture).
 """
 from __future__ import annotations
 
@@ -27,7 +30,8 @@ class TaskArch:
     edges: tuple[tuple[int, int], ...]
     read_in: tuple[int, ...]
     read_out: tuple[int, ...]
-    # the gate each kept element carries, aligned with the tuples above; () = every gate is 1
+    # the gate each kept edge / read-in carries and the weight of each kept read-out, aligned with the
+    # tuples above; () = every gate is 1 and the read-out is the mean of the kept read-outs
     edge_gates: tuple[float, ...] = ()
     read_in_gates: tuple[float, ...] = ()
     read_out_gates: tuple[float, ...] = ()
@@ -50,7 +54,8 @@ class TaskArch:
         return self.read_in_gates[self.read_in.index(j)] if self.read_in_gates else 1.0
 
     def read_out_gate(self, j: int) -> float:
-        return self.read_out_gates[self.read_out.index(j)] if self.read_out_gates else 1.0
+        """The weight of the kept read-out at node j in the task's read-out sum."""
+        return self.read_out_gates[self.read_out.index(j)] if self.read_out_gates else 1.0 / len(self.read_out)
 
     def _check_gates(self, task: str) -> None:
         for name, items in (("edge", self.edges), ("read_in", self.read_in), ("read_out", self.read_out)):

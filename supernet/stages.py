@@ -69,11 +69,15 @@ def train_epoch(
     scaler: torch.amp.GradScaler | None = None,
     where: str = "",
     progress: bool = False,
+    before_step: Callable[[int], None] | None = None,
 ) -> dict[str, float]:
-    """One pass over ``loader``. Returns mean total loss and mean extra (squeeze) loss."""
+    """One pass over ``loader``. Returns mean total loss and mean extra (squeeze) loss.
+    ``before_step(b)`` runs before batch b's forward (the search's gate annealing)."""
     model.train()
     total, extra_total, n = 0.0, 0.0, 0
     for b, batch in enumerate(_progress(loader, where, progress)):
+        if before_step is not None:
+            before_step(b)
         x, y = _to(batch, device)
         with autocast(device, precision):
             out = model(x)
@@ -127,6 +131,34 @@ def evaluate(
             acc[t].update(out[t], y[t])
     vloss = {t: loss_sum[t] / count[t] if count[t] else math.nan for t in tasks}
     return {t: a.compute() for t, a in acc.items()}, vloss
+
+
+@torch.no_grad()
+def recalibrate_norms(model: nn.Module, loader: DataLoader, device: torch.device, precision: str = "fp32") -> int:
+    """Recompute every BatchNorm's running statistics over one pass of ``loader`` at the model's current
+    (eval-mode) gates: statistics reset, cumulative average (momentum None), train-mode forwards without
+    gradient, then the momenta restored. Returns how many norm layers were recalibrated (0: nothing to do,
+    e.g. GroupNorm). Weights, gates and heads are unchanged."""
+    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats]
+    if not norms:
+        return 0
+    momenta = [m.momentum for m in norms]
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None
+    was_training = model.training
+    model.train()
+    gates = model.eval_gates() if hasattr(model, "eval_gates") else None  # no Gumbel noise
+    try:
+        for batch in loader:
+            x, _ = _to(batch, device)
+            with autocast(device, precision):
+                model(x) if gates is None else model(x, gates)
+    finally:
+        for m, mom in zip(norms, momenta):
+            m.momentum = mom
+        model.train(was_training)
+    return len(norms)
 
 
 def sgd(params: list[nn.Parameter], lr: float, momentum: float, weight_decay: float) -> torch.optim.Optimizer:

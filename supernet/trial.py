@@ -41,7 +41,7 @@ from .runtime import keep_freed_memory
 from .spec import ArchSpec
 from .squeeze import squeeze_loss
 from .stages import (
-    DivergenceError, evaluate, make_loader, set_trainable, sgd, stage_seed, train_epoch,
+    DivergenceError, evaluate, make_loader, recalibrate_norms, set_trainable, sgd, stage_seed, train_epoch,
 )
 from .trivial import learned_tasks, trivial_references
 
@@ -55,7 +55,7 @@ STAGE_PLAN: dict[str, tuple[str, ...]] = {
 STAGES = STAGE_PLAN["supernet"]  # every stage, in order
 SUPERNET_MODES = ("supernet", "full_supernet", "random_arch")  # modes that warm up and search the supernet
 REUSABLE_STAGES = ("warmup", "search")  # the stages the stage store shares between trials
-CHECKPOINT_VERSION = 2  # 2: ConvNorm ops (conv/norm module names), per-task batch statistics
+CHECKPOINT_VERSION = 3  # 2: ConvNorm ops (conv/norm module names), per-task batch statistics; 3: gate temperature buffer
 
 
 # ----------------------------------------------------------------------------- driver interfaces
@@ -325,6 +325,21 @@ class _Trial:
 
         return loss
 
+    def _annealing(self, epoch: int, epochs: int, n_batches: int):
+        """search.temperature_end: before each search step, the gate temperature
+        ``T0 * (T_end / T0) ** ((k + 1) / K)`` for step k of K (T0 = model.temperature), so the last step and
+        everything after it (reduction, fold) run at T_end. A function of the step alone: a resumed or
+        replayed search anneals exactly as an uninterrupted one."""
+        t_end, model = self.cfg.search.temperature_end, self.model
+        if t_end is None or not isinstance(model, Supernet):
+            return None
+        t0, total = self.cfg.model.temperature, max(epochs * n_batches, 1)
+
+        def before_step(b: int) -> None:
+            model.temperature.fill_(t0 * (t_end / t0) ** ((epoch * n_batches + b + 1) / total))
+
+        return before_step
+
     def train_stage(self, stage: str) -> list[dict[str, Any]]:
         cfg, st = self.cfg, self.state
         epochs = {"warmup": cfg.warmup.epochs, "search": cfg.search.epochs, "finetune": cfg.finetune.epochs}[stage]
@@ -349,9 +364,14 @@ class _Trial:
             torch.manual_seed(seed)
             loader = make_loader(self.train_ds, d.batch_size, True, seed, d.num_workers, d.pin_memory)
             where = f"stage {stage}, epoch {epoch + 1}/{epochs}"
-            tr = train_epoch(self.model, loader, self.tasks, opts, self.device, cfg.trial.precision, extra, scaler, where, cfg.trial.progress)
+            anneal = self._annealing(epoch, epochs, len(loader)) if stage == "search" else None
+            tr = train_epoch(self.model, loader, self.tasks, opts, self.device, cfg.trial.precision, extra, scaler, where,
+                             cfg.trial.progress, anneal)
             for s in scheds:
                 s.step()
+            if stage == "search" and epoch + 1 == epochs and cfg.search.recalibrate_norms and isinstance(self.model, Supernet):
+                recal = make_loader(self.train_ds, d.batch_size, False, 0, d.num_workers, d.pin_memory)
+                recalibrate_norms(self.model, recal, self.device, cfg.trial.precision)
             val_loader = make_loader(self.val_ds, d.batch_size, False, 0, d.num_workers, d.pin_memory)
             metrics, vloss = evaluate(self.model, val_loader, self.tasks, self.device, cfg.trial.precision)
             st["step"] += 1
@@ -397,7 +417,8 @@ class _Trial:
             self.last_eval = None
             records = hit["records"]
         elif stage == "reduction":
-            spec = reduce(self.model.gate_probs(), self.model.task_names, self.cfg.model.n_nodes, self.cfg.model.flow_width, self.cfg.reduction.tau)
+            spec = reduce(self.model.gate_probs(), self.model.task_names, self.cfg.model.n_nodes, self.cfg.model.flow_width, self.cfg.reduction.tau,
+                          self.cfg.reduction.flow)
             if self.cfg.trial.mode == "random_arch":  # the searched sizes, a uniformly random topology
                 spec = random_like(spec, self.cfg.trial.seed, self.cfg.trial.random_draw)
                 gates = self.model.initial_gates()  # the gates its weights were warmed up with

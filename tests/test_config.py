@@ -31,7 +31,15 @@ NONSENSE = [
     ("finetune.momentum", "-inf"), ("search.momentum", "nan"), ("warmup.weight_decay", "inf"),
     ("search.weight_decay", "nan"), ("finetune.weight_decay", ".inf"), ("reduction.tau", "nan"),
     ("data.data_seed", "-1"), ("trial.seed", "-1"), ("trial.seed", "4294967296"), ("trial.seed", "inf"),
+    ("search.temperature_end", "0"), ("search.temperature_end", "nan"), ("search.temperature_end", "-0.1"),
 ]
+
+
+def test_an_optional_number_takes_null_from_the_cli_and_yaml(tmp_path):
+    assert build_config("tiny", parse_set(["search.temperature_end=0.1"])).search.temperature_end == 0.1
+    assert build_config("tiny", parse_set(["search.temperature_end=null"])).search.temperature_end is None
+    (tmp_path / "c.yaml").write_text("config:\n  search.temperature_end: null\n")
+    assert build_config("tiny", load_yaml(tmp_path / "c.yaml")["config"]).search.temperature_end is None
 
 
 @pytest.mark.parametrize("key,value", NONSENSE)

@@ -157,32 +157,69 @@ def test_edge_flows_hand_computed():
     assert fout == pytest.approx([0.0, 1.0])
 
 
+def test_node_share_flows_hand_computed():
+    # N=2, M=1: S->1 (b1=.5), S->2 (b2=1), 1->2 (a=.5), 1->K (g1=0), 2->K (g2=1)
+    # node 2's inputs: read-in 1, edge .5 -> shares 2/3 and 1/3; node 1 is fed by its read-in alone;
+    # read-out weights 0 and 1. Pout(2) = 1, Pout(1) = 0 + 1/3 * 1.
+    fe, fin, fout, total = edge_flows(np.array([0.5]), np.array([0.5, 1.0]), np.array([0.0, 1.0]), [(1, 2)], "node_share")
+    assert total == pytest.approx(1.0)
+    assert fe[0] == pytest.approx(1 / 3)
+    assert fin == pytest.approx([1 / 3, 2 / 3])
+    assert fout == pytest.approx([0.0, 1.0])
+    # scaling every gate upstream of an op changes nothing (the op normalises what reaches it);
+    # path_product's share of the edge falls with the read-in gate of node 1
+    small = edge_flows(np.array([0.5]), np.array([0.05, 1.0]), np.array([0.0, 1.0]), [(1, 2)], "node_share")[0]
+    assert small[0] == pytest.approx(1 / 3)
+    assert edge_flows(np.array([0.5]), np.array([0.05, 1.0]), np.array([0.0, 1.0]), [(1, 2)])[0][0] < 0.03
+    with pytest.raises(ValueError, match="unknown flow rule"):
+        edge_flows(np.array([0.5]), np.array([0.5, 1.0]), np.array([0.0, 1.0]), [(1, 2)], "nope")
+
+
+def test_node_share_keeps_an_edge_whose_upstream_split_into_small_shares():
+    # N=3, M=2, edges (1,2), (1,3), (2,3); read-out weights 0.4 (node 1) and 0.6 (node 3). Node 3 is fed
+    # only by 2->3 (share 0.6 of the output); node 2 by read-in 2 and edge 1->2 (shares 0.225, 0.375).
+    # The maximum-product path is S->1->K (0.4 > 0.625 * 0.6), so only the connect step can keep 2->3.
+    edges = edge_list(3, 2)
+    a = np.array([0.5, 0.0, 0.9])  # (1,2), (1,3), (2,3)
+    b = np.array([0.8, 0.3, 0.0])
+    g = np.array([0.4, 0.0, 0.6])
+    fe, fin, fout, _ = edge_flows(a, b, g, edges, "node_share")
+    assert fe == pytest.approx([0.375, 0.0, 0.6]) and fin == pytest.approx([0.775, 0.225, 0.0])
+    assert fout == pytest.approx([0.4, 0.0, 0.6])
+    arch = reduce_task(a, b, g, 3, 2, 0.55, "node_share")
+    assert arch.edges == ((1, 2), (2, 3)) and arch.read_in == (1,) and arch.read_out == (1, 3)
+    # path_product at the same tau drops 2->3 (its upstream does not clear tau, so it dangles)
+    assert (2, 3) not in reduce_task(a, b, g, 3, 2, 0.55, "path_product").edges
+
+
 def _spec_edges(spec: ArchSpec) -> dict[str, set]:
     return {t: set(a.edges) | {("in", j) for j in a.read_in} | {("out", j) for j in a.read_out} for t, a in spec.tasks}
 
 
+@pytest.mark.parametrize("rule", ["path_product", "node_share"])
 @given(n=st.integers(1, 7), data=st.data(), seed=st.integers(0, 2**31 - 1))
 @settings(max_examples=60, deadline=None)
-def test_reduction_keeps_a_valid_path_and_no_dangling_node(n, data, seed):
+def test_reduction_keeps_a_valid_path_and_no_dangling_node(rule, n, data, seed):
     m = data.draw(st.integers(1, max(1, n - 1)))
     tau1, tau2 = sorted(data.draw(st.lists(st.floats(0.0, 0.99), min_size=2, max_size=2)))
     rng = np.random.default_rng(seed)
     e = len(edge_list(n, m))
     a, b, g = (rng.uniform(0, 1, size=k) ** 3 for k in (e, n, n))  # skewed towards small gates
-    lo, hi = reduce_task(a, b, g, n, m, tau1), reduce_task(a, b, g, n, m, tau2)
+    lo, hi = reduce_task(a, b, g, n, m, tau1, rule), reduce_task(a, b, g, n, m, tau2, rule)
     for arch in (lo, hi):
         ArchSpec(n, m, (("t", arch),))  # validates: a read-in, a read-out, every node on a path
     assert set(hi.edges) <= set(lo.edges)
     assert set(hi.read_in) <= set(lo.read_in) and set(hi.read_out) <= set(lo.read_out)
 
 
-def test_reduction_of_a_supernet_and_threshold_extremes():
+@pytest.mark.parametrize("rule", ["path_product", "node_share"])
+def test_reduction_of_a_supernet_and_threshold_extremes(rule):
     net = make_net(6, 3)
     random_gates(net, 3)
-    everything = reduce(net.gate_probs(), net.task_names, 6, 3, 0.0)
+    everything = reduce(net.gate_probs(), net.task_names, 6, 3, 0.0, rule)
     # tau = 0 keeps every edge whose endpoints are on a path: here all gates > 0, so all edges
     assert all(set(a.edges) == set(net.edges_ij) for _, a in everything.tasks)
-    minimal = reduce(net.gate_probs(), net.task_names, 6, 3, 0.99)
+    minimal = reduce(net.gate_probs(), net.task_names, 6, 3, 0.99, rule)
     for _, a in minimal.tasks:  # only the max-product path survives a huge tau
         assert len(a.read_in) == 1 and len(a.read_out) == 1 and len(a.edges) == len(a.nodes) - 1
 
@@ -315,3 +352,44 @@ def test_supernet_per_task_flops_are_the_tasks_own_path():
         assert costs["per_task"][t] == f_stem + N * f_read + E * f_edge + f_head[t]
     # the shared work (stem, read-ins on x0) is counted once per task: the exact identity
     assert sum(costs["per_task"].values()) == costs["multitask"] + (T - 1) * (f_stem + N * f_read)
+
+
+def test_recalibrate_norms_recomputes_running_statistics_over_the_loader():
+    from supernet.stages import recalibrate_norms
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 1), torch.nn.BatchNorm2d(4, momentum=0.1))
+    model[1].running_mean.fill_(5.0)  # stale statistics
+    batches = [(torch.randn(6, 3, 5, 5) + k, {}) for k in range(3)]  # equal-sized batches
+    before = {k: v.clone() for k, v in model.state_dict().items() if "running" not in k and "num_batches" not in k}
+    assert recalibrate_norms(model.eval(), batches, torch.device("cpu")) == 1
+    with torch.no_grad():
+        feats = torch.cat([model[0](x) for x, _ in batches])
+        per_batch_var = torch.stack([model[0](x).var(dim=(0, 2, 3), unbiased=True) for x, _ in batches])
+    torch.testing.assert_close(model[1].running_mean, feats.mean(dim=(0, 2, 3)), atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(model[1].running_var, per_batch_var.mean(0), atol=1e-5, rtol=1e-5)  # cumulative average
+    assert model[1].momentum == 0.1 and not model.training  # momentum and mode restored
+    for k, v in before.items():
+        torch.testing.assert_close(model.state_dict()[k], v)  # weights untouched
+    gn = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 1), torch.nn.GroupNorm(2, 4))
+    assert recalibrate_norms(gn, batches, torch.device("cpu")) == 0
+
+
+def test_recalibrated_supernet_eval_matches_its_train_mode_statistics_with_one_task():
+    """One task, fixed gates: after recalibration over one batch, eval mode normalises with that batch's
+    statistics, so eval outputs equal train-mode outputs on the same batch (GroupedBatchNorm2d too)."""
+    from supernet.stages import recalibrate_norms
+
+    torch.manual_seed(1)
+    net = Supernet({"depth": TASKS["depth"]}, 3, 2, 8)
+    random_gates(net, 2)
+    x = torch.randn(8, 3, 16, 16)
+    recalibrate_norms(net, [(x, {})], torch.device("cpu"))
+    net.eval()
+    with torch.no_grad():
+        ev = net(x)["depth"]
+    # train mode normalises with the batch's own (biased) variance; running_var is unbiased: compare loosely
+    net.train()
+    with torch.no_grad():
+        tr = net(x, net.eval_gates())["depth"]
+    assert (ev - tr).abs().max() < 0.05 * tr.abs().max()

@@ -191,7 +191,8 @@ def test_every_gate_kind_trains_the_shared_weights_in_warmup(norm, gate):
 @pytest.mark.parametrize("norm", NORMS)
 def test_compact_with_folded_gates_is_the_gated_supernet_minus_pruned_paths(norm, gate, mode):
     """With the supernet's gates folded into the spec, the compact net computes the supernet with its own
-    (eval-mode) gates on the kept elements and 0 on the pruned ones, outputs and shared-weight gradients."""
+    (eval-mode) gates on the kept elements and 0 on the pruned ones, the kept read-outs keeping their
+    read-out weights (not renormalised): outputs and shared-weight gradients."""
     from supernet.reduction import fold_gates, reduce
 
     net = _net(norm, gate, n=5, m=3)
@@ -203,7 +204,9 @@ def test_compact_with_folded_gates_is_the_gated_supernet_minus_pruned_paths(norm
     compact = CompactNet(folded, TASKS, 8, norm=norm)
     compact.load_from(net)
     g, mask = net.eval_gates(), net.discrete_gates(spec)
-    masked = type(g)(g.alpha.detach() * mask.alpha, g.beta.detach() * mask.beta, g.gamma.detach() * mask.gamma)
+    # pruned elements at 0, kept read-outs with the weights they had (gamma_j / sum of all of the task's gammas)
+    masked = type(g)(g.alpha.detach() * mask.alpha, g.beta.detach() * mask.beta, g.gamma.detach() * mask.gamma,
+                     read_out_total=g.gamma.detach().sum(dim=1))
     net.train(mode == "train")
     compact.train(mode == "train")
     x, y = _batch()

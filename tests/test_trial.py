@@ -166,3 +166,42 @@ def test_checkpoint_loads_weights_only(tmp_path):
     run_trial(tiny(), tmp_path, __import__("supernet.trial", fromlist=["LocalHooks"]).LocalHooks(tmp_path, verbose=False))
     state = load_checkpoint(tmp_path / "checkpoint.pt")
     assert state["model_kind"] == "compact" and state["spec"]["n_nodes"] == 3
+
+
+# ----------------------------------------------------------------------------- gate annealing (search.temperature_end)
+
+
+def test_annealing_is_geometric_over_search_steps_and_reduction_folds_gates_at_the_final_temperature(tmp_path):
+    t0, t_end, epochs = 2.0, 0.1, 3
+    cfg = tiny(**{"model.temperature": t0, "search.temperature_end": t_end, "search.epochs": epochs,
+                  "trial.checkpoint_every": 1})
+    hooks = Collect()
+    run_trial(cfg, tmp_path / "a", hooks)
+    temp = lambda s: float(s["model"]["temperature"])  # noqa: E731
+    # checkpoints after search epochs 1 and 2 (every step anneals; the epoch ends at step k * steps_per_epoch)
+    mid = [temp(s) for s in hooks.states if s["stage"] == "search" and s["epoch"] > 0]
+    assert mid == pytest.approx([t0 * (t_end / t0) ** (k / epochs) for k in (1, 2)], rel=1e-6)
+    after_search = next(s for s in hooks.states if s["done"][-1:] == ["search"])
+    assert temp(after_search) == pytest.approx(t_end, rel=1e-6)  # the last step runs at T_end
+    warm = [temp(s) for s in hooks.states if s["stage"] == "warmup"]
+    assert warm == pytest.approx([t0] * len(warm))  # warm-up keeps model.temperature
+    # the spec's folded gates are sigmoid(logit / T_end) of the searched logits
+    spec = json.loads((tmp_path / "a/arch_spec.json").read_text())
+    beta = after_search["model"]["beta"]
+    task = next(iter(spec["tasks"]))
+    row = list(spec["tasks"]).index(task)
+    j = spec["tasks"][task]["read_in"][0]
+    assert spec["tasks"][task]["gates"]["read_in"][0] == pytest.approx(float(torch.sigmoid(beta[row, j - 1] / t_end)), rel=1e-5)
+
+
+def test_annealed_search_resumed_mid_stage_gives_the_same_result(tmp_path):
+    cfg = tiny(**{"search.temperature_end": 0.2, "search.epochs": 3, "trial.checkpoint_every": 1})
+    full = Collect()
+    ref = run_trial(cfg, tmp_path / "a", full)
+    mid = next(s for s in full.states if s["stage"] == "search" and s["epoch"] == 1 and "optim" in s)
+    got = run_trial(cfg, tmp_path / "b", Collect(), resume=mid)
+    assert flat(got["metrics"]) == pytest.approx(flat(ref["metrics"]), rel=1e-6)
+    assert json.loads((tmp_path / "b/arch_spec.json").read_text()) == json.loads((tmp_path / "a/arch_spec.json").read_text())
+    no_anneal = tiny(**{"search.epochs": 3})
+    assert stage_key(cfg, "search") != stage_key(no_anneal, "search")  # a cached search is never reused across schedules
+    assert stage_key(cfg, "warmup") == stage_key(no_anneal, "warmup")
