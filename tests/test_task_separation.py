@@ -38,6 +38,24 @@ def _batch(b: int = 4, size: int = 8, seed: int = 1):
     return x, y
 
 
+def _assert_same_outputs_and_grads(net, gates, compact) -> dict[str, torch.Tensor]:
+    """The compact net's outputs equal the supernet's with ``gates`` (1e-5), and so do the gradients of
+    every shared weight the compact net keeps, heads included. Returns the supernet's outputs."""
+    x, y = _batch()
+    ref, got = net(x, gates), compact(x)
+    for t in TASKS:
+        torch.testing.assert_close(got[t], ref[t], atol=1e-5, rtol=0)
+    sum(losses(TASKS, ref, y).values()).backward()
+    sum(losses(TASKS, got, y).values()).backward()
+    own = dict(compact.named_parameters())
+    for name, p in net.named_parameters():
+        if name in own:
+            assert own[name].grad is not None, name
+            torch.testing.assert_close(own[name].grad, p.grad, atol=1e-5, rtol=1e-4, msg=name)
+    return ref
+
+
+
 def _randomise(net: Supernet, seed: int) -> None:
     g = torch.Generator().manual_seed(seed)
     with torch.no_grad():
@@ -118,18 +136,7 @@ def test_compact_equals_supernet_outputs_gradients_and_running_stats(norm, mode)
     compact.load_from(net)
     net.train(mode == "train")
     compact.train(mode == "train")
-    x, y = _batch()
-    ref = net(x, net.discrete_gates(spec))
-    got = compact(x)
-    for t in TASKS:
-        torch.testing.assert_close(got[t], ref[t], atol=1e-5, rtol=0)
-    sum(losses(TASKS, ref, y).values()).backward()
-    sum(losses(TASKS, got, y).values()).backward()
-    own = dict(compact.named_parameters())
-    for name, p in net.named_parameters():
-        if name in own:  # every shared weight the compact net keeps, heads included
-            assert own[name].grad is not None, name
-            torch.testing.assert_close(own[name].grad, p.grad, atol=1e-5, rtol=1e-4, msg=name)
+    _assert_same_outputs_and_grads(net, net.discrete_gates(spec), compact)
     kept = compact.state_dict()
     for name, buf in net.state_dict().items():
         if name in kept and ("running_" in name or "num_batches" in name):
@@ -209,16 +216,8 @@ def test_compact_with_folded_gates_is_the_gated_supernet_minus_pruned_paths(norm
                      read_out_total=g.gamma.detach().sum(dim=1))
     net.train(mode == "train")
     compact.train(mode == "train")
-    x, y = _batch()
-    ref, got = net(x, masked), compact(x)
-    for t in TASKS:
-        torch.testing.assert_close(got[t], ref[t], atol=1e-5, rtol=0)
-    sum(losses(TASKS, ref, y).values()).backward()
-    sum(losses(TASKS, got, y).values()).backward()
-    own = dict(compact.named_parameters())
-    for name, p in net.named_parameters():
-        if name in own:
-            torch.testing.assert_close(own[name].grad, p.grad, atol=1e-5, rtol=1e-4, msg=name)
+    ref = _assert_same_outputs_and_grads(net, masked, compact)
+    x, _ = _batch()
     # and the unfolded spec is the plain 0/1 network, which differs from the gated supernet
     plain = CompactNet(spec, TASKS, 8, norm=norm)
     plain.load_from(net)
