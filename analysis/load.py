@@ -102,15 +102,19 @@ def _as_paths(paths: PathArg | Sequence[PathArg]) -> list[PathArg]:
 # ----------------------------------------------------------------------------- results
 
 
-def load_results(paths: PathArg | Sequence[PathArg], *, delta_mtl: bool = True) -> pd.DataFrame:
+def load_results(paths: PathArg | Sequence[PathArg], *, delta_mtl: bool = True, unusable_baseline: str = "raise") -> pd.DataFrame:
     """One tidy row per trial from one or several experiments (folders or ``results.parquet`` files).
 
     ``delta_mtl=False`` skips the multi-task gain (for sweeps run without single-task baselines);
-    otherwise a missing baseline is an error rather than a silently different number.
+    otherwise a missing baseline is an error rather than a silently different number. A baseline that
+    exists but is unusable (it did not learn, or did not finish) is an error too, or, with
+    ``unusable_baseline="nan"``, leaves delta_mtl NaN for that experiment and seed and is listed, with
+    the reason, in ``df.attrs["delta_mtl_unavailable"]`` (what the report does: one bad baseline does not
+    take the other seeds' comparisons with it).
     The merged metric senses, task kinds, trivial references ({task: {metric: value}}) and learned
     margins of the files are kept in ``df.attrs``.
     """
-    frames, senses, tasks, trivial, margins = [], {}, {}, {}, {}
+    frames, senses, tasks, trivial, margins, unavailable = [], {}, {}, {}, {}, []
     for path in _as_paths(paths):
         table, exp_dir, where = _read(path, schema.RESULTS_DIR, schema.RESULTS_FILE)
         info = read_metadata(table, where)
@@ -131,14 +135,16 @@ def load_results(paths: PathArg | Sequence[PathArg], *, delta_mtl: bool = True) 
             df["arch_spec_path"] = [_absolute(exp_dir, p) for p in df["arch_spec_path"]]
         df["is_valid"] = df["status"].isin(VALID_STATUSES).to_numpy(bool)
         if delta_mtl:
-            df["delta_mtl"] = delta_mtl_column(df, file_senses, list(info.get("tasks", {})) or None)
+            df["delta_mtl"] = delta_mtl_column(df, file_senses, list(info.get("tasks", {})) or None,
+                                               unusable_baseline, unavailable)
         frames.append(df)
     out = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
     dup = out.duplicated(["experiment", "trial_id"])
     if dup.any():
         first = out.loc[dup, ["experiment", "trial_id"]].iloc[0].tolist()
         raise AnalysisError(f"trial {first[1]!r} of experiment {first[0]!r} appears twice: was an experiment given twice?")
-    out.attrs = {"metric_senses": senses, "tasks": tasks, "trivial": trivial, "learned_margins": margins}
+    out.attrs = {"metric_senses": senses, "tasks": tasks, "trivial": trivial, "learned_margins": margins,
+                 "delta_mtl_unavailable": unavailable}
     return out
 
 
@@ -178,7 +184,13 @@ def metric_sense(name: str, senses: Mapping[str, str] | None = None) -> str:
     return sense
 
 
-def delta_mtl_column(df: pd.DataFrame, senses: Mapping[str, str], tasks: Sequence[str] | None = None) -> pd.Series:
+def delta_mtl_column(
+    df: pd.DataFrame,
+    senses: Mapping[str, str],
+    tasks: Sequence[str] | None = None,
+    unusable_baseline: str = "raise",
+    unavailable: list[dict] | None = None,
+) -> pd.Series:
     """Multi-task gain in percent of every valid non-baseline row (NaN elsewhere).
 
     ``delta_mtl = 100/T * sum_t 1/|M_t| * sum_m (-1)^{l_m} (M_tm - B_tm) / B_tm``, ``l_m = 1`` when lower
@@ -188,7 +200,11 @@ def delta_mtl_column(df: pd.DataFrame, senses: Mapping[str, str], tasks: Sequenc
     another seed's baseline would silently change the number; so does a baseline that only exists
     early-stopped or errored (it trained less than the method, so the gain would be inflated).
     A baseline flagged ``learned == False`` raises too: a gain over a trivial predictor means nothing.
+    With ``unusable_baseline="nan"`` those two cases (not finished, not learned) leave the experiment and
+    seed's rows NaN instead, and append ``{experiment, seed, task, trial_id, reason}`` to ``unavailable``.
     """
+    if unusable_baseline not in ("raise", "nan"):
+        raise ValueError(f"unusable_baseline must be 'raise' or 'nan', got {unusable_baseline!r}")
     cols_by_task = metric_columns(df)
     tasks = list(tasks) if tasks else list(cols_by_task)
     out = pd.Series(np.nan, index=df.index, dtype="float64", name="delta_mtl")
@@ -199,43 +215,64 @@ def delta_mtl_column(df: pd.DataFrame, senses: Mapping[str, str], tasks: Sequenc
     finished = df["status"].isin(BASELINE_STATUSES).to_numpy(bool)
     base, target = df[finished & is_base], df[valid & ~is_base]
     for (exp, seed), rows in target.groupby(["experiment", "seed"], sort=True):
-        per_task = []
-        for task in tasks:
-            b = base[(base["experiment"] == exp) & (base["seed"] == seed) & (base["baseline_task"] == task)]
-            where = f"task {task!r}, experiment {exp!r}, seed {seed}"
-            if b.empty:
-                others = df[is_base & ~finished & (df["experiment"] == exp).to_numpy(bool)
-                            & (df["seed"] == seed).to_numpy(bool) & (df["baseline_task"] == task).to_numpy(bool)]
-                if not others.empty:
-                    raise AnalysisError(
-                        f"the single_task baseline for {where} did not finish (status "
-                        f"{sorted(set(others['status']))}, trial {others['trial_id'].iloc[0]!r}): an early-stopped or "
-                        "errored baseline trained less than the method and is never used as a reference; re-run it to "
-                        "the end (a scheduler must not stop baselines), or load with delta_mtl=False"
-                    )
-                raise AnalysisError(
-                    f"no valid single_task baseline (a finished one) for {where}: run the single-task baselines for this seed, "
-                    "or leave delta_mtl out of the objectives (load_results(..., delta_mtl=False))"
-                )
-            flat = not_learned(b) | not_learned(b, f"learned/{task}")
-            if flat.any():
-                raise AnalysisError(
-                    f"the single_task baseline for {where} (trial {b.loc[flat, 'trial_id'].iloc[0]!r}) did not "
-                    f"learn task {task!r} (it does not beat its trivial reference by the margins): delta_mtl against it "
-                    "would be a gain over a trivial predictor; fix the baseline's training (epochs, learning rate), or load "
-                    "with delta_mtl=False and compare task metrics"
-                )
-            cols = [c for c in cols_by_task.get(task, []) if b[c].notna().any()]
-            if not cols:
-                raise AnalysisError(f"the single_task baseline for {where} has no metric values")
-            ref = b[cols].mean().to_numpy(float)  # (m,)
-            if (ref == 0).any():
-                raise AnalysisError(f"a baseline metric of {where} is 0, so a relative change is undefined")
-            sign = np.array([1.0 if metric_sense(c.rsplit("/", 1)[1], senses) == "max" else -1.0 for c in cols])
-            values = rows[cols].to_numpy(float)  # (n, m)
-            per_task.append((sign * (values - ref) / ref).mean(axis=1))  # NaN stays NaN
-        out.loc[rows.index] = 100.0 * np.mean(per_task, axis=0)
+        try:
+            out.loc[rows.index] = _delta_mtl_of_seed(rows, df, base, is_base, finished, exp, seed, tasks, cols_by_task, senses)
+        except _UnusableBaseline as e:
+            if unusable_baseline == "raise":
+                raise AnalysisError(str(e)) from None
+            if unavailable is not None:
+                unavailable.append({"experiment": exp, "seed": seed, "task": e.task, "trial_id": e.trial_id, "reason": e.reason})
     return out
+
+
+class _UnusableBaseline(Exception):
+    """A baseline exists for (experiment, seed, task) but cannot be the reference (not finished / not learned)."""
+
+    def __init__(self, message: str, task: str, trial_id: str, reason: str):
+        super().__init__(message)
+        self.task, self.trial_id, self.reason = task, trial_id, reason
+
+
+def _delta_mtl_of_seed(rows, df, base, is_base, finished, exp, seed, tasks, cols_by_task, senses) -> np.ndarray:
+    """delta_mtl of one experiment and seed's rows (see delta_mtl_column)."""
+    per_task = []
+    for task in tasks:
+        b = base[(base["experiment"] == exp) & (base["seed"] == seed) & (base["baseline_task"] == task)]
+        where = f"task {task!r}, experiment {exp!r}, seed {seed}"
+        if b.empty:
+            others = df[is_base & ~finished & (df["experiment"] == exp).to_numpy(bool)
+                        & (df["seed"] == seed).to_numpy(bool) & (df["baseline_task"] == task).to_numpy(bool)]
+            if not others.empty:
+                raise _UnusableBaseline(
+                    f"the single_task baseline for {where} did not finish (status "
+                    f"{sorted(set(others['status']))}, trial {others['trial_id'].iloc[0]!r}): an early-stopped or "
+                    "errored baseline trained less than the method and is never used as a reference; re-run it to "
+                    "the end (a scheduler must not stop baselines), or load with delta_mtl=False",
+                    task, str(others["trial_id"].iloc[0]), f"did not finish ({', '.join(sorted(set(others['status'])))})",
+                )
+            raise AnalysisError(
+                f"no valid single_task baseline (a finished one) for {where}: run the single-task baselines for this seed, "
+                "or leave delta_mtl out of the objectives (load_results(..., delta_mtl=False))"
+            )
+        flat = not_learned(b) | not_learned(b, f"learned/{task}")
+        if flat.any():
+            raise _UnusableBaseline(
+                f"the single_task baseline for {where} (trial {b.loc[flat, 'trial_id'].iloc[0]!r}) did not "
+                f"learn task {task!r} (it does not beat its trivial reference by the margins): delta_mtl against it "
+                "would be a gain over a trivial predictor; fix the baseline's training (epochs, learning rate), or load "
+                "with delta_mtl=False and compare task metrics",
+                task, str(b.loc[flat, "trial_id"].iloc[0]), "did not learn",
+            )
+        cols = [c for c in cols_by_task.get(task, []) if b[c].notna().any()]
+        if not cols:
+            raise AnalysisError(f"the single_task baseline for {where} has no metric values")
+        ref = b[cols].mean().to_numpy(float)  # (m,)
+        if (ref == 0).any():
+            raise AnalysisError(f"a baseline metric of {where} is 0, so a relative change is undefined")
+        sign = np.array([1.0 if metric_sense(c.rsplit("/", 1)[1], senses) == "max" else -1.0 for c in cols])
+        values = rows[cols].to_numpy(float)  # (n, m)
+        per_task.append((sign * (values - ref) / ref).mean(axis=1))  # NaN stays NaN
+    return 100.0 * np.mean(per_task, axis=0)
 
 
 # ----------------------------------------------------------------------------- epochs, specs

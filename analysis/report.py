@@ -102,7 +102,9 @@ def write_report(
     """
     exp_dir = Path(exp_dir)
     needs_delta = "delta_mtl" in _objective_columns(objectives)
-    df = load_results(exp_dir, delta_mtl=needs_delta)  # baselines are required only when delta_mtl is used
+    # baselines are required only when delta_mtl is used; a baseline that did not learn or did not finish
+    # leaves its seed's delta_mtl NaN (listed under Trials) instead of failing the whole report
+    df = load_results(exp_dir, delta_mtl=needs_delta, unusable_baseline="nan")
     cmp = compare_fronts(df, by=by, objectives=objectives, budgets=budgets)
     out = Path(out) if out is not None else exp_dir / "report"
     out.mkdir(parents=True, exist_ok=True)
@@ -167,6 +169,13 @@ def write_report(
     ]
     if "learned" in df.columns:
         md += _excluded_lines(flagged)
+    unavailable = pd.DataFrame(df.attrs.get("delta_mtl_unavailable", []))
+    if len(unavailable):
+        tables["delta_mtl_unavailable"] = unavailable.set_index(["experiment", "seed"])
+        unavailable.to_csv(out / "delta_mtl_unavailable.csv", index=False)
+        md += [f"**delta_mtl not computed for {len(unavailable)} seed(s)**: their single-task baseline cannot be the "
+               "reference, so every trial of that seed has no delta_mtl and stays off the fronts and hypervolumes "
+               "(the other seeds are unaffected).", "", markdown_table(unavailable, index=False), ""]
     if len(errored):
         md += ["Not valid (left out of fronts and baselines):", "",
                markdown_table(errored[["trial_id", "status", "error"]] if "error" in df.columns else errored[["trial_id", "status"]], index=False), ""]

@@ -109,11 +109,25 @@ def test_delta_mtl_refused_against_a_baseline_that_did_not_learn(tmp_path, capsy
         load_results(exp)
     df = load_results(exp, delta_mtl=False)  # task metrics still load
     assert not_learned_table(df)["trial_id"].tolist() == ["single_task_normal_s1"]
+    # unusable_baseline="nan": seed 1 has no delta_mtl (listed with the reason), seed 0 keeps its numbers
+    lenient = load_results(exp, unusable_baseline="nan")
+    strict0 = load_results(_experiment(tmp_path / "ok", lambda df: df, seeds=(0, 1)))
+    s1 = (lenient["seed"] == 1) & (lenient["mode"] != "single_task")
+    assert lenient.loc[s1, "delta_mtl"].isna().all() and s1.any()
+    s0 = (lenient["seed"] == 0) & (lenient["mode"] != "single_task")
+    pd.testing.assert_series_equal(lenient.loc[s0, "delta_mtl"], strict0.loc[s0, "delta_mtl"])
+    assert lenient.attrs["delta_mtl_unavailable"] == [
+        {"experiment": lenient["experiment"].iloc[0], "seed": 1, "task": "normal", "trial_id": "single_task_normal_s1",
+         "reason": "did not learn"}]
+    with pytest.raises(ValueError, match="unusable_baseline"):
+        load_results(exp, unusable_baseline="ignore")
     from analysis.__main__ import main
 
-    assert main([str(exp), "--out", str(tmp_path / "r")]) == 2
-    err = capsys.readouterr().err
-    assert err.startswith("error: ") and "single_task_normal_s1" in err and "'normal'" in err
+    # the report is written: one bad baseline does not take the other seeds' comparison with it
+    assert main([str(exp), "--out", str(tmp_path / "r")]) == 0
+    md = (tmp_path / "r" / "report.md").read_text()
+    assert "**delta_mtl not computed for 1 seed(s)**" in md and "| single_task_normal_s1 | did not learn |" in md
+    assert (tmp_path / "r" / "delta_mtl_unavailable.csv").is_file()
     # a metric objective needs no baseline: the report is written, the non-learning baseline flagged
     assert main([str(exp), "--objectives", OBJ, "--out", str(tmp_path / "r2")]) == 0
 
