@@ -52,7 +52,6 @@ from .spec import ArchSpec, TaskArch, edge_list
 def normalised_capacities(a: np.ndarray, b: np.ndarray, g: np.ndarray, edges: list[tuple[int, int]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """node_share's capacities: each node's input gates (read-in and in-edges) divided by their sum, and
     the read-out gates divided by theirs (a node or read-out with all gates 0 keeps 0)."""
-    n = len(b)
     into = np.array(b, dtype=float)
     for e, (_, j) in enumerate(edges):
         into[j - 1] += a[e]
@@ -97,6 +96,7 @@ class _BestPaths:
         n, self.edges = len(b), edges
         with np.errstate(divide="ignore"):
             la, lb, lg = np.log(a), np.log(b), np.log(g)
+        self.lg = lg
         self.into = np.full(n + 1, -np.inf)  # log of the best S->j product
         self.prev: dict[int, int | None] = {}  # the best path's last edge into j (None: j's read-in)
         for j in range(1, n + 1):
@@ -133,28 +133,33 @@ class _BestPaths:
         return path, i
 
 
+    def best_path(self) -> tuple[list[int], int, int]:
+        """The S->K path with the largest product: (edge indices, read-in node, read-out node)."""
+        end = int(np.argmax([self.into[j] + self.lg[j - 1] for j in range(1, len(self.lg) + 1)])) + 1
+        path, start = self.chain_in(end) or ([], end)
+        return path, start, end
+
+
 def max_product_path(a: np.ndarray, b: np.ndarray, g: np.ndarray, edges: list[tuple[int, int]]) -> tuple[list[int], int, int]:
     """The S->K path with the largest product of capacities: (edge indices, read-in node, read-out node)."""
-    best = _BestPaths(a, b, g, edges)
-    n = len(b)
-    end = int(np.argmax([best.into[j] + np.log(g[j - 1]) if g[j - 1] > 0 else -np.inf for j in range(1, n + 1)])) + 1
-    path, start = best.chain_in(end) or ([], end)
-    return path, start, end
+    return _BestPaths(a, b, g, edges).best_path()
 
 
 def reduce_task(a: np.ndarray, b: np.ndarray, g: np.ndarray, n_nodes: int, flow_width: int, tau: float,
                 rule: str = "path_product") -> TaskArch:
     """Discrete architecture of one task from its gate probabilities (see module docstring)."""
+    if rule not in FLOW_RULES:
+        raise ValueError(f"unknown flow rule {rule!r}; rules are {FLOW_RULES}")
     edges = edge_list(n_nodes, flow_width)
-    fe, fin, fout, _ = edge_flows(a, b, g, edges, rule)
-    if rule == "node_share":
+    if rule == "node_share":  # node_share is path_product on the normalised capacities
         a, b, g = normalised_capacities(a, b, g, edges)
+    fe, fin, fout, _ = edge_flows(a, b, g, edges)
     keep_e = {e for e in range(len(edges)) if fe[e] >= tau}
     keep_in = {j for j in range(1, n_nodes + 1) if fin[j - 1] >= tau}
     keep_out = {j for j in range(1, n_nodes + 1) if fout[j - 1] >= tau}
-    path, start, end = max_product_path(a, b, g, edges)
+    best = _BestPaths(a, b, g, edges)
+    path, start, end = best.best_path()
     if rule == "node_share":  # connect: every kept element joins a read-in and a read-out by its best chains
-        best = _BestPaths(a, b, g, edges)
 
         def add_in(j: int) -> None:
             if (c := best.chain_in(j)) is not None:
