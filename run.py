@@ -75,9 +75,11 @@ def main(argv: list[str] | None = None) -> int:
             p = summary["params"]
             print(f"done: compact params {p['union']:,} (full supernet {p['supernet']:,}); files in {args.out}")
             return 0
-        from tune.launch import main as sweep_main
+        from supernet.config import parse_set
+        from tune.launch import launch
 
-        exp_path, by = sweep_main(args)
+        exp_path, by = launch(args.config, resume=args.resume, name=args.name, storage=args.storage,
+                              address=args.address, preset=args.preset, overrides=parse_set(args.overrides))
         if not args.no_report:
             write_report(exp_path, by)
         return 0

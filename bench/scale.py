@@ -96,7 +96,7 @@ def _slope(ys: list[float]) -> float:
     return sum((i - mx) * (y - my) for i, y in enumerate(ys)) / sum((i - mx) ** 2 for i in range(n))
 
 
-def floor_trainable(config: dict) -> None:
+def floor_trainable(config: dict, setup=None) -> None:
     """Reports and checkpoints like a nano trial, and nothing else."""
     from ray import tune
 
@@ -126,7 +126,8 @@ def run(k: int, storage: str, floor_shape: dict | None = None) -> tuple[dict, ob
     t0 = time.perf_counter()
     with contextlib.redirect_stdout(sys.stderr):  # Tune's progress tables; the JSON alone goes to stdout
         if floor_shape:
-            build_tuner(sweep, storage, extra_config=floor_shape, trainable=floor_trainable, callbacks=[clock]).fit()
+            build_tuner(sweep, storage, extra_config=floor_shape, train_fn=floor_trainable, results=False,
+                        callbacks=[clock]).fit()
         else:
             build_tuner(sweep, storage, callbacks=[clock]).fit()
     wall = time.perf_counter() - t0
@@ -160,7 +161,7 @@ def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--k", type=int, nargs="+", default=[100, 1000], help="sweep sizes (default 100 1000)")
     args = p.parse_args(argv)
-    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # the settings of tune.launch.main
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # the settings of tune.launch.launch
     os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "5")
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     import ray

@@ -89,14 +89,40 @@ def one_thread(fn, *args, **kwargs):
         torch.set_num_threads(before)
 
 
+def crash_once(marker: str, after_step: int):
+    """A report function for the trainable that, once (``marker`` not yet written), raises right after the
+    checkpointed report of a step >= ``after_step``: the trial crashes mid-stage with a checkpoint saved."""
+    from ray import tune
+
+    def report(metrics, checkpoint=None):
+        tune.report(metrics, checkpoint=checkpoint)
+        if checkpoint is not None and metrics["step"] >= after_step and not Path(marker).exists():
+            Path(marker).write_text(str(metrics["step"]))
+            raise RuntimeError(f"injected crash after the checkpoint of step {metrics['step']}")
+
+    return report
+
+
+def train_crashing_once(config, setup):
+    from tune.trainable import train
+
+    train(config, setup, report=crash_once(**config["_crash"]))
+
+
 def test_trial_killed_mid_stage_resumes_from_its_checkpoint(ray_session, tmp_path):
+    import sys
+
+    import ray
+
     from tune.launch import build_tuner
     from tune.space import load_sweep
 
+    ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])  # the Ray worker gets the fault injection by value
     cfg = {"warmup.epochs": 3, "trial.checkpoint_every": 1, "trial.deterministic": True}
     path = sweep_file(tmp_path, "crash", config=cfg, axes={"model.flow_width": {"grid": [2]}}, max_failures=1)
     marker = tmp_path / "crashed"
-    tuner = build_tuner(load_sweep(path), str(tmp_path / "runs"), extra_config={"_crash": {"marker": str(marker), "after_step": 2}})
+    tuner = build_tuner(load_sweep(path), str(tmp_path / "runs"), train_fn=train_crashing_once,
+                        extra_config={"_crash": {"marker": str(marker), "after_step": 2}})
     result = tuner.fit()[0]
     assert marker.read_text() == "2"  # it did crash, once, after the checkpoint of step 2
     assert result.metrics["trial_finished"] == 1 and result.metrics["resumed_from_step"] == 2

@@ -1,4 +1,4 @@
-"""Run, or resume, a sweep: Ray session, Tuner (search, scheduler, resources, storage), results, report.
+"""``launch(...)``: run, or resume, a sweep: Ray session, Tuner (search, scheduler, resources, storage), results.
 
     python run.py [--config FILE] [--storage PATH|URI] [--address ADDR] [--name NAME] [--set k=v ...]
     python run.py --resume [--name NAME] [--storage ...]
@@ -11,7 +11,6 @@ end. ``run.py`` writes the analysis report. Ray is imported only once the cluste
 """
 from __future__ import annotations
 
-import argparse
 import logging
 import os
 import pickle
@@ -21,7 +20,7 @@ from typing import Any
 import yaml
 
 from analysis.schema import experiment_fs
-from supernet.config import ConfigError, flatten, load_yaml, parse_set
+from supernet.config import ConfigError, flatten, load_yaml
 
 from .cluster import join_error, prepare_join
 from .space import Sweep, parse_sweep, task_kinds
@@ -134,14 +133,14 @@ def _reporter(sweep: Sweep):
     return CLIReporter(metric_columns=metrics, parameter_columns=params, max_report_frequency=20, sort_by_metric=False)
 
 
-def _trainable(sweep: Sweep, exp_path: str, stage_reuse: bool = True):
+def _trainable(sweep: Sweep, exp_path: str, stage_reuse: bool = True, train_fn: Any = None):
     from ray import tune
 
     from .trainable import TrialSetup, train
 
     cache = cache_root(exp_path) if stage_reuse else None
     setup = TrialSetup(sweep.preset, sweep.base, cache, None if is_uri(exp_path) else exp_path)
-    return tune.with_resources(tune.with_parameters(train, setup=setup), {"cpu": sweep.cpu, "gpu": sweep.gpu})
+    return tune.with_resources(tune.with_parameters(train_fn or train, setup=setup), {"cpu": sweep.cpu, "gpu": sweep.gpu})
 
 
 def logger_callbacks(sweep: Sweep) -> list:
@@ -161,11 +160,12 @@ def logger_callbacks(sweep: Sweep) -> list:
 
 
 def build_tuner(sweep: Sweep, storage: str, extra_config: dict | None = None, stage_reuse: bool = True,
-                trainable: Any = None, callbacks: list | None = None):
+                train_fn: Any = None, results: bool = True, callbacks: list | None = None):
     """A Tuner for ``sweep`` with its experiment at ``<storage>/<sweep.name>``.
 
-    For benchmarks: ``stage_reuse=False``; ``trainable``: another function trainable under the same Tune
-    settings, without the results tables (``bench/scale.py``'s floor); ``callbacks``: more Tune callbacks.
+    ``train_fn``: the function trainable ``(config, setup)`` (default ``tune.trainable.train``; tests wrap
+    it to inject faults, ``bench/scale.py``'s floor is a trivial one); ``results``: write the results
+    tables; ``stage_reuse=False`` for benchmarks; ``callbacks``: more Tune callbacks.
     """
     from ray import tune
 
@@ -173,11 +173,8 @@ def build_tuner(sweep: Sweep, storage: str, extra_config: dict | None = None, st
 
     exp_path = _join(storage, sweep.name)
     tasks = task_kinds(sweep.config())
-    ours = [] if trainable is not None else [ResultsCallback(exp_path, sweep.name, sweep.preset, sweep.base, tasks, sweep.swept_keys)]
-    if trainable is None:
-        trainable = _trainable(sweep, exp_path, stage_reuse)
-    else:
-        trainable = tune.with_resources(trainable, {"cpu": sweep.cpu, "gpu": sweep.gpu})
+    ours = [ResultsCallback(exp_path, sweep.name, sweep.preset, sweep.base, tasks, sweep.swept_keys)] if results else []
+    trainable = _trainable(sweep, exp_path, stage_reuse, train_fn)
     param_space, search_alg, num_samples = make_search(sweep)
     if extra_config:
         param_space = {**param_space, **extra_config}
@@ -236,34 +233,31 @@ def _read_text(exp_path: str, name: str) -> str | None:
 
 # ----------------------------------------------------------------------------- entry point
 
-def _storage(args: argparse.Namespace) -> str:
-    s = args.storage or DEFAULT_STORAGE
+def _storage(storage: str | None) -> str:
+    s = storage or DEFAULT_STORAGE
     return s if is_uri(s) else str(Path(s).expanduser().resolve())
 
 
-def _sweep_file_doc(path: str | Path, args: argparse.Namespace) -> dict:
+def sweep_doc(path: str | Path, name: str | None = None, preset: str | None = None, overrides: dict | None = None) -> dict:
+    """The sweep file as it will run: ``preset`` and ``overrides`` (dotted keys) applied, its name set."""
     doc = load_yaml(path)
-    if args.preset:
-        doc["preset"] = args.preset
-    if args.overrides:
-        doc["config"] = {**flatten(doc.get("config") or {}), **parse_set(args.overrides)}
+    if preset:
+        doc["preset"] = preset
+    if overrides:
+        doc["config"] = {**flatten(doc.get("config") or {}), **overrides}
     sw = dict(doc.get("sweep") or {})
-    sw["name"] = args.name or sw.get("name") or Path(path).stem
+    sw["name"] = name or sw.get("name") or Path(path).stem
     doc["sweep"] = sw
     return doc
 
 
-def load_for(args: argparse.Namespace, storage: str) -> tuple[Sweep, dict]:
-    """The sweep to run or resume. --resume reads ``<exp>/sweep.yaml`` (the file as first run)."""
-    if args.resume:
-        name = args.name or load_yaml(args.config or DEFAULT_CONFIG).get("sweep", {}).get("name") or Path(args.config or DEFAULT_CONFIG).stem
-        text = _read_text(_join(storage, name), "sweep.yaml")
-        if text is None:
-            raise ConfigError(f"--resume: no experiment {name!r} under {storage} (no sweep.yaml there); give --name and --storage")
-        doc = yaml.safe_load(text)
-    else:
-        doc = _sweep_file_doc(args.config or DEFAULT_CONFIG, args)
-    return parse_sweep(doc), doc
+def resumed_doc(storage: str, config: str | Path | None, name: str | None) -> dict:
+    """--resume: ``<exp>/sweep.yaml``, the sweep file as first run."""
+    name = name or load_yaml(config or DEFAULT_CONFIG).get("sweep", {}).get("name") or Path(config or DEFAULT_CONFIG).stem
+    text = _read_text(_join(storage, name), "sweep.yaml")
+    if text is None:
+        raise ConfigError(f"--resume: no experiment {name!r} under {storage} (no sweep.yaml there); give --name and --storage")
+    return yaml.safe_load(text)
 
 
 def init_ray(address: str | None) -> bool:
@@ -321,21 +315,25 @@ def report_group(sweep: Sweep) -> str:
     return "flow_width"
 
 
-def main(args: argparse.Namespace) -> tuple[str, str]:
-    """``run.py`` sweep path: run (or with --resume continue) the sweep and write its tables and summary.
+def launch(config: str | Path | None = None, *, resume: bool = False, name: str | None = None,
+           storage: str | None = None, address: str | None = None, preset: str | None = None,
+           overrides: dict[str, Any] | None = None) -> tuple[str, str]:
+    """Run the sweep of ``config`` (default configs/default.yaml), or with ``resume`` continue the interrupted
+    one, and write its tables and summary. ``overrides``: dotted config keys (``run.py --set``).
 
     Returns the experiment path and the column the report should group fronts by (run.py writes the report).
     """
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # use the CLIReporter table below
     os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "5")  # experiment state (for --resume) at most 5 s old
-    storage = _storage(args)
-    sweep, doc = load_for(args, storage)
+    storage = _storage(storage)
+    doc = resumed_doc(storage, config, name) if resume else sweep_doc(config or DEFAULT_CONFIG, name, preset, overrides)
+    sweep = parse_sweep(doc)
     exp_path = _join(storage, sweep.name)
-    if not args.resume and _read_text(exp_path, "sweep.yaml") is not None:
+    if not resume and _read_text(exp_path, "sweep.yaml") is not None:
         raise ConfigError(f"experiment {exp_path} exists: continue it with --resume, or pick another --name/--storage")
-    started = init_ray(args.address)
+    started = init_ray(address)
     try:
-        if args.resume:
+        if resume:
             tuner = restore_tuner(sweep, storage)
         else:
             _write_text(exp_path, "sweep.yaml", yaml.safe_dump(doc, sort_keys=False))

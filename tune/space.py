@@ -121,8 +121,9 @@ class Sweep:
 
     @property
     def epochs(self) -> dict[str, int]:
-        c = self.config()
-        return {"warmup": c.warmup.epochs, "search": c.search.epochs, "finetune": c.finetune.epochs}
+        from supernet.trial import stage_epochs
+
+        return stage_epochs(self.config())
 
 
 def task_names(cfg: Config) -> list[str]:

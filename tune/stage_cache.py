@@ -1,6 +1,6 @@
 """Where trials share stage checkpoints (stage reuse, DESIGN section 7): ``<storage>/<name>/stage_cache/``.
 
-Local and NFS paths use ``supernet.trial.DirStageStore`` (atomic temp file + hard link: two trials
+Local and NFS paths use ``supernet.store.DirStageStore`` (atomic temp file + hard link: two trials
 racing for one key cannot corrupt it, the first writer wins). For URIs (``s3://``, ``gs://``, ...)
 stage reuse is switched off with a log line: object stores offer no atomic create-if-absent through
 pyarrow.fs, and a torn or doubly-written stage checkpoint would silently change results.
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 
-from supernet.trial import DirStageStore
+from supernet.store import DirStageStore
 
 log = logging.getLogger(__name__)
 

@@ -6,16 +6,17 @@ The trial's own files (config.json, arch_spec.json, metrics.jsonl, summary.json)
 ``<storage>/<name>/trial_<id>/``: written there directly for local/NFS storage; for URIs written to
 Tune's trial directory and synced by Tune (``SyncConfig(sync_artifacts=True)``).
 
-Reports: one per epoch (the record of ``run_trial``, the same keys every time) plus ``SUMMARY_KEYS``
-(NaN until the last report, which carries the summary's figures and ``trial_finished = 1``).
-A checkpoint (``state.pt`` + the ``metrics.jsonl`` so far) rides on the report of the last epoch of a
-stage and of every ``trial.checkpoint_every``-th epoch; a restarted trial continues from the latest one.
+``train`` is a loop over ``supernet.trial.trial_events``: one report per event that carries an epoch
+(a trained epoch, the last record of a stage replayed from the stage cache, the end), each with the
+record's keys plus ``summary_keys`` (NaN until the last report, which carries the summary's figures and
+``trial_finished = 1``). The event's checkpoint (``state.pt`` + the ``metrics.jsonl`` so far) rides on
+that report: the last epoch of a stage and every ``trial.checkpoint_every``-th; a restarted trial
+continues from the latest one. ``report`` is a parameter so that tests can inject faults around it.
 """
 from __future__ import annotations
 
 import json
 import math
-import os
 import shutil
 import socket
 import tempfile
@@ -27,7 +28,7 @@ import ray
 from ray import tune
 
 from supernet.config import build_config
-from supernet.trial import REUSABLE_STAGES, STAGE_PLAN, STAGES, TrialHooks, atomic_torch_save, load_checkpoint, run_trial
+from supernet.trial import REUSABLE_STAGES, STAGES, Boundary, Finished, Replayed, atomic_torch_save, load_checkpoint, trial_events
 
 from .stage_cache import open_store
 
@@ -78,69 +79,6 @@ def flatten_summary(summary: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-class TuneHooks(TrialHooks):
-    """Reports each epoch; holds back the epoch a checkpoint will follow so both go in one report."""
-
-    def __init__(self, trial_dir: Path, epochs: dict[str, int], plan: tuple[str, ...], every: int, extra: dict):
-        self.dir, self.epochs, self.plan, self.every, self.extra = trial_dir, epochs, plan, every, extra
-        self.held: dict[str, Any] | None = None
-        self.keyed = False
-        self.last_state: dict[str, Any] | None = None
-        self.crash = extra.pop("_crash", None)
-
-    def _expects_checkpoint(self, rec: dict[str, Any]) -> bool:
-        n, e = self.epochs[rec["stage"]], rec["epoch"] + 1
-        return e == n or bool(self.every and e % self.every == 0)
-
-    def report(self, rec: dict[str, Any], state: dict[str, Any] | None = None, final: dict | None = None) -> None:
-        metrics = {**rec, **self.extra, **(final or {})}
-        metrics = {k: (math.nan if v is None else v) for k, v in metrics.items()}
-        if state is None:
-            tune.report(metrics)
-            return
-        with tempfile.TemporaryDirectory() as d:
-            atomic_torch_save(state, Path(d) / "state.pt")
-            if (self.dir / "metrics.jsonl").is_file():
-                shutil.copy(self.dir / "metrics.jsonl", Path(d) / "metrics.jsonl")
-            tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(d))
-        self._maybe_crash(rec)
-
-    def on_epoch(self, record: dict[str, Any]) -> None:
-        if not self.keyed:  # the summary keys, NaN until the end, in every report
-            tasks = [k.split("/", 1)[1] for k in record if k.startswith("val_loss/")]
-            metrics = [k.split("/", 1)[1] for k in record if k.startswith("metric/")]
-            self.extra, self.keyed = {**summary_keys(tasks, metrics), **self.extra}, True
-        if self.held is not None:  # a checkpoint was expected but did not come: report without one
-            self.report(self.held)
-        self.held = None
-        if self._expects_checkpoint(record):
-            self.held = record
-        else:
-            self.report(record)
-
-    def on_replay(self, records: list[dict[str, Any]]) -> None:
-        """A stage came from the stage cache: its epochs are in metrics.jsonl already; one report (the
-        stage's last record, with the boundary checkpoint) instead of a driver round trip per epoch."""
-        self.on_epoch(records[-1])
-
-    def save_checkpoint(self, state: dict[str, Any]) -> None:
-        self.last_state = state
-        last = self.held is not None and self.held["stage"] == self.plan[-1] and self.held["epoch"] + 1 == self.epochs[self.plan[-1]]
-        if self.held is not None and not last:  # the final epoch waits for the summary
-            self.report(self.held, state)
-            self.held = None
-
-    def finish(self, summary: dict[str, Any]) -> None:
-        rec = self.held or _last_line(self.dir / "metrics.jsonl")
-        self.report(rec, self.last_state, final=flatten_summary(summary))
-
-    def _maybe_crash(self, rec: dict[str, Any]) -> None:
-        """Fault injection for tests: ``_crash: {marker, after_step}`` raises once after that checkpoint."""
-        if self.crash and rec["step"] >= self.crash["after_step"] and not os.path.exists(self.crash["marker"]):
-            Path(self.crash["marker"]).write_text(str(rec["step"]))
-            raise RuntimeError(f"injected crash after the checkpoint of step {rec['step']}")
-
-
 def _finished_summary(trial_dir: Path) -> dict[str, Any] | None:
     p = trial_dir / "summary.json"
     if not p.is_file():
@@ -151,39 +89,58 @@ def _finished_summary(trial_dir: Path) -> dict[str, Any] | None:
 
 def _last_line(path: Path) -> dict[str, Any]:
     lines = path.read_text().splitlines()
-    return json.loads(lines[-1])
+    return json.loads(lines[-1]) if lines else {}
 
 
-def train(config: dict[str, Any], setup: TrialSetup) -> None:
+def _resume(trial_dir: Path) -> dict[str, Any] | None:
+    """Tune's latest checkpoint of this trial (its state and metrics.jsonl back in the trial folder), or None."""
+    ckpt = tune.get_checkpoint()
+    if ckpt is None:
+        return None
+    with ckpt.as_directory() as d:
+        if (Path(d) / "metrics.jsonl").is_file():
+            shutil.copy(Path(d) / "metrics.jsonl", trial_dir / "metrics.jsonl")
+        return load_checkpoint(Path(d) / "state.pt")
+
+
+def send(report, metrics: dict[str, Any], checkpoint: dict[str, Any] | None, trial_dir: Path) -> None:
+    """One ``report(metrics[, checkpoint=...])``; a checkpoint is ``state.pt`` + the metrics.jsonl so far."""
+    metrics = {k: (math.nan if v is None else v) for k, v in metrics.items()}
+    if checkpoint is None:
+        return report(metrics)
+    with tempfile.TemporaryDirectory() as d:
+        atomic_torch_save(checkpoint, Path(d) / "state.pt")
+        if (trial_dir / "metrics.jsonl").is_file():
+            shutil.copy(trial_dir / "metrics.jsonl", Path(d) / "metrics.jsonl")
+        report(metrics, checkpoint=tune.Checkpoint.from_directory(d))
+
+
+def train(config: dict[str, Any], setup: TrialSetup, report=tune.report) -> None:
     """The function trainable: build the config, resume from Tune's checkpoint if any, run, report."""
-    overrides = config["overrides"]
-    cfg = build_config(setup.preset, {**setup.base, **overrides})
+    cfg = build_config(setup.preset, {**setup.base, **config["overrides"]})
     ctx = tune.get_context()
     # local/NFS storage: write straight into the experiment's trial folder (launch names it trial_<id>), so
     # the files are complete there when the trial reports its end; URIs: Tune's trial dir, synced by Tune
     trial_dir = Path(setup.exp_dir) / f"trial_{ctx.get_trial_id()}" if setup.exp_dir else Path(ctx.get_trial_dir())
     trial_dir.mkdir(parents=True, exist_ok=True)
-    summary = _finished_summary(trial_dir)
-    if summary is not None:  # it finished, but the driver died before Tune's state recorded that: never re-run
+    where = {"node": ray.get_runtime_context().get_node_id(), "hostname": socket.gethostname()}
+    done = _finished_summary(trial_dir)
+    if done is not None:  # it finished, but the driver died before Tune's state recorded that: never re-run
         last = _last_line(trial_dir / "metrics.jsonl")
-        metrics = [f"{t}/{m}" for t, ms in summary["metrics"].items() for m in ms]
-        tune.report({**summary_keys(list(summary["val_loss"]), metrics), **last, **flatten_summary(summary),
-                     "node": ray.get_runtime_context().get_node_id(), "hostname": socket.gethostname(),
-                     "resumed_from_step": last["step"]})
-        return
-    resume = None
-    ckpt = tune.get_checkpoint()
-    if ckpt is not None:
-        with ckpt.as_directory() as d:
-            resume = load_checkpoint(Path(d) / "state.pt")
-            if (Path(d) / "metrics.jsonl").is_file():
-                shutil.copy(Path(d) / "metrics.jsonl", trial_dir / "metrics.jsonl")
-    epochs = {"warmup": cfg.warmup.epochs, "search": cfg.search.epochs, "finetune": cfg.finetune.epochs}
-    extra = {"node": ray.get_runtime_context().get_node_id(), "hostname": socket.gethostname(),
-             "resumed_from_step": resume["step"] if resume else 0}
-    if "_crash" in config:
-        extra["_crash"] = config["_crash"]
-    hooks = TuneHooks(trial_dir, epochs, STAGE_PLAN[cfg.trial.mode], cfg.trial.checkpoint_every, extra)
-    store = open_store(setup.stage_cache)
-    summary = run_trial(cfg, trial_dir, hooks, resume=resume, store=store)
-    hooks.finish(summary)
+        metrics = [f"{t}/{m}" for t, ms in done["metrics"].items() for m in ms]
+        return send(report, {**summary_keys(list(done["val_loss"]), metrics), **last, **flatten_summary(done),
+                             **where, "resumed_from_step": last["step"]}, None, trial_dir)
+    resume = _resume(trial_dir)
+    where["resumed_from_step"] = resume["step"] if resume else 0
+    keys = None
+    for ev in trial_events(cfg, trial_dir, resume, open_store(setup.stage_cache)):
+        if isinstance(ev, Boundary):  # no epoch to carry it: the next epoch's checkpoint supersedes it
+            continue
+        record = ev.records[-1] if isinstance(ev, Replayed) else ev.record
+        if record is None:  # Finished after a stage without epochs: the last line written
+            record = _last_line(trial_dir / "metrics.jsonl")
+        final = flatten_summary(ev.summary) if isinstance(ev, Finished) else {}
+        if keys is None:  # the summary keys, NaN until the end, in every report
+            keys = summary_keys([k.split("/", 1)[1] for k in record if k.startswith("val_loss/")],
+                                [k.split("/", 1)[1] for k in record if k.startswith("metric/")])
+        send(report, {**keys, **record, **where, **final}, ev.checkpoint, trial_dir)
