@@ -139,7 +139,10 @@ def _trainable(sweep: Sweep, exp_path: str, stage_reuse: bool = True, train_fn: 
     from .trainable import TrialSetup, train
 
     cache = cache_root(exp_path) if stage_reuse else None
-    setup = TrialSetup(sweep.preset, sweep.base, cache, None if is_uri(exp_path) else exp_path)
+    # every epoch reaches the driver only when something reads it there: the scheduler, or the results
+    # tables of URI storage (local/NFS tables read each trial's metrics.jsonl)
+    every_epoch = sweep.scheduler is not None or is_uri(exp_path)
+    setup = TrialSetup(sweep.preset, sweep.base, cache, None if is_uri(exp_path) else exp_path, every_epoch)
     return tune.with_resources(tune.with_parameters(train_fn or train, setup=setup), {"cpu": sweep.cpu, "gpu": sweep.gpu})
 
 

@@ -1,4 +1,4 @@
-"""The Tune trainable: one ``run_trial`` per Tune trial, reporting every epoch, checkpointing at stage boundaries.
+"""The Tune trainable: one trial per Tune trial, a loop over ``supernet.trial.trial_events``.
 
 A trial's Tune config is ``{"overrides": {dotted key: value, ...}}``; the shared part of the config
 (preset + the sweep file's ``config:``) and the stage-cache root come in through ``tune.with_parameters``.
@@ -6,12 +6,13 @@ The trial's own files (config.json, arch_spec.json, metrics.jsonl, summary.json)
 ``<storage>/<name>/trial_<id>/``: written there directly for local/NFS storage; for URIs written to
 Tune's trial directory and synced by Tune (``SyncConfig(sync_artifacts=True)``).
 
-``train`` is a loop over ``supernet.trial.trial_events``: one report per event that carries an epoch
-(a trained epoch, the last record of a stage replayed from the stage cache, the end), each with the
-record's keys plus ``summary_keys`` (NaN until the last report, which carries the summary's figures and
-``trial_finished = 1``). The event's checkpoint (``state.pt`` + the ``metrics.jsonl`` so far) rides on
-that report: the last epoch of a stage and every ``trial.checkpoint_every``-th; a restarted trial
-continues from the latest one. ``report`` is a parameter so that tests can inject faults around it.
+Reports: one per event that carries an epoch (a trained epoch, the last record of a stage replayed from
+the stage cache, the end), each with the record's keys plus ``summary_keys`` (NaN until the last report,
+which carries the summary's figures and ``trial_finished = 1``). Without ``TrialSetup.every_epoch`` only
+the events with a checkpoint and the end are reported (``metrics.jsonl`` has every epoch either way).
+The checkpoint (``state.pt`` + the ``metrics.jsonl`` so far) rides on its event's report: the last epoch
+of a stage and every ``trial.checkpoint_every``-th; a restarted trial continues from the latest one.
+``report`` is a parameter so that tests can inject faults around it.
 """
 from __future__ import annotations
 
@@ -41,6 +42,9 @@ class TrialSetup:
     base: dict[str, Any]
     stage_cache: str | None  # root of the content-addressed stage store; None = no reuse
     exp_dir: str | None = None  # local/NFS experiment folder: trial files go straight to <exp_dir>/trial_<id>
+    # report every epoch (a scheduler decides on them; URI storage builds the epoch rows from them), or only
+    # the epochs that carry a checkpoint and the end: each report is a round trip to the driver
+    every_epoch: bool = True
 
 
 def summary_keys(tasks: list[str], metrics: list[str] = ()) -> dict[str, float]:
@@ -134,8 +138,8 @@ def train(config: dict[str, Any], setup: TrialSetup, report=tune.report) -> None
     where["resumed_from_step"] = resume["step"] if resume else 0
     keys = None
     for ev in trial_events(cfg, trial_dir, resume, open_store(setup.stage_cache)):
-        if isinstance(ev, Boundary):  # no epoch to carry it: the next epoch's checkpoint supersedes it
-            continue
+        if isinstance(ev, Boundary) or (ev.checkpoint is None and not setup.every_epoch):
+            continue  # a boundary has no epoch to carry it: the next checkpoint supersedes it
         record = ev.records[-1] if isinstance(ev, Replayed) else ev.record
         if record is None:  # Finished after a stage without epochs: the last line written
             record = _last_line(trial_dir / "metrics.jsonl")
