@@ -133,6 +133,13 @@ def test_trial_killed_mid_stage_resumes_from_its_checkpoint(ray_session, tmp_pat
     got = json.loads((Path(result.path) / "summary.json").read_text())
     assert got["val_loss"] == pytest.approx(ref["val_loss"], rel=1e-6)
     assert got["metrics"]["depth"] == pytest.approx(ref["metrics"]["depth"], rel=1e-6)
+    # no scheduler, local storage: lean reports (a few keys), and the row read from the trial's files instead
+    from tune.trainable import LEAN_KEYS
+
+    assert "metric/depth/abs_err" not in result.metrics and set(LEAN_KEYS) <= set(result.metrics)
+    row = pq.read_table(tmp_path / "runs" / "crash" / "results.parquet").to_pylist()[0]
+    assert row["metric/depth/abs_err"] == pytest.approx(ref["metrics"]["depth"]["abs_err"], rel=1e-6)
+    assert row["time/finetune"] > 0 and row["learned"] in (True, False)
 
 
 def test_stage_reuse_gives_the_same_result_as_recomputation(ray_session, tmp_path):

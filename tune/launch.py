@@ -136,13 +136,14 @@ def _reporter(sweep: Sweep):
 def _trainable(sweep: Sweep, exp_path: str, stage_reuse: bool = True, train_fn: Any = None):
     from ray import tune
 
-    from .trainable import TrialSetup, train
+    from .trainable import LEAN_KEYS, TrialSetup, train
 
     cache = cache_root(exp_path) if stage_reuse else None
-    # every epoch reaches the driver only when something reads it there: the scheduler, or the results
-    # tables of URI storage (local/NFS tables read each trial's metrics.jsonl)
-    every_epoch = sweep.scheduler is not None or is_uri(exp_path)
-    setup = TrialSetup(sweep.preset, sweep.base, cache, None if is_uri(exp_path) else exp_path, every_epoch)
+    # every epoch and every key reach the driver only when something reads them there: the scheduler, or the
+    # results tables of URI storage (local/NFS tables read each trial's metrics.jsonl and summary.json)
+    lean = sweep.scheduler is None and not is_uri(exp_path)
+    keys = (*LEAN_KEYS, *sweep.objectives) if lean else None
+    setup = TrialSetup(sweep.preset, sweep.base, cache, None if is_uri(exp_path) else exp_path, keys)
     return tune.with_resources(tune.with_parameters(train_fn or train, setup=setup), {"cpu": sweep.cpu, "gpu": sweep.gpu})
 
 

@@ -6,7 +6,7 @@ the fragments ``results/<trial_id>.parquet`` and ``epochs/<trial_id>.parquet`` (
 nothing written before is rebuilt or read again. At the end of the run it writes the fragments of
 trials that ended without one (a restored experiment) and compacts them into ``results.parquet`` and
 ``epochs.parquet``. Rows come from Tune's trial objects (config and last result, which Tune persists)
-and, on local/NFS storage, the trial's ``metrics.jsonl``. Schema: ``analysis/schema.py`` and the README.
+and, on local/NFS storage, the trial's ``metrics.jsonl`` and ``summary.json``. Schema: ``analysis/schema.py`` and the README.
 """
 from __future__ import annotations
 
@@ -25,6 +25,8 @@ from supernet.config import ConfigError, build_config, flatten, to_dict
 from supernet.senses import METRIC_SENSES
 from supernet.trial import REUSABLE_STAGES, STAGES
 from supernet.trivial import LEARNED_MARGINS
+
+from .trainable import flatten_summary
 
 __all__ = ["ResultsCallback", "compact", "experiment_fs", "results_table", "trial_row", "write_table_atomic"]
 
@@ -57,14 +59,16 @@ def _error_message(trial: Any) -> str | None:
 
 
 def trial_row(experiment: str, trial: Any, status: str, preset: str | None, base: dict, tasks: list[str],
-              swept: list[str]) -> dict[str, Any]:
-    """One results row from a Tune trial: its config (``swept`` keys as ``config/<key>``), last report and status."""
+              swept: list[str], last: dict[str, Any] | None = None) -> dict[str, Any]:
+    """One results row from a Tune trial: its config (``swept`` keys as ``config/<key>``), last report and status.
+
+    ``last``: the trial's figures when they come from its files rather than its last report (default)."""
     overrides = dict(trial.config.get("overrides", {}))
     try:
         flat = flatten(to_dict(build_config(preset, {**base, **overrides})))
     except ConfigError:  # an invalid point (the trial errored): keep the raw values
         flat = {**flatten(to_dict(build_config(preset, base))), **overrides}
-    last = dict(trial.last_result or {})
+    last = dict(trial.last_result or {}) if last is None else last
     finished = status == "finished"
     row: dict[str, Any] = {
         "experiment": experiment, "trial_id": trial.trial_id, "status": status,
@@ -203,26 +207,36 @@ class ResultsCallback(tune.Callback):
             self.write_trial(t, status)
         compact(self.exp_path)
 
-    def _epoch_rows(self, trial: Any) -> list[dict[str, Any]]:
-        """Local/NFS: the trial's metrics.jsonl is the exact epoch list (reports before a driver kill included);
-        URI storage: the reports this driver saw."""
+    def _trial_files(self, trial: Any) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+        """Local/NFS: the trial's epoch rows from its metrics.jsonl (the exact epoch list, reports before a
+        driver kill included) and its figures: the last report, the last epoch written and, once finished,
+        summary.json (reports may carry only a few keys: tune/trainable.py). URI storage: the reports this
+        driver saw."""
         pending = self.pending.pop(trial.trial_id, {})
-        path = os.path.join(self.dir, _local_trial_dir(trial), "metrics.jsonl")
+        last = dict(trial.last_result or {})
+        folder = os.path.join(self.dir, _local_trial_dir(trial))
+        path = os.path.join(folder, "metrics.jsonl")
         if not self.local or not os.path.isfile(path):
-            return [pending[k] for k in sorted(pending)]
-        node = (trial.last_result or {}).get("node")
+            return [pending[k] for k in sorted(pending)], last
+        node = last.get("node")
         with open(path) as f:
-            rows = {int(r["step"]): _epoch_row(self.experiment, trial.trial_id, r, node) for r in map(json.loads, f)}
-        return [rows[k] for k in sorted(rows)]
+            records = {int(r["step"]): r for r in map(json.loads, f)}
+        if records:
+            last.update({k: (math.nan if v is None else v) for k, v in records[max(records)].items()})
+        summary = os.path.join(folder, "summary.json")
+        if last.get("trial_finished") == 1 and os.path.isfile(summary):
+            with open(summary) as f:
+                last.update(flatten_summary(json.load(f)))
+        return [_epoch_row(self.experiment, trial.trial_id, records[k], node) for k in sorted(records)], last
 
     def write_trial(self, trial: Any, status: str) -> None:
         """The row and epoch rows of one ended trial, each its own fragment."""
-        row = trial_row(self.experiment, trial, status, self.preset, self.base, list(self.tasks), self.swept)
+        epochs, last = self._trial_files(trial)
+        row = trial_row(self.experiment, trial, status, self.preset, self.base, list(self.tasks), self.swept, last)
         if self.local:  # the trainable's own folder (Tune may suffix its trial folder when restoring a pending trial)
             row["trial_dir"] = _local_trial_dir(trial)
             row["arch_spec_path"] = f"{row['trial_dir']}/arch_spec.json" if row["arch_spec_path"] else None
         name = f"{trial.trial_id}.parquet"
-        epochs = self._epoch_rows(trial)
         if epochs:
             write_table_atomic(epochs_table(epochs, self.tasks), self.fs, f"{self.dir}/{schema.EPOCHS_DIR}/{name}")
         write_table_atomic(results_table([row], self.tasks), self.fs, f"{self.dir}/{schema.RESULTS_DIR}/{name}")

@@ -8,8 +8,9 @@ Tune's trial directory and synced by Tune (``SyncConfig(sync_artifacts=True)``).
 
 Reports: one per event that carries an epoch (a trained epoch, the last record of a stage replayed from
 the stage cache, the end), each with the record's keys plus ``summary_keys`` (NaN until the last report,
-which carries the summary's figures and ``trial_finished = 1``). Without ``TrialSetup.every_epoch`` only
-the events with a checkpoint and the end are reported (``metrics.jsonl`` has every epoch either way).
+which carries the summary's figures and ``trial_finished = 1``). With ``TrialSetup.report_keys`` (local or
+NFS storage, no scheduler) only the events with a checkpoint and the end are reported, with those keys
+alone: the results tables read ``metrics.jsonl`` and ``summary.json`` instead (tune/results.py).
 The checkpoint (``state.pt`` + the ``metrics.jsonl`` so far) rides on its event's report: the last epoch
 of a stage and every ``trial.checkpoint_every``-th; a restarted trial continues from the latest one.
 ``report`` is a parameter so that tests can inject faults around it.
@@ -42,9 +43,15 @@ class TrialSetup:
     base: dict[str, Any]
     stage_cache: str | None  # root of the content-addressed stage store; None = no reuse
     exp_dir: str | None = None  # local/NFS experiment folder: trial files go straight to <exp_dir>/trial_<id>
-    # report every epoch (a scheduler decides on them; URI storage builds the epoch rows from them), or only
-    # the epochs that carry a checkpoint and the end: each report is a round trip to the driver
-    every_epoch: bool = True
+    # None: report every epoch with every key (a scheduler decides on them; URI storage builds its tables
+    # from them). Otherwise only the epochs that carry a checkpoint and the end, with these keys alone: each
+    # report is a round trip to the driver, and Tune keeps statistics of every key of every trial there
+    report_keys: tuple[str, ...] | None = None
+
+
+# what a lean report carries besides the sweep's objectives: the progress table's and the trial's whereabouts
+LEAN_KEYS = ("stage", "epoch", "step", "score", "params_union", "flops_multitask", "trial_finished", "node",
+             "hostname", "resumed_from_step")
 
 
 def summary_keys(tasks: list[str], metrics: list[str] = ()) -> dict[str, float]:
@@ -107,9 +114,11 @@ def _resume(trial_dir: Path) -> dict[str, Any] | None:
         return load_checkpoint(Path(d) / "state.pt")
 
 
-def send(report, metrics: dict[str, Any], checkpoint: dict[str, Any] | None, trial_dir: Path) -> None:
-    """One ``report(metrics[, checkpoint=...])``; a checkpoint is ``state.pt`` + the metrics.jsonl so far."""
-    metrics = {k: (math.nan if v is None else v) for k, v in metrics.items()}
+def send(report, metrics: dict[str, Any], checkpoint: dict[str, Any] | None, trial_dir: Path,
+         keys: tuple[str, ...] | None = None) -> None:
+    """One ``report(metrics[, checkpoint=...])`` (only ``keys`` of ``metrics`` when given); a checkpoint is
+    ``state.pt`` + the metrics.jsonl so far."""
+    metrics = {k: (math.nan if v is None else v) for k, v in metrics.items() if keys is None or k in keys}
     if checkpoint is None:
         return report(metrics)
     with tempfile.TemporaryDirectory() as d:
@@ -133,12 +142,12 @@ def train(config: dict[str, Any], setup: TrialSetup, report=tune.report) -> None
         last = _last_line(trial_dir / "metrics.jsonl")
         metrics = [f"{t}/{m}" for t, ms in done["metrics"].items() for m in ms]
         return send(report, {**summary_keys(list(done["val_loss"]), metrics), **last, **flatten_summary(done),
-                             **where, "resumed_from_step": last["step"]}, None, trial_dir)
+                             **where, "resumed_from_step": last["step"]}, None, trial_dir, setup.report_keys)
     resume = _resume(trial_dir)
     where["resumed_from_step"] = resume["step"] if resume else 0
     keys = None
     for ev in trial_events(cfg, trial_dir, resume, open_store(setup.stage_cache)):
-        if isinstance(ev, Boundary) or (ev.checkpoint is None and not setup.every_epoch):
+        if isinstance(ev, Boundary) or (ev.checkpoint is None and setup.report_keys is not None):
             continue  # a boundary has no epoch to carry it: the next checkpoint supersedes it
         record = ev.records[-1] if isinstance(ev, Replayed) else ev.record
         if record is None:  # Finished after a stage without epochs: the last line written
@@ -147,4 +156,4 @@ def train(config: dict[str, Any], setup: TrialSetup, report=tune.report) -> None
         if keys is None:  # the summary keys, NaN until the end, in every report
             keys = summary_keys([k.split("/", 1)[1] for k in record if k.startswith("val_loss/")],
                                 [k.split("/", 1)[1] for k in record if k.startswith("metric/")])
-        send(report, {**keys, **record, **where, **final}, ev.checkpoint, trial_dir)
+        send(report, {**keys, **record, **where, **final}, ev.checkpoint, trial_dir, setup.report_keys)
