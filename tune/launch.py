@@ -133,9 +133,10 @@ def _reporter(sweep: Sweep):
     return CLIReporter(metric_columns=metrics, parameter_columns=params, max_report_frequency=20, sort_by_metric=False)
 
 
-def _trainable(sweep: Sweep, exp_path: str, stage_reuse: bool = True, train_fn: Any = None):
+def _trainable(sweep: Sweep, exp_path: str, stage_reuse: bool = True, train_fn: Any = None, results: bool = True):
     from ray import tune
 
+    from .results import RowContext
     from .trainable import LEAN_KEYS, TrialSetup, train
 
     cache = cache_root(exp_path) if stage_reuse else None
@@ -143,7 +144,10 @@ def _trainable(sweep: Sweep, exp_path: str, stage_reuse: bool = True, train_fn: 
     # results tables of URI storage (local/NFS tables read each trial's metrics.jsonl and summary.json)
     lean = sweep.scheduler is None and not is_uri(exp_path)
     keys = (*LEAN_KEYS, *sweep.objectives) if lean else None
-    setup = TrialSetup(sweep.preset, sweep.base, cache, None if is_uri(exp_path) else exp_path, keys)
+    # local/NFS: a finished trial writes its own results fragments (the driver's work per trial stays small)
+    rows = RowContext(exp_path, sweep.name, sweep.preset, sweep.base, task_kinds(sweep.config()),
+                      tuple(sorted(sweep.swept_keys))) if results and not is_uri(exp_path) else None
+    setup = TrialSetup(sweep.preset, sweep.base, cache, None if is_uri(exp_path) else exp_path, keys, rows)
     return tune.with_resources(tune.with_parameters(train_fn or train, setup=setup), {"cpu": sweep.cpu, "gpu": sweep.gpu})
 
 
@@ -178,7 +182,7 @@ def build_tuner(sweep: Sweep, storage: str, extra_config: dict | None = None, st
     exp_path = _join(storage, sweep.name)
     tasks = task_kinds(sweep.config())
     ours = [ResultsCallback(exp_path, sweep.name, sweep.preset, sweep.base, tasks, sweep.swept_keys)] if results else []
-    trainable = _trainable(sweep, exp_path, stage_reuse, train_fn)
+    trainable = _trainable(sweep, exp_path, stage_reuse, train_fn, results)
     param_space, search_alg, num_samples = make_search(sweep)
     if extra_config:
         param_space = {**param_space, **extra_config}

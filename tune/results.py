@@ -1,12 +1,13 @@
 """The Parquet tables of an experiment: one row per trial (``results``) and one per epoch (``epochs``).
 
-``ResultsCallback`` writes, when a trial finishes or errors, that trial's row and epoch rows once, as
-the fragments ``results/<trial_id>.parquet`` and ``epochs/<trial_id>.parquet`` (atomically: temp file
-+ rename on the storage filesystem), so the driver's work per ended trial does not grow with the sweep:
-nothing written before is rebuilt or read again. At the end of the run it writes the fragments of
-trials that ended without one (a restored experiment) and compacts them into ``results.parquet`` and
-``epochs.parquet``. Rows come from Tune's trial objects (config and last result, which Tune persists)
-and, on local/NFS storage, the trial's ``metrics.jsonl`` and ``summary.json``. Schema: ``analysis/schema.py`` and the README.
+Each ended trial's row and epoch rows are written once, as the fragments ``results/<trial_id>.parquet``
+and ``epochs/<trial_id>.parquet`` (atomically: temp file + rename on the storage filesystem), so the
+driver's work per ended trial does not grow with the sweep: nothing written before is rebuilt or read
+again. On local/NFS storage a finished trial writes its own (``write_trial_fragments``, from its
+``metrics.jsonl`` and ``summary.json``) before its final report; ``ResultsCallback`` in the driver writes
+those of errored and early-stopped trials, and on URI storage every trial's, from the reports it saw. At
+the end of the run it writes the fragments of trials that ended without one (a restored experiment) and
+compacts them into ``results.parquet`` and ``epochs.parquet``. Schema: ``analysis/schema.py`` and the README.
 """
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import json
 import math
 import os
 from pathlib import Path
+from dataclasses import dataclass
 from typing import Any
 
 import pyarrow as pa
@@ -26,9 +28,45 @@ from supernet.senses import METRIC_SENSES
 from supernet.trial import REUSABLE_STAGES, STAGES
 from supernet.trivial import LEARNED_MARGINS
 
-from .trainable import flatten_summary
 
-__all__ = ["ResultsCallback", "compact", "experiment_fs", "results_table", "trial_row", "write_table_atomic"]
+__all__ = ["ResultsCallback", "RowContext", "compact", "experiment_fs", "results_table", "trial_row", "write_table_atomic",
+           "write_trial_fragments"]
+
+
+def summary_keys(tasks: list[str], metrics: list[str] = ()) -> dict[str, float]:
+    """Keys the final report adds (NaN before): flattened summary figures, same set at every report.
+    ``metrics``: the ``<task>/<metric>`` names, for the trivial references."""
+    keys = ["trial_finished", "latency_ms", "params_supernet", "learned"]
+    keys += [f"{k}/{t}" for k in ("loss", "params", "flops", "learned") for t in tasks]
+    keys += [f"trivial/{m}" for m in metrics]
+    keys += [f"quality/{s}/{m}" for s in STAGES for m in metrics]
+    keys += [f"time/{s}" for s in STAGES] + [f"reused/{s}" for s in REUSABLE_STAGES]
+    return {k: math.nan for k in keys}
+
+
+def flatten_summary(summary: dict[str, Any]) -> dict[str, Any]:
+    """summary.json -> the flat figures of the final report (metric/<task>/<name> from the final evaluation)."""
+    out: dict[str, Any] = {"trial_finished": 1.0, "latency_ms": summary["latency_ms"],
+                           "params_supernet": summary["params"]["supernet"],
+                           "params_union": summary["params"]["union"], "flops_multitask": summary["flops"]["multitask"]}
+    for t, v in summary["val_loss"].items():
+        out[f"loss/{t}"] = v
+    for t, v in summary["params"]["per_task"].items():
+        out[f"params/{t}"] = v
+    for t, v in summary["flops"]["per_task"].items():
+        out[f"flops/{t}"] = v
+    for t, ms in summary["metrics"].items():
+        out.update({f"metric/{t}/{m}": v for m, v in ms.items()})
+    for t, ms in summary.get("trivial", {}).items():  # absent from summaries written before issue 11
+        out.update({f"trivial/{t}/{m}": v for m, v in ms.items()})
+    out["learned"] = float(summary["learned"]) if "learned" in summary else math.nan
+    for stage, q in summary.get("stage_quality", {}).items():  # metric/<task>/<name> at the end of each stage
+        out.update({f"quality/{stage}/{k.split('/', 1)[1]}": v for k, v in q.items() if k.startswith("metric/")})
+    out.update({f"learned/{t}": float(v) for t, v in summary.get("learned_per_task", {}).items()})
+    out.update({f"time/{s}": v for s, v in summary["timings"].items()})
+    out.update({f"reused/{s}": float(v) for s, v in summary["reused"].items()})
+    out["score"] = sum(summary["val_loss"].values()) / len(summary["val_loss"])
+    return out
 
 
 def _finite(v: Any) -> bool:
@@ -58,21 +96,18 @@ def _error_message(trial: Any) -> str | None:
         return "errored (no message stored)"
 
 
-def trial_row(experiment: str, trial: Any, status: str, preset: str | None, base: dict, tasks: list[str],
-              swept: list[str], last: dict[str, Any] | None = None) -> dict[str, Any]:
-    """One results row from a Tune trial: its config (``swept`` keys as ``config/<key>``), last report and status.
-
-    ``last``: the trial's figures when they come from its files rather than its last report (default)."""
-    overrides = dict(trial.config.get("overrides", {}))
+def build_row(experiment: str, trial_id: str, overrides: dict[str, Any], status: str, preset: str | None, base: dict,
+              tasks: list[str], swept: list[str], last: dict[str, Any], error: str | None = None,
+              trial_dir: str | None = None) -> dict[str, Any]:
+    """One results row: the trial's config (``swept`` keys as ``config/<key>``), its figures ``last`` (the last
+    report, or what its files say) and status."""
     try:
         flat = flatten(to_dict(build_config(preset, {**base, **overrides})))
     except ConfigError:  # an invalid point (the trial errored): keep the raw values
         flat = {**flatten(to_dict(build_config(preset, base))), **overrides}
-    last = dict(trial.last_result or {}) if last is None else last
     finished = status == "finished"
     row: dict[str, Any] = {
-        "experiment": experiment, "trial_id": trial.trial_id, "status": status,
-        "error": _error_message(trial) if status == "errored" else None,
+        "experiment": experiment, "trial_id": trial_id, "status": status, "error": error,
         "mode": flat["trial.mode"], "baseline_task": flat["trial.single_task"] if flat["trial.mode"] == "single_task" else None,
         "seed": flat["trial.seed"], "n_nodes": flat["model.n_nodes"], "flow_width": flat["model.flow_width"],
         "lambda_sq": float(flat["search.lambda_sq"]), "tau": float(flat["reduction.tau"]),
@@ -101,12 +136,20 @@ def trial_row(experiment: str, trial: Any, status: str, preset: str | None, base
     for s in REUSABLE_STAGES:
         v = last.get(f"reused/{s}")
         row[f"reused/{s}"] = bool(v) if finished and _finite(v) else None
-    trial_dir = os.path.basename(str(trial.path).rstrip("/")) if trial.path else None
     row["node"] = last.get("node")
     row["hostname"] = last.get("hostname")
     row["arch_spec_path"] = f"{trial_dir}/arch_spec.json" if finished and trial_dir else None
     row["trial_dir"] = trial_dir
     return row
+
+
+def trial_row(experiment: str, trial: Any, status: str, preset: str | None, base: dict, tasks: list[str],
+              swept: list[str], last: dict[str, Any] | None = None) -> dict[str, Any]:
+    """``build_row`` of a Tune trial object; ``last`` (default: its last report) its figures."""
+    trial_dir = os.path.basename(str(trial.path).rstrip("/")) if trial.path else None
+    return build_row(experiment, trial.trial_id, dict(trial.config.get("overrides", {})), status, preset, base, tasks,
+                     swept, dict(trial.last_result or {}) if last is None else last,
+                     _error_message(trial) if status == "errored" else None, trial_dir)
 
 
 def trivial_metadata(rows: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
@@ -159,22 +202,75 @@ def _epoch_row(experiment: str, trial_id: str, rec: dict[str, Any], node: Any) -
     return {k: (math.nan if v is None and k not in ("node", "stage") else v) for k, v in row.items()}
 
 
-def _local_trial_dir(trial: Any) -> str:
+def local_trial_dir(trial_id: str) -> str:
     """Where the trainable writes a trial's files under a local/NFS experiment (``tune.trainable.train``)."""
-    return f"trial_{trial.trial_id}"
+    return f"trial_{trial_id}"
+
+
+@dataclass(frozen=True)
+class RowContext:
+    """What every row of an experiment needs besides the trial itself."""
+
+    exp_path: str
+    experiment: str
+    preset: str | None
+    base: dict[str, Any]
+    tasks: dict[str, str]  # task -> kind
+    swept: tuple[str, ...] = ()  # the config keys varied in the sweep (config/<key> columns)
+
+
+def trial_files(folder: str, last: dict[str, Any], experiment: str, trial_id: str) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """A local/NFS trial folder's epoch rows (its metrics.jsonl: the exact epoch list, reports before a driver
+    kill included) and its figures: ``last`` (its last report) updated with the last epoch written and,
+    once finished, summary.json (reports may carry only a few keys: tune/trainable.py)."""
+    last = dict(last)
+    path = os.path.join(folder, "metrics.jsonl")
+    if not os.path.isfile(path):
+        return [], last
+    with open(path) as f:
+        records = {int(r["step"]): r for r in map(json.loads, f)}
+    if records:
+        last.update({k: (math.nan if v is None else v) for k, v in records[max(records)].items()})
+    summary = os.path.join(folder, "summary.json")
+    if last.get("trial_finished") == 1 and os.path.isfile(summary):
+        with open(summary) as f:
+            last.update(flatten_summary(json.load(f)))
+    node = last.get("node")
+    return [_epoch_row(experiment, trial_id, records[k], node) for k in sorted(records)], last
+
+
+def write_fragments(ctx: RowContext, row: dict[str, Any], epochs: list[dict[str, Any]]) -> None:
+    """A trial's row and epoch rows, each its own fragment (atomically: temp file + rename)."""
+    fs, d = experiment_fs(ctx.exp_path)
+    name = f"{row['trial_id']}.parquet"
+    if epochs:
+        write_table_atomic(epochs_table(epochs, ctx.tasks), fs, f"{d}/{schema.EPOCHS_DIR}/{name}")
+    write_table_atomic(results_table([row], ctx.tasks), fs, f"{d}/{schema.RESULTS_DIR}/{name}")
+
+
+def write_trial_fragments(ctx: RowContext, trial_id: str, overrides: dict[str, Any], status: str,
+                          last: dict[str, Any], error: str | None = None) -> None:
+    """The fragments of one trial of a local/NFS experiment, from its folder's files: written by the trial
+    itself when it finishes (before its final report), by the driver otherwise."""
+    folder = os.path.join(experiment_fs(ctx.exp_path)[1], local_trial_dir(trial_id))
+    epochs, last = trial_files(folder, last, ctx.experiment, trial_id)
+    row = build_row(ctx.experiment, trial_id, overrides, status, ctx.preset, ctx.base, list(ctx.tasks), list(ctx.swept),
+                    last, error, local_trial_dir(trial_id))
+    write_fragments(ctx, row, epochs)
 
 
 class ResultsCallback(tune.Callback):
     """Writes each ended trial's row and epoch rows once (fragments); compacts them at the end of the run.
 
-    ``swept``: the config keys varied in the sweep (``config/<key>`` columns), known before any trial runs.
-    Memory: only the epoch rows of running trials on URI storage (local/NFS reads ``metrics.jsonl``).
+    On local/NFS storage a finished trial has written its own fragments before its final report
+    (``tune.trainable.train``), so the driver only checks that they are there; it writes those of errored
+    and early-stopped trials, and every fragment on URI storage (from the reports it saw).
+    Memory: only the epoch rows of running trials on URI storage.
     """
 
     def __init__(self, exp_path: str, experiment: str, preset: str | None, base: dict, tasks: dict[str, str],
                  swept: list[str] | None = None):
-        self.exp_path, self.experiment, self.preset, self.base, self.tasks = exp_path, experiment, preset, base, tasks
-        self.swept = sorted(swept or [])
+        self.ctx = RowContext(exp_path, experiment, preset, base, tasks, tuple(sorted(swept or [])))
         self.fs, self.dir = experiment_fs(exp_path)
         self.local = "://" not in exp_path
         self.pending: dict[str, dict[int, dict[str, Any]]] = {}  # URI storage: epoch rows of running trials
@@ -186,10 +282,12 @@ class ResultsCallback(tune.Callback):
     def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info: Any) -> None:
         if not self.local:
             rows = self.pending.setdefault(trial.trial_id, {})
-            rows[int(result["step"])] = _epoch_row(self.experiment, trial.trial_id, result, result.get("node"))
+            rows[int(result["step"])] = _epoch_row(self.ctx.experiment, trial.trial_id, result, result.get("node"))
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         finished = (trial.last_result or {}).get("trial_finished") == 1
+        if finished and self.local and os.path.isfile(f"{self.dir}/{schema.RESULTS_DIR}/{trial.trial_id}.parquet"):
+            return  # the trial wrote its own fragments
         self.write_trial(trial, "finished" if finished else "early_stopped")
 
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
@@ -205,38 +303,16 @@ class ResultsCallback(tune.Callback):
             if status is None:
                 status = "finished" if (t.last_result or {}).get("trial_finished") == 1 else "early_stopped"
             self.write_trial(t, status)
-        compact(self.exp_path)
-
-    def _trial_files(self, trial: Any) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-        """Local/NFS: the trial's epoch rows from its metrics.jsonl (the exact epoch list, reports before a
-        driver kill included) and its figures: the last report, the last epoch written and, once finished,
-        summary.json (reports may carry only a few keys: tune/trainable.py). URI storage: the reports this
-        driver saw."""
-        pending = self.pending.pop(trial.trial_id, {})
-        last = dict(trial.last_result or {})
-        folder = os.path.join(self.dir, _local_trial_dir(trial))
-        path = os.path.join(folder, "metrics.jsonl")
-        if not self.local or not os.path.isfile(path):
-            return [pending[k] for k in sorted(pending)], last
-        node = last.get("node")
-        with open(path) as f:
-            records = {int(r["step"]): r for r in map(json.loads, f)}
-        if records:
-            last.update({k: (math.nan if v is None else v) for k, v in records[max(records)].items()})
-        summary = os.path.join(folder, "summary.json")
-        if last.get("trial_finished") == 1 and os.path.isfile(summary):
-            with open(summary) as f:
-                last.update(flatten_summary(json.load(f)))
-        return [_epoch_row(self.experiment, trial.trial_id, records[k], node) for k in sorted(records)], last
+        compact(self.ctx.exp_path)
 
     def write_trial(self, trial: Any, status: str) -> None:
         """The row and epoch rows of one ended trial, each its own fragment."""
-        epochs, last = self._trial_files(trial)
-        row = trial_row(self.experiment, trial, status, self.preset, self.base, list(self.tasks), self.swept, last)
+        pending = self.pending.pop(trial.trial_id, {})
+        error = _error_message(trial) if status == "errored" else None
+        overrides = dict(trial.config.get("overrides", {}))
         if self.local:  # the trainable's own folder (Tune may suffix its trial folder when restoring a pending trial)
-            row["trial_dir"] = _local_trial_dir(trial)
-            row["arch_spec_path"] = f"{row['trial_dir']}/arch_spec.json" if row["arch_spec_path"] else None
-        name = f"{trial.trial_id}.parquet"
-        if epochs:
-            write_table_atomic(epochs_table(epochs, self.tasks), self.fs, f"{self.dir}/{schema.EPOCHS_DIR}/{name}")
-        write_table_atomic(results_table([row], self.tasks), self.fs, f"{self.dir}/{schema.RESULTS_DIR}/{name}")
+            write_trial_fragments(self.ctx, trial.trial_id, overrides, status, dict(trial.last_result or {}), error)
+            return
+        c = self.ctx
+        row = trial_row(c.experiment, trial, status, c.preset, c.base, list(c.tasks), list(c.swept))
+        write_fragments(c, row, [pending[k] for k in sorted(pending)])

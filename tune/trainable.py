@@ -30,8 +30,9 @@ import ray
 from ray import tune
 
 from supernet.config import build_config
-from supernet.trial import REUSABLE_STAGES, STAGES, Boundary, Finished, Replayed, atomic_torch_save, load_checkpoint, trial_events
+from supernet.trial import Boundary, Finished, Replayed, atomic_torch_save, load_checkpoint, trial_events
 
+from .results import RowContext, flatten_summary, summary_keys, write_trial_fragments
 from .stage_cache import open_store
 
 
@@ -47,47 +48,14 @@ class TrialSetup:
     # from them). Otherwise only the epochs that carry a checkpoint and the end, with these keys alone: each
     # report is a round trip to the driver, and Tune keeps statistics of every key of every trial there
     report_keys: tuple[str, ...] | None = None
+    # local/NFS storage with results tables: the trial writes its own row and epoch fragments before its
+    # final report (the driver then only checks they are there: tune/results.py)
+    rows: RowContext | None = None
 
 
 # what a lean report carries besides the sweep's objectives: the progress table's and the trial's whereabouts
 LEAN_KEYS = ("stage", "epoch", "step", "score", "params_union", "flops_multitask", "trial_finished", "node",
              "hostname", "resumed_from_step")
-
-
-def summary_keys(tasks: list[str], metrics: list[str] = ()) -> dict[str, float]:
-    """Keys the final report adds (NaN before): flattened summary figures, same set at every report.
-    ``metrics``: the ``<task>/<metric>`` names, for the trivial references."""
-    keys = ["trial_finished", "latency_ms", "params_supernet", "learned"]
-    keys += [f"{k}/{t}" for k in ("loss", "params", "flops", "learned") for t in tasks]
-    keys += [f"trivial/{m}" for m in metrics]
-    keys += [f"quality/{s}/{m}" for s in STAGES for m in metrics]
-    keys += [f"time/{s}" for s in STAGES] + [f"reused/{s}" for s in REUSABLE_STAGES]
-    return {k: math.nan for k in keys}
-
-
-def flatten_summary(summary: dict[str, Any]) -> dict[str, Any]:
-    """summary.json -> the flat figures of the final report (metric/<task>/<name> from the final evaluation)."""
-    out: dict[str, Any] = {"trial_finished": 1.0, "latency_ms": summary["latency_ms"],
-                           "params_supernet": summary["params"]["supernet"],
-                           "params_union": summary["params"]["union"], "flops_multitask": summary["flops"]["multitask"]}
-    for t, v in summary["val_loss"].items():
-        out[f"loss/{t}"] = v
-    for t, v in summary["params"]["per_task"].items():
-        out[f"params/{t}"] = v
-    for t, v in summary["flops"]["per_task"].items():
-        out[f"flops/{t}"] = v
-    for t, ms in summary["metrics"].items():
-        out.update({f"metric/{t}/{m}": v for m, v in ms.items()})
-    for t, ms in summary.get("trivial", {}).items():  # absent from summaries written before issue 11
-        out.update({f"trivial/{t}/{m}": v for m, v in ms.items()})
-    out["learned"] = float(summary["learned"]) if "learned" in summary else math.nan
-    for stage, q in summary.get("stage_quality", {}).items():  # metric/<task>/<name> at the end of each stage
-        out.update({f"quality/{stage}/{k.split('/', 1)[1]}": v for k, v in q.items() if k.startswith("metric/")})
-    out.update({f"learned/{t}": float(v) for t, v in summary.get("learned_per_task", {}).items()})
-    out.update({f"time/{s}": v for s, v in summary["timings"].items()})
-    out.update({f"reused/{s}": float(v) for s, v in summary["reused"].items()})
-    out["score"] = sum(summary["val_loss"].values()) / len(summary["val_loss"])
-    return out
 
 
 def _finished_summary(trial_dir: Path) -> dict[str, Any] | None:
@@ -141,8 +109,11 @@ def train(config: dict[str, Any], setup: TrialSetup, report=tune.report) -> None
     if done is not None:  # it finished, but the driver died before Tune's state recorded that: never re-run
         last = _last_line(trial_dir / "metrics.jsonl")
         metrics = [f"{t}/{m}" for t, ms in done["metrics"].items() for m in ms]
-        return send(report, {**summary_keys(list(done["val_loss"]), metrics), **last, **flatten_summary(done),
-                             **where, "resumed_from_step": last["step"]}, None, trial_dir, setup.report_keys)
+        final = {**summary_keys(list(done["val_loss"]), metrics), **last, **flatten_summary(done), **where,
+                 "resumed_from_step": last["step"]}
+        if setup.rows is not None:
+            write_trial_fragments(setup.rows, ctx.get_trial_id(), config["overrides"], "finished", final)
+        return send(report, final, None, trial_dir, setup.report_keys)
     resume = _resume(trial_dir)
     where["resumed_from_step"] = resume["step"] if resume else 0
     keys = None
@@ -156,4 +127,7 @@ def train(config: dict[str, Any], setup: TrialSetup, report=tune.report) -> None
         if keys is None:  # the summary keys, NaN until the end, in every report
             keys = summary_keys([k.split("/", 1)[1] for k in record if k.startswith("val_loss/")],
                                 [k.split("/", 1)[1] for k in record if k.startswith("metric/")])
-        send(report, {**keys, **record, **where, **final}, ev.checkpoint, trial_dir, setup.report_keys)
+        metrics = {**keys, **record, **where, **final}
+        if final and setup.rows is not None:
+            write_trial_fragments(setup.rows, ctx.get_trial_id(), config["overrides"], "finished", metrics)
+        send(report, metrics, ev.checkpoint, trial_dir, setup.report_keys)
