@@ -95,6 +95,10 @@ class Supernet(nn.Module):
         self.alpha = nn.Parameter(torch.full((T, E), float(arch_init)))  # A: edges
         self.beta = nn.Parameter(torch.full((T, N), float(arch_init)))  # B: read-in
         self.gamma = nn.Parameter(torch.full((T, N), float(arch_init)))  # Gamma: read-out
+        # 0/1 masks (Gates of (T, E), (T, N), (T, N)) multiplied into every gate of a forward, or None: the
+        # reduction applied inside the search (search.prune_epochs, supernet/prune.py). Not in the state_dict:
+        # it is a function of the gates and the reduction settings, recomputed wherever it is used.
+        self.prune_mask: Gates | None = None
         # in-edges of each node as (edge index, source node), fixed by (N, M)
         self._in_edges = {j: [(e, i) for e, (i, jj) in enumerate(self.edges_ij) if jj == j] for j in range(1, N + 1)}
 
@@ -113,14 +117,24 @@ class Supernet(nn.Module):
     # ---------------------------------------------------------------- gates
 
     def gates(self) -> Gates:
-        """Relaxed gates of the current logits (noisy for gumbel while training)."""
+        """Relaxed gates of the current logits (noisy for gumbel while training), times ``prune_mask``."""
         r = lambda l: relax(l, self.gate, self.temperature, self.training)  # noqa: E731
-        return Gates(r(self.alpha), r(self.beta), r(self.gamma))
+        return self._masked(Gates(r(self.alpha), r(self.beta), r(self.gamma)))
 
     def eval_gates(self) -> Gates:
-        """The gates an eval-mode forward computes with (no Gumbel noise; 0/1 for straight-through)."""
+        """The gates an eval-mode forward computes with (no Gumbel noise; 0/1 for straight-through), times
+        ``prune_mask``."""
         r = lambda l: relax(l, self.gate, self.temperature, False)  # noqa: E731
-        return Gates(r(self.alpha), r(self.beta), r(self.gamma))
+        return self._masked(Gates(r(self.alpha), r(self.beta), r(self.gamma)))
+
+    def _masked(self, g: Gates) -> Gates:
+        """``g`` with the pruned elements' gates zeroed. The read-out weights are renormalised over the kept
+        read-outs (read_out_total left to the row sums), which is what ``reduction.fold_gates`` writes
+        into the compact net when it reads these gates."""
+        m = self.prune_mask
+        if m is None:
+            return g
+        return Gates(g.alpha * m.alpha, g.beta * m.beta, g.gamma * m.gamma)
 
     def initial_gates(self) -> Gates:
         """The eval-mode gates of the initial logits (``arch_init``): what warm-up trains the weights with."""
