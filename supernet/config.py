@@ -100,6 +100,13 @@ class SearchConfig:
     # split at the final gates (ours): during search the gates move (and anneal) under frozen statistics'
     # momentum averages, so eval-mode quality and the compact net would read statistics of past gates
     recalibrate_norms: bool = True
+    # reduction-aware search (ours, supernet/prune.py): the last prune_epochs search epochs run the reduction
+    # (reduction.tau, reduction.flow) on the current gates before every step and zero the gates of what it
+    # prunes, so heads, kept gates (and Theta with train_weights) learn the network the reduction keeps and
+    # the end-of-search supernet computes exactly what the compact net computes (the gap at reduction: 0).
+    # Makes the search depend on tau (no search reuse across tau). 0 = off (the paper's search); a value
+    # above epochs prunes in every search epoch. Ignored by full_supernet (no reduction).
+    prune_epochs: int = 0
 
 
 @dataclass(frozen=True)
@@ -327,6 +334,7 @@ def validate(cfg: Config) -> None:
         _check(st.weight_decay >= 0, f"{name}.weight_decay", "must be >= 0")
         _check(0 <= st.momentum < 1, f"{name}.momentum", "must be in [0, 1)")
     _check(cfg.search.arch_lr >= 0, "search.arch_lr", "must be >= 0")
+    _check(cfg.search.prune_epochs >= 0, "search.prune_epochs", f"must be >= 0 (0 = off), got {cfg.search.prune_epochs}")
     _check(cfg.search.lambda_sq >= 0, "search.lambda_sq", f"must be >= 0 (a weight), got {cfg.search.lambda_sq}")
     _check(cfg.search.squeeze in SQUEEZE, "search.squeeze", f"{cfg.search.squeeze!r} is not one of {SQUEEZE}")
     _check(0 <= r.tau < 1, "reduction.tau", f"must be in [0, 1), got {r.tau}")
