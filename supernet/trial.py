@@ -43,6 +43,7 @@ from .costs import cost_summary, count_flops, n_params
 from .dag import Supernet, build_supernet
 from .data import build_data
 from .random_arch import random_like
+from .prune import chain, pruning_hook, prunes, set_reduction_mask
 from .reduction import fold_gates, reduce
 from .runtime import keep_freed_memory
 from .spec import ArchSpec
@@ -252,10 +253,14 @@ def train_stage(run: Run, stage: Stage, model: nn.Module, start: int = 0, optim:
         torch.manual_seed(seed)
         loader = run.loader("train", shuffle=True, seed=seed)
         anneal = _annealing(cfg, model, epoch, epochs, len(loader)) if searching else None
+        if searching:  # search.prune_epochs: the reduction's mask before every step of the last epochs
+            anneal = chain(anneal, pruning_hook(cfg, model, epoch, epochs))
         tr = train_epoch(model, loader, run.tasks, opts, device, cfg.trial.precision, extra, scaler,
                          f"stage {stage.name}, epoch {epoch + 1}/{epochs}", cfg.trial.progress, anneal)
         for s in scheds:
             s.step()
+        if searching and epoch + 1 == epochs and prunes(cfg):
+            set_reduction_mask(model, cfg)  # the final gates' mask: what the reduction will keep
         if searching and epoch + 1 == epochs and cfg.search.recalibrate_norms:
             recalibrate_norms(model, run.loader("train"), device, cfg.trial.precision)
         metrics, vloss = run.evaluate(model)
@@ -267,6 +272,8 @@ def reduction_stage(run: Run, model: Supernet) -> tuple[nn.Module, ArchSpec]:
     """Flow-based reduction of the searched supernet to its compact net (weights copied from it)."""
     cfg, names = run.cfg, model.task_names
     spec = reduce(model.gate_probs(), names, cfg.model.n_nodes, cfg.model.flow_width, cfg.reduction.tau, cfg.reduction.flow)
+    if prunes(cfg):  # the mask the search ended with (not in the state_dict): fold reads the masked gates
+        model.prune_mask = model.discrete_gates(spec)
     if cfg.trial.mode == "random_arch":  # the searched sizes, a uniformly random topology
         spec = random_like(spec, cfg.trial.seed, cfg.trial.random_draw)
         gates = model.initial_gates()  # the gates its weights were warmed up with
@@ -308,6 +315,8 @@ def stage_key(cfg: Config, stage: str) -> str:
     }
     if stage == "search":
         parts["search"] = d["search"]
+        if prunes(cfg):  # a reduction-aware search depends on the reduction settings too
+            parts["prune_at"] = {"tau": d["reduction"]["tau"], "flow": d["reduction"]["flow"]}
     elif stage != "warmup":
         raise ValueError(f"only warmup and search are reusable, not {stage!r}")
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:24]
