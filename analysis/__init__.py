@@ -9,24 +9,32 @@ be analysed on any machine that has the experiment folder.
     cmp = compare_fronts(df, by="flow_width")
     answer = search_vs_random(df)   # does the search beat random architectures? answer.sentence
 """
-from analysis.compare import FrontComparison, compare_fronts, parse_objectives, pareto_front, single_task_ensemble
-from analysis.effects import effect_table
-from analysis.load import AnalysisError, load_arch_spec, load_epochs, load_results
-from analysis.report import write_report
-from analysis.stats import search_vs_random, seed_hypervolumes
+from __future__ import annotations
 
-__all__ = [
-    "AnalysisError",
-    "FrontComparison",
-    "compare_fronts",
-    "effect_table",
-    "load_arch_spec",
-    "load_epochs",
-    "load_results",
-    "parse_objectives",
-    "pareto_front",
-    "search_vs_random",
-    "seed_hypervolumes",
-    "single_task_ensemble",
-    "write_report",
-]
+import importlib
+from typing import Any
+
+# name -> submodule; imported on first use (PEP 562), so that ``analysis.schema`` (read by the Tune
+# driver and every trial worker) does not pull in matplotlib and scipy
+_EXPORTS = {
+    "FrontComparison": "compare", "compare_fronts": "compare", "parse_objectives": "compare",
+    "pareto_front": "compare", "single_task_ensemble": "compare",
+    "effect_table": "effects",
+    "AnalysisError": "load", "load_arch_spec": "load", "load_epochs": "load", "load_results": "load",
+    "write_report": "report",
+    "search_vs_random": "stats", "seed_hypervolumes": "stats",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'analysis' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"analysis.{_EXPORTS[name]}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))
