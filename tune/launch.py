@@ -133,7 +133,8 @@ def _reporter(sweep: Sweep):
     return CLIReporter(metric_columns=metrics, parameter_columns=params, max_report_frequency=20, sort_by_metric=False)
 
 
-def _trainable(sweep: Sweep, exp_path: str, stage_reuse: bool = True, train_fn: Any = None, results: bool = True):
+def _trainable(sweep: Sweep, exp_path: str, tasks: dict[str, str], stage_reuse: bool = True, train_fn: Any = None,
+               results: bool = True):
     from ray import tune
 
     from .results import RowContext
@@ -145,7 +146,7 @@ def _trainable(sweep: Sweep, exp_path: str, stage_reuse: bool = True, train_fn: 
     lean = sweep.scheduler is None and not is_uri(exp_path)
     keys = (*LEAN_KEYS, *sweep.objectives) if lean else None
     # local/NFS: a finished trial writes its own results fragments (the driver's work per trial stays small)
-    rows = RowContext(exp_path, sweep.name, sweep.preset, sweep.base, task_kinds(sweep.config()),
+    rows = RowContext(exp_path, sweep.name, sweep.preset, sweep.base, tasks,
                       tuple(sorted(sweep.swept_keys))) if results and not is_uri(exp_path) else None
     setup = TrialSetup(sweep.preset, sweep.base, cache, None if is_uri(exp_path) else exp_path, keys, rows)
     return tune.with_resources(tune.with_parameters(train_fn or train, setup=setup), {"cpu": sweep.cpu, "gpu": sweep.gpu})
@@ -182,7 +183,7 @@ def build_tuner(sweep: Sweep, storage: str, extra_config: dict | None = None, st
     exp_path = _join(storage, sweep.name)
     tasks = task_kinds(sweep.config())
     ours = [ResultsCallback(exp_path, sweep.name, sweep.preset, sweep.base, tasks, sweep.swept_keys)] if results else []
-    trainable = _trainable(sweep, exp_path, stage_reuse, train_fn, results)
+    trainable = _trainable(sweep, exp_path, tasks, stage_reuse, train_fn, results)
     param_space, search_alg, num_samples = make_search(sweep)
     if extra_config:
         param_space = {**param_space, **extra_config}
@@ -215,7 +216,8 @@ def restore_tuner(sweep: Sweep, storage: str):
     if not tune.Tuner.can_restore(exp_path):
         raise ConfigError(f"--resume: no restorable experiment at {exp_path} (check --storage and --name)")
     logger_callbacks(sweep)  # the loggers it asked for come back with its RunConfig; no automatic ones
-    return tune.Tuner.restore(exp_path, _trainable(sweep, exp_path), resume_unfinished=True, resume_errored=True)
+    trainable = _trainable(sweep, exp_path, task_kinds(sweep.config()))
+    return tune.Tuner.restore(exp_path, trainable, resume_unfinished=True, resume_errored=True)
 
 
 def _join(storage: str, name: str) -> str:
