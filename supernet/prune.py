@@ -19,6 +19,7 @@ from typing import Callable
 
 from .dag import Gates, Supernet
 from .reduction import reduce
+from .spec import ArchSpec
 
 PRUNING_MODES = ("supernet", "random_arch")  # modes whose search prunes (full_supernet has no reduction)
 
@@ -28,11 +29,15 @@ def prunes(cfg) -> bool:
     return cfg.search.prune_epochs > 0 and cfg.trial.mode in PRUNING_MODES
 
 
-def reduction_mask(model: Supernet, cfg) -> Gates:
-    """0/1 gates of what the reduction (cfg.reduction) keeps from the model's current gate probabilities."""
+def reduction_spec(model: Supernet, cfg) -> ArchSpec:
+    """What the reduction (cfg.reduction) keeps of the model's current gate probabilities."""
     m, r = cfg.model, cfg.reduction
-    spec = reduce(model.gate_probs(), model.task_names, m.n_nodes, m.flow_width, r.tau, r.flow)
-    g = model.discrete_gates(spec)
+    return reduce(model.gate_probs(), model.task_names, m.n_nodes, m.flow_width, r.tau, r.flow)
+
+
+def reduction_mask(model: Supernet, cfg, spec: ArchSpec | None = None) -> Gates:
+    """0/1 gates of what the reduction keeps (``spec``, or ``reduction_spec`` of the current gates)."""
+    g = model.discrete_gates(spec if spec is not None else reduction_spec(model, cfg))
     return Gates(g.alpha.detach(), g.beta.detach(), g.gamma.detach())
 
 

@@ -98,7 +98,7 @@ class TrialState:
         d = {f.name: copy.deepcopy(getattr(self, f.name)) for f in dataclasses.fields(self)
              if f.name not in ("model", "optim", "sched")}
         if model is not None:
-            d["model"] = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+            d["model"] = cpu_weights(model)
         if optim is not None:  # optimiser states alias live tensors
             d["optim"], d["sched"] = copy.deepcopy(optim), copy.deepcopy(sched)
         return d
@@ -108,6 +108,11 @@ class TrialState:
         self.timings[stage] = self.timings.get(stage, 0.0) + seconds
         self.done.append(stage)
         self.stage, self.epoch, self.optim, self.sched = stage, 0, None, None
+
+
+def cpu_weights(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """A copy of ``model``'s state_dict on the CPU, detached from later training."""
+    return {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
 
 
 # ----------------------------------------------------------------------------- files

@@ -43,8 +43,8 @@ from .costs import cost_summary, count_flops, n_params
 from .dag import Supernet, build_supernet
 from .data import build_data
 from .random_arch import random_like
-from .prune import chain, pruning_hook, prunes, set_reduction_mask
-from .reduction import fold_gates, reduce
+from .prune import chain, pruning_hook, prunes, reduction_mask, reduction_spec, set_reduction_mask
+from .reduction import fold_gates
 from .runtime import keep_freed_memory
 from .spec import ArchSpec
 from .squeeze import squeeze_loss
@@ -52,7 +52,7 @@ from .stages import (
     DivergenceError, evaluate, make_loader, recalibrate_norms, set_trainable, sgd, stage_seed, train_epoch,
 )
 from .state import (  # noqa: F401 - re-exported: the checkpoint API drivers use
-    CHECKPOINT_VERSION, TrialState, atomic_torch_save, check_resume_config, config_identity, jsonable,
+    CHECKPOINT_VERSION, TrialState, atomic_torch_save, check_resume_config, config_identity, cpu_weights, jsonable,
     load_checkpoint, write_json,
 )
 from .store import DirStageStore, StageStore  # noqa: F401 - re-exported
@@ -72,6 +72,10 @@ class Stage:
     reusable: bool  # shared between trials through the stage store, under stage_key
     run: Callable[..., Any]  # the plain function that runs it: train_stage or reduction_stage
 
+    def epochs(self, cfg: Config) -> int:
+        """Its epochs under ``cfg`` (0 for a stage without epochs)."""
+        return getattr(getattr(cfg, self.section), "epochs", 0)
+
 
 def _plans() -> dict[str, tuple[str, ...]]:
     return {
@@ -89,7 +93,7 @@ SUPERNET_MODES = ("supernet", "full_supernet", "random_arch")  # modes that warm
 
 def stage_epochs(cfg: Config) -> dict[str, int]:
     """Epochs of every stage of the table (0 for a stage without epochs): the one stage -> epochs table."""
-    return {s.name: getattr(getattr(cfg, s.section), "epochs", 0) for s in STAGE_TABLE}
+    return {s.name: s.epochs(cfg) for s in STAGE_TABLE}
 
 
 def plan(cfg: Config) -> list[Stage]:
@@ -236,7 +240,7 @@ def train_stage(run: Run, stage: Stage, model: nn.Module, start: int = 0, optim:
     Search (``"arch"`` in ``stage.trains``) adds the squeeze loss and the gate annealing, and after its last
     epoch recalibrates the norms (``search.recalibrate_norms``) before that epoch's evaluation."""
     cfg, device = run.cfg, run.device
-    epochs = getattr(cfg, stage.section).epochs
+    epochs = stage.epochs(cfg)
     opts, scheds = _optimizers(stage, cfg, model)
     for objs, saved in ((opts, optim), (scheds, sched)):
         for o, sd in zip(objs, saved or ()):
@@ -271,9 +275,9 @@ def train_stage(run: Run, stage: Stage, model: nn.Module, start: int = 0, optim:
 def reduction_stage(run: Run, model: Supernet) -> tuple[nn.Module, ArchSpec]:
     """Flow-based reduction of the searched supernet to its compact net (weights copied from it)."""
     cfg, names = run.cfg, model.task_names
-    spec = reduce(model.gate_probs(), names, cfg.model.n_nodes, cfg.model.flow_width, cfg.reduction.tau, cfg.reduction.flow)
+    spec = reduction_spec(model, cfg)
     if prunes(cfg):  # the mask the search ended with (not in the state_dict): fold reads the masked gates
-        model.prune_mask = model.discrete_gates(spec)
+        model.prune_mask = reduction_mask(model, cfg, spec)
     if cfg.trial.mode == "random_arch":  # the searched sizes, a uniformly random topology
         spec = random_like(spec, cfg.trial.seed, cfg.trial.random_draw)
         gates = model.initial_gates()  # the gates its weights were warmed up with
@@ -461,7 +465,7 @@ def trial_events(cfg: Config, out_dir: str | Path, resume: dict[str, Any] | None
             else:
                 resuming = state.stage == stage.name and state.optim is not None
                 start = state.epoch if resuming else 0
-                epochs = stage_epochs(cfg)[stage.name]
+                epochs = stage.epochs(cfg)
                 for res in stage.run(run, stage, model, start, state.optim if resuming else None, state.sched if resuming else None):
                     state.step += 1
                     rec = epoch_record(stage.name, STAGE_PLAN[cfg.trial.mode].index(stage.name), state.step, res, costs)
@@ -475,8 +479,7 @@ def trial_events(cfg: Config, out_dir: str | Path, resume: dict[str, Any] | None
                         yield Epoch(rec, state.to_dict(model, [o.state_dict() for o in res.optimizers],
                                                        [s.state_dict() for s in res.schedulers]) if due else None)
                 if key:
-                    sd = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
-                    store.put(stage.name, key, {"model": sd, "records": records})
+                    store.put(stage.name, key, {"model": cpu_weights(model), "records": records})
             if stage.reusable:
                 state.reused[stage.name] = hit is not None
             if records:  # quality at the end of this stage: the last epoch's (or the reduced net's) validation
