@@ -2,22 +2,29 @@
 
     python bench/sweep.py            # about 2-3 minutes on 2 CPU cores
 
-A 2x2x2 grid over (M, lambda_sq, tau) runs twice on one local Ray (2 CPUs, 2 trials at a time):
-with stage reuse and without. Figures:
+A 2x2x2 grid over (M, lambda_sq, tau) runs three times, each in a Ray session of its own (2 CPUs, 2 trials
+at a time), as ``python run.py`` starts one: without stage reuse, with it, and the floor: a trivial
+trainable that replays the reuse sweep's trials (sleeps for each one's measured time, with as many reports
+and checkpoints) under the same Tune settings, so its wall time is what Tune itself adds to those trials.
+Figures:
   reuse_compute_ratio  sum of trial times with reuse / without (target: at most reuse_floor + 0.03)
   reuse_floor          that ratio if reuse cost nothing: the no-reuse sweep's trial time minus its repeated
                        warm-ups (one per M kept) and searches (one per (M, lambda_sq) kept), over its trial time
-  wall_over_ideal      the reuse sweep's wall time / (sum of its trial times / parallel slots) (target <= 1.10)
-  wall_over_ideal_after_startup   the same, less the time before the first trial starts (Tuner set-up and
-                       the workers' imports of torch and Ray Tune: once per sweep, not per trial)
+  wall_over_ideal      the reuse sweep's wall time (from Tuner set-up, right after ray.init) / (sum of its
+                       trial times / parallel slots) (target <= 1.10)
+  floor_wall_over_ideal   the same for the replaying floor: Tune's own start-up, gaps and tail on these trials
+  wall_over_ideal_after_startup   wall_over_ideal less the time before the first trial starts (Tuner set-up
+                       and the start of each Tune actor: a fresh worker process importing Ray Tune)
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
 import tempfile
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -33,28 +40,72 @@ DOC = {
 }
 
 
-def run(storage: str, name: str, reuse: bool) -> dict:
+@contextmanager
+def session():
+    """A Ray session of its own for one sweep: its workers start as they do for ``python run.py``."""
+    import ray
+
+    ray.init(num_cpus=SLOTS, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    try:
+        yield
+    finally:
+        ray.shutdown()
+
+
+def _key(overrides: dict) -> str:
+    return json.dumps(overrides, sort_keys=True)
+
+
+def replay_trainable(config: dict, setup=None) -> None:
+    """The floor: lasts as long as the replayed trial, with as many reports as it made, each with a checkpoint.
+
+    Reports are spread evenly over the trial's time and sleep to their deadline, so the reports' own cost is
+    inside the replayed time, as it is in the trial replayed.
+    """
+    from ray import tune
+
+    seconds, reports = config["_replay"][_key(config["overrides"])]
+    start = time.perf_counter()
+    for i in range(reports):
+        time.sleep(max(0.0, start + seconds * (i + 1) / reports - time.perf_counter()))
+        metrics = {"step": i + 1, "trial_finished": int(i == reports - 1)}
+        with tempfile.TemporaryDirectory() as d:
+            Path(d, "state.pt").write_bytes(b"\0" * 4096)
+            tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(d))
+
+
+def run(storage: str, name: str, reuse: bool, replay: dict | None = None) -> dict:
     from tune.launch import build_tuner
     from tune.space import parse_sweep
 
-    sweep = parse_sweep({**DOC, "sweep": {**DOC["sweep"], "name": name}})
     starts = _starts()
-    t0 = time.perf_counter()
-    grid = build_tuner(sweep, storage, stage_reuse=reuse, callbacks=[starts]).fit()
+    t0 = time.perf_counter()  # right after ray.init, as in launch(): Tuner set-up counts, Ray's start does not
+    sweep = parse_sweep({**DOC, "sweep": {**DOC["sweep"], "name": name}})
+    if replay is None:
+        tuner = build_tuner(sweep, storage, stage_reuse=reuse, callbacks=[starts])
+    else:
+        tuner = build_tuner(sweep, storage, extra_config={"_replay": replay}, stage_reuse=False,
+                            train_fn=replay_trainable, results=False, callbacks=[starts])
+    with contextlib.redirect_stdout(sys.stderr):  # Tune's progress tables; the JSON alone goes to stdout
+        grid = tuner.fit()
     wall = time.perf_counter() - t0
-    first = min(starts.at) - t0  # Tuner set-up and the first workers' start-up (imports), before any trial runs
-    times = [r.metrics["time_total_s"] for r in grid]
+    first = min(starts.at) - t0  # Tuner set-up and the first Tune actors' start, before any trial runs
     assert all(r.metrics.get("trial_finished") == 1 for r in grid), "every benchmark trial should finish"
-    # what perfect reuse would save: every warm-up but one per M, every search but one per (M, lambda_sq)
-    import pyarrow.parquet as pq
+    times = [r.metrics["time_total_s"] for r in grid]
+    out = {"wall_s": wall, "trial_s": sum(times), "n_trials": len(times), "startup_s": first,
+           "replay": {_key(r.config["overrides"]): [r.metrics["time_total_s"], r.metrics["training_iteration"]]
+                      for r in grid}}
+    if replay is None:
+        # what perfect reuse would save: every warm-up but one per M, every search but one per (M, lambda_sq)
+        import pyarrow.parquet as pq
 
-    rows = pq.read_table(f"{storage}/{name}/results.parquet").to_pylist()
-    stage_s: dict[tuple, list[float]] = {}
-    for r in rows:
-        stage_s.setdefault(("warmup", r["flow_width"]), []).append(r["time/warmup"])
-        stage_s.setdefault(("search", r["flow_width"], r["lambda_sq"]), []).append(r["time/search"])
-    saved = sum(sum(v) - min(v) for v in stage_s.values())
-    return {"wall_s": wall, "trial_s": sum(times), "n_trials": len(times), "reusable_s": saved, "startup_s": first}
+        rows = pq.read_table(f"{storage}/{name}/results.parquet").to_pylist()
+        stage_s: dict[tuple, list[float]] = {}
+        for r in rows:
+            stage_s.setdefault(("warmup", r["flow_width"]), []).append(r["time/warmup"])
+            stage_s.setdefault(("search", r["flow_width"], r["lambda_sq"]), []).append(r["time/search"])
+        out["reusable_s"] = sum(sum(v) - min(v) for v in stage_s.values())
+    return out
 
 
 def _starts():
@@ -73,24 +124,30 @@ def _starts():
 
 
 def main() -> None:
-    import ray
-
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
-    ray.init(num_cpus=SLOTS, include_dashboard=False, log_to_driver=False, configure_logging=False)
-    try:
-        with tempfile.TemporaryDirectory() as d:
+    with tempfile.TemporaryDirectory() as d:
+        with session():
             no = run(d, "no_reuse", reuse=False)
+        with session():
             yes = run(d, "reuse", reuse=True)
-    finally:
-        ray.shutdown()
+        with session():
+            floor = run(d, "floor", reuse=False, replay=yes["replay"])
+
+    def ratio(r: dict, less: float = 0.0) -> float:
+        return round((r["wall_s"] - less) / (r["trial_s"] / SLOTS), 3)
+
     print(json.dumps({
         "reuse_compute_ratio": round(yes["trial_s"] / no["trial_s"], 3),
         # the ratio if reuse cost nothing: the no-reuse sweep minus every repeated warm-up and search
         "reuse_floor": round((no["trial_s"] - no["reusable_s"]) / no["trial_s"], 3),
-        "wall_over_ideal": round(yes["wall_s"] / (yes["trial_s"] / SLOTS), 3),
+        "wall_over_ideal": ratio(yes),
+        "floor_wall_over_ideal": ratio(floor),
         # the same without the time before the first trial starts (a fixed cost per sweep, not per trial)
-        "wall_over_ideal_after_startup": round((yes["wall_s"] - yes["startup_s"]) / (yes["trial_s"] / SLOTS), 3),
-        "with_reuse": yes, "without_reuse": no, "slots": SLOTS,
+        "wall_over_ideal_after_startup": ratio(yes, yes["startup_s"]),
+        "floor_wall_over_ideal_after_startup": ratio(floor, floor["startup_s"]),
+        "slots": SLOTS,
+        **{k: {f: round(v, 2) for f, v in r.items() if f != "replay"}
+           for k, r in (("with_reuse", yes), ("without_reuse", no), ("floor", floor))},
     }, indent=1))
 
 

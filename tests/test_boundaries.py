@@ -58,3 +58,13 @@ def test_analysis_imports_neither_supernet_nor_tune_nor_torch_nor_ray():
 def test_compact_does_not_import_dag():
     mods = imported_modules(ROOT / "supernet" / "compact.py")
     assert not {m for m in mods if m == "supernet.dag" or m.startswith("supernet.dag.")}
+
+
+def test_trial_setup_module_needs_neither_torch_nor_the_supernet():
+    # tune/setup.py travels to every Tune actor; a trainable that builds no network (bench/sweep.py's floor)
+    # must be able to unpickle it without importing torch (TYPE_CHECKING imports are not executed)
+    tree = ast.parse((ROOT / "tune" / "setup.py").read_text())
+    runtime = [n for n in tree.body if isinstance(n, (ast.Import, ast.ImportFrom))]
+    mods = {a.name for n in runtime if isinstance(n, ast.Import) for a in n.names}
+    mods |= {n.module or "" for n in runtime if isinstance(n, ast.ImportFrom)}
+    assert mods <= {"__future__", "dataclasses", "typing"}, f"tune/setup.py imports {mods} at run time"

@@ -134,7 +134,7 @@ def test_trial_killed_mid_stage_resumes_from_its_checkpoint(ray_session, tmp_pat
     assert got["val_loss"] == pytest.approx(ref["val_loss"], rel=1e-6)
     assert got["metrics"]["depth"] == pytest.approx(ref["metrics"]["depth"], rel=1e-6)
     # no scheduler, local storage: lean reports (a few keys), and the row read from the trial's files instead
-    from tune.trainable import LEAN_KEYS
+    from tune.setup import LEAN_KEYS
 
     assert "metric/depth/abs_err" not in result.metrics and set(LEAN_KEYS) <= set(result.metrics)
     row = pq.read_table(tmp_path / "runs" / "crash" / "results.parquet").to_pylist()[0]

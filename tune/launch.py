@@ -138,7 +138,8 @@ def _trainable(sweep: Sweep, exp_path: str, tasks: dict[str, str], stage_reuse: 
     from ray import tune
 
     from .results import RowContext
-    from .trainable import LEAN_KEYS, TrialSetup, train
+    from .setup import LEAN_KEYS, TrialSetup
+    from .trainable import train
 
     cache = cache_root(exp_path) if stage_reuse else None
     # every epoch and every key reach the driver only when something reads them there: the scheduler, or the

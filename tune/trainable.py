@@ -22,7 +22,6 @@ import math
 import shutil
 import socket
 import tempfile
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -32,30 +31,9 @@ from ray import tune
 from supernet.config import build_config
 from supernet.trial import Boundary, Finished, Replayed, atomic_torch_save, load_checkpoint, trial_events
 
-from .results import RowContext, flatten_summary, summary_keys, write_trial_fragments
+from .results import flatten_summary, summary_keys, write_trial_fragments
+from .setup import TrialSetup
 from .stage_cache import open_store
-
-
-@dataclass(frozen=True)
-class TrialSetup:
-    """What every trial of a sweep shares (sent once through ``tune.with_parameters``)."""
-
-    preset: str | None
-    base: dict[str, Any]
-    stage_cache: str | None  # root of the content-addressed stage store; None = no reuse
-    exp_dir: str | None = None  # local/NFS experiment folder: trial files go straight to <exp_dir>/trial_<id>
-    # None: report every epoch with every key (a scheduler decides on them; URI storage builds its tables
-    # from them). Otherwise only the epochs that carry a checkpoint and the end, with these keys alone: each
-    # report is a round trip to the driver, and Tune keeps statistics of every key of every trial there
-    report_keys: tuple[str, ...] | None = None
-    # local/NFS storage with results tables: the trial writes its own row and epoch fragments before its
-    # final report (the driver then only checks they are there: tune/results.py)
-    rows: RowContext | None = None
-
-
-# what a lean report carries besides the sweep's objectives: the progress table's and the trial's whereabouts
-LEAN_KEYS = ("stage", "epoch", "step", "score", "params_union", "flops_multitask", "trial_finished", "node",
-             "hostname", "resumed_from_step")
 
 
 def _finished_summary(trial_dir: Path) -> dict[str, Any] | None:
