@@ -1,12 +1,13 @@
 """Stage reuse and scheduling overhead of a small sweep: prints one JSON object.
 
-    python bench/sweep.py            # about 2-3 minutes on 2 CPU cores
+    python bench/sweep.py [--repeats 3]   # about 6 minutes on 2 CPU cores
 
-A 2x2x2 grid over (M, lambda_sq, tau) runs three times, each in a Ray session of its own (2 CPUs, 2 trials
-at a time), as ``python run.py`` starts one: without stage reuse, with it, and the floor: a trivial
-trainable that replays the reuse sweep's trials (sleeps for each one's measured time, with as many reports
-and checkpoints) under the same Tune settings, so its wall time is what Tune itself adds to those trials.
-Figures:
+A 2x2x2 grid over (M, lambda_sq, tau) runs, each sweep in a Ray session of its own (2 CPUs, 2 trials at a
+time) as ``python run.py`` starts one: without stage reuse and with it, in ``--repeats`` interleaved pairs
+(figures are medians; each repeat's are printed too: two sweeps on a shared machine differ in speed by up
+to 20%), then the floor: a trivial trainable that replays the median reuse sweep's trials (lasts each one's
+measured time, with as many reports and checkpoints) under the same Tune settings, so its wall time is
+what Tune itself adds to those trials. Figures:
   reuse_compute_ratio  sum of trial times with reuse / without (target: at most reuse_floor + 0.03)
   reuse_floor          that ratio if reuse cost nothing: the no-reuse sweep's trial time minus its repeated
                        warm-ups (one per M kept) and searches (one per (M, lambda_sq) kept), over its trial time
@@ -14,13 +15,17 @@ Figures:
                        trial times / parallel slots) (target <= 1.10)
   floor_wall_over_ideal   the same for the replaying floor: Tune's own start-up, gaps and tail on these trials
   wall_over_ideal_after_startup   wall_over_ideal less the time before the first trial starts (Tuner set-up
-                       and the start of each Tune actor: a fresh worker process importing Ray Tune)
+                       and the start of each Tune actor: a fresh worker process importing Ray Tune, and for
+                       ours torch and the supernet too; the floor imports neither)
+  replayed_stage_s     per reuse sweep, the time its trials spent in stages replayed from the stage cache
 """
 from __future__ import annotations
 
+import argparse
 import contextlib
 import json
 import os
+import statistics
 import sys
 import tempfile
 import time
@@ -105,6 +110,7 @@ def run(storage: str, name: str, reuse: bool, replay: dict | None = None) -> dic
             stage_s.setdefault(("warmup", r["flow_width"]), []).append(r["time/warmup"])
             stage_s.setdefault(("search", r["flow_width"], r["lambda_sq"]), []).append(r["time/search"])
         out["reusable_s"] = sum(sum(v) - min(v) for v in stage_s.values())
+        out["replayed_s"] = sum(r[f"time/{s}"] for r in rows for s in ("warmup", "search") if r[f"reused/{s}"])
     return out
 
 
@@ -123,33 +129,48 @@ def _starts():
     return Starts()
 
 
-def main() -> None:
+def main(repeats: int) -> None:
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    nos, yeses = [], []
     with tempfile.TemporaryDirectory() as d:
-        with session():
-            no = run(d, "no_reuse", reuse=False)
-        with session():
-            yes = run(d, "reuse", reuse=True)
+        for i in range(repeats):  # interleaved: a slow spell of the machine hits both sweeps alike
+            with session():
+                nos.append(run(d, f"no_reuse_{i}", reuse=False))
+            with session():
+                yeses.append(run(d, f"reuse_{i}", reuse=True))
+        wall = [ratio(y) for y in yeses]
+        yes = yeses[wall.index(statistics.median_low(wall))]  # the floor replays the median reuse sweep
         with session():
             floor = run(d, "floor", reuse=False, replay=yes["replay"])
 
-    def ratio(r: dict, less: float = 0.0) -> float:
-        return round((r["wall_s"] - less) / (r["trial_s"] / SLOTS), 3)
-
+    reuse = [round(y["trial_s"] / n["trial_s"], 3) for n, y in zip(nos, yeses)]
+    # the ratio if reuse cost nothing: the no-reuse sweep minus every repeated warm-up and search
+    reuse_floor = [round((n["trial_s"] - n["reusable_s"]) / n["trial_s"], 3) for n in nos]
+    after = [ratio(y, y["startup_s"]) for y in yeses]
     print(json.dumps({
-        "reuse_compute_ratio": round(yes["trial_s"] / no["trial_s"], 3),
-        # the ratio if reuse cost nothing: the no-reuse sweep minus every repeated warm-up and search
-        "reuse_floor": round((no["trial_s"] - no["reusable_s"]) / no["trial_s"], 3),
-        "wall_over_ideal": ratio(yes),
+        "reuse_compute_ratio": statistics.median(reuse),
+        "reuse_floor": statistics.median(reuse_floor),
+        "wall_over_ideal": statistics.median(wall),
         "floor_wall_over_ideal": ratio(floor),
         # the same without the time before the first trial starts (a fixed cost per sweep, not per trial)
-        "wall_over_ideal_after_startup": ratio(yes, yes["startup_s"]),
+        "wall_over_ideal_after_startup": statistics.median(after),
         "floor_wall_over_ideal_after_startup": ratio(floor, floor["startup_s"]),
-        "slots": SLOTS,
+        # the direct cost of reuse: time in the stages that the reuse sweeps' trials replayed from the cache
+        "replayed_stage_s": [round(y["replayed_s"], 2) for y in yeses],
+        "each_repeat": {"reuse_compute_ratio": reuse, "reuse_floor": reuse_floor, "wall_over_ideal": wall,
+                        "wall_over_ideal_after_startup": after},
+        "slots": SLOTS, "repeats": repeats,
         **{k: {f: round(v, 2) for f, v in r.items() if f != "replay"}
-           for k, r in (("with_reuse", yes), ("without_reuse", no), ("floor", floor))},
+           for k, r in (("with_reuse", yes), ("floor", floor))},
     }, indent=1))
 
 
+def ratio(r: dict, less: float = 0.0) -> float:
+    """Wall time (less ``less`` seconds) / the ideal: the sum of trial times spread over the slots."""
+    return round((r["wall_s"] - less) / (r["trial_s"] / SLOTS), 3)
+
+
 if __name__ == "__main__":
-    main()
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--repeats", type=int, default=3, help="interleaved pairs of sweeps (figures: medians)")
+    main(ap.parse_args().repeats)
