@@ -116,22 +116,23 @@ class _BestPaths:
         """Edges of the best S->j path and its read-in node; None when no S->j path has capacity > 0."""
         if not np.isfinite(self.into[j]):
             return None
-        path = []
-        while self.prev[j] is not None:
-            path.append(self.prev[j])
-            j = self.edges[self.prev[j]][0]
-        return path[::-1], j
+        path, start = self._follow(j, self.prev, 0)
+        return path[::-1], start
 
     def chain_out(self, i: int) -> tuple[list[int], int] | None:
         """Edges of the best i->K path and its read-out node; None when no i->K path has capacity > 0."""
         if not np.isfinite(self.out[i]):
             return None
-        path = []
-        while self.next[i] is not None:
-            path.append(self.next[i])
-            i = self.edges[self.next[i]][1]
-        return path, i
+        return self._follow(i, self.next, 1)
 
+    def _follow(self, node: int, links: dict[int, int | None], end: int) -> tuple[list[int], int]:
+        """Walk ``links`` (each node's best edge) from ``node`` until it ends; ``end`` picks the edge's far node
+        (0: its source, walking back; 1: its target, walking on). Returns the edges in walk order and the last node."""
+        path = []
+        while links[node] is not None:
+            path.append(links[node])
+            node = self.edges[links[node]][end]
+        return path, node
 
     def best_path(self) -> tuple[list[int], int, int]:
         """The S->K path with the largest product: (edge indices, read-in node, read-out node)."""
