@@ -72,7 +72,7 @@ def train_epoch(
     before_step: Callable[[int], None] | None = None,
 ) -> dict[str, float]:
     """One pass over ``loader``. Returns mean total loss and mean extra (squeeze) loss.
-    ``before_step(b)`` runs before batch b's forward (the search's gate annealing)."""
+    ``before_step(b)`` runs before batch b's forward (the search's gate annealing and pruning mask)."""
     model.train()
     total, extra_total, n = 0.0, 0.0, 0
     for b, batch in enumerate(_progress(loader, where, progress)):

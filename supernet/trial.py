@@ -77,17 +77,13 @@ class Stage:
         return getattr(getattr(cfg, self.section), "epochs", 0)
 
 
-def _plans() -> dict[str, tuple[str, ...]]:
-    return {
-        "supernet": ("warmup", "search", "reduction", "finetune"),
-        "full_supernet": ("warmup", "search", "finetune"),
-        "random_arch": ("warmup", "search", "reduction", "finetune"),  # the method's stages, a random topology
-        "hard_sharing": ("warmup", "finetune"),
-        "single_task": ("warmup", "finetune"),
-    }
-
-
-STAGE_PLAN: dict[str, tuple[str, ...]] = _plans()  # which stages each mode runs, in order
+STAGE_PLAN: dict[str, tuple[str, ...]] = {  # which stages each mode runs, in order
+    "supernet": ("warmup", "search", "reduction", "finetune"),
+    "full_supernet": ("warmup", "search", "finetune"),
+    "random_arch": ("warmup", "search", "reduction", "finetune"),  # the method's stages, a random topology
+    "hard_sharing": ("warmup", "finetune"),
+    "single_task": ("warmup", "finetune"),
+}
 SUPERNET_MODES = ("supernet", "full_supernet", "random_arch")  # modes that warm up and search the supernet
 
 
@@ -256,11 +252,11 @@ def train_stage(run: Run, stage: Stage, model: nn.Module, start: int = 0, optim:
         seed = stage_seed(cfg.trial.seed, stage.name, epoch)
         torch.manual_seed(seed)
         loader = run.loader("train", shuffle=True, seed=seed)
-        anneal = _annealing(cfg, model, epoch, epochs, len(loader)) if searching else None
-        if searching:  # search.prune_epochs: the reduction's mask before every step of the last epochs
-            anneal = chain(anneal, pruning_hook(cfg, model, epoch, epochs))
+        # search: the gate annealing, and (search.prune_epochs) the reduction's mask, before every step
+        before_step = chain(_annealing(cfg, model, epoch, epochs, len(loader)),
+                            pruning_hook(cfg, model, epoch, epochs)) if searching else None
         tr = train_epoch(model, loader, run.tasks, opts, device, cfg.trial.precision, extra, scaler,
-                         f"stage {stage.name}, epoch {epoch + 1}/{epochs}", cfg.trial.progress, anneal)
+                         f"stage {stage.name}, epoch {epoch + 1}/{epochs}", cfg.trial.progress, before_step)
         for s in scheds:
             s.step()
         if searching and epoch + 1 == epochs and prunes(cfg):
@@ -468,7 +464,7 @@ def trial_events(cfg: Config, out_dir: str | Path, resume: dict[str, Any] | None
                 epochs = stage.epochs(cfg)
                 for res in stage.run(run, stage, model, start, state.optim if resuming else None, state.sched if resuming else None):
                     state.step += 1
-                    rec = epoch_record(stage.name, STAGE_PLAN[cfg.trial.mode].index(stage.name), state.step, res, costs)
+                    rec = epoch_record(stage.name, i, state.step, res, costs)  # i: the stage's index in the plan
                     log.write([rec])
                     records.append(rec)
                     last_eval = (res.metrics, res.val_loss)

@@ -30,6 +30,8 @@ def test_stage_table_gives_every_mode_its_stages_and_epochs():
     assert [s.name for s in plan(cfg)] == ["warmup", "search", "reduction", "finetune"]
     assert [s.name for s in plan(tiny(**{"trial.mode": "hard_sharing"}))] == ["warmup", "finetune"]
     assert all(set(names) <= {s.name for s in STAGE_TABLE} for names in STAGE_PLAN.values())
+    # plan() keeps each mode's order (a record's stage_index is its stage's index in the plan)
+    assert all(list(names) == [s.name for s in STAGE_TABLE if s.name in names] for names in STAGE_PLAN.values())
     assert [s.name for s in STAGE_TABLE if s.reusable] == ["warmup", "search"]
 
 
