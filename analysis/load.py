@@ -243,12 +243,12 @@ def _delta_mtl_of_seed(rows, df, base, is_base, finished, exp, seed, tasks, cols
             others = df[is_base & ~finished & (df["experiment"] == exp).to_numpy(bool)
                         & (df["seed"] == seed).to_numpy(bool) & (df["baseline_task"] == task).to_numpy(bool)]
             if not others.empty:
+                trial, statuses = str(others["trial_id"].iloc[0]), sorted(set(others["status"]))
                 raise _UnusableBaseline(
-                    f"the single_task baseline for {where} did not finish (status "
-                    f"{sorted(set(others['status']))}, trial {others['trial_id'].iloc[0]!r}): an early-stopped or "
-                    "errored baseline trained less than the method and is never used as a reference; re-run it to "
-                    "the end (a scheduler must not stop baselines), or load with delta_mtl=False",
-                    task, str(others["trial_id"].iloc[0]), f"did not finish ({', '.join(sorted(set(others['status'])))})",
+                    f"the single_task baseline for {where} did not finish (status {statuses}, trial {trial!r}): an "
+                    "early-stopped or errored baseline trained less than the method and is never used as a reference; "
+                    "re-run it to the end (a scheduler must not stop baselines), or load with delta_mtl=False",
+                    task, trial, f"did not finish ({', '.join(statuses)})",
                 )
             raise AnalysisError(
                 f"no valid single_task baseline (a finished one) for {where}: run the single-task baselines for this seed, "
@@ -256,12 +256,13 @@ def _delta_mtl_of_seed(rows, df, base, is_base, finished, exp, seed, tasks, cols
             )
         flat = not_learned(b) | not_learned(b, f"learned/{task}")
         if flat.any():
+            trial = str(b.loc[flat, "trial_id"].iloc[0])
             raise _UnusableBaseline(
-                f"the single_task baseline for {where} (trial {b.loc[flat, 'trial_id'].iloc[0]!r}) did not "
-                f"learn task {task!r} (it does not beat its trivial reference by the margins): delta_mtl against it "
-                "would be a gain over a trivial predictor; fix the baseline's training (epochs, learning rate), or load "
-                "with delta_mtl=False and compare task metrics",
-                task, str(b.loc[flat, "trial_id"].iloc[0]), "did not learn",
+                f"the single_task baseline for {where} (trial {trial!r}) did not learn task {task!r} (it does not "
+                "beat its trivial reference by the margins): delta_mtl against it would be a gain over a trivial "
+                "predictor; fix the baseline's training (epochs, learning rate), or load with delta_mtl=False and "
+                "compare task metrics",
+                task, trial, "did not learn",
             )
         cols = [c for c in cols_by_task.get(task, []) if b[c].notna().any()]
         if not cols:

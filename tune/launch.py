@@ -20,7 +20,7 @@ from typing import Any
 import yaml
 
 from analysis.schema import experiment_fs
-from supernet.config import ConfigError, flatten, load_yaml
+from supernet.config import ConfigError, flatten, load_yaml, to_dict
 
 from .cluster import join_error, prepare_join
 from .space import Sweep, parse_sweep, task_kinds
@@ -75,7 +75,7 @@ def _baselines_first():
 def _optuna_space(sweep: Sweep) -> dict[str, Any]:
     import optuna.distributions as od
 
-    defaults = flatten(__import__("supernet.config", fromlist=["to_dict"]).to_dict(sweep.config()))
+    defaults = flatten(to_dict(sweep.config()))
     space = {}
     for key, (kind, values) in sweep.axes.items():
         is_int = isinstance(defaults[key], int) and not isinstance(defaults[key], bool)

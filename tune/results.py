@@ -28,6 +28,8 @@ from supernet.senses import METRIC_SENSES
 from supernet.trial import REUSABLE_STAGES, STAGES
 from supernet.trivial import LEARNED_MARGINS
 
+from .stage_cache import is_uri
+
 
 __all__ = ["ResultsCallback", "RowContext", "compact", "experiment_fs", "results_table", "trial_row", "write_table_atomic",
            "write_trial_fragments"]
@@ -272,7 +274,7 @@ class ResultsCallback(tune.Callback):
                  swept: list[str] | None = None):
         self.ctx = RowContext(exp_path, experiment, preset, base, tasks, tuple(sorted(swept or [])))
         self.fs, self.dir = experiment_fs(exp_path)
-        self.local = "://" not in exp_path
+        self.local = not is_uri(exp_path)  # the same test as launch (file:// is local)
         self.pending: dict[str, dict[int, dict[str, Any]]] = {}  # URI storage: epoch rows of running trials
 
     def setup(self, **info: Any) -> None:
