@@ -26,13 +26,13 @@ from typing import Any, get_args, get_origin, get_type_hints
 import yaml
 
 MODES = ("supernet", "single_task", "hard_sharing", "full_supernet", "random_arch")
-GATES = ("sigmoid", "straight_through", "gumbel")
+GATES = ("sigmoid", "straight_through", "gumbel", "hard_concrete")
 SQUEEZE = ("union_params", "l1", "bimodal")
 STEMS = ("conv", "resnet18", "resnet34", "resnet50")
-DATASETS = ("synthetic", "nyuv2", "cityscapes", "omniglot")
+DATASETS = ("synthetic", "planted", "nyuv2", "cityscapes", "omniglot")
 PRECISIONS = ("fp32", "bf16", "fp16")
 NORMS = ("bn", "gn")
-FLOW_RULES = ("node_share", "path_product")  # reduction.flow (supernet/reduction.py)
+FLOW_RULES = ("node_share", "path_product", "own_gate")  # reduction.flow (supernet/reduction.py)
 
 
 class ConfigError(ValueError):
@@ -45,7 +45,7 @@ class DataError(ValueError):
 
 @dataclass(frozen=True)
 class DataConfig:
-    name: str = "synthetic"  # synthetic | nyuv2 | cityscapes | omniglot
+    name: str = "synthetic"  # synthetic | planted (known answer: supernet/data/planted.py) | nyuv2 | cityscapes | omniglot
     root: str | None = None  # local folder of a real data set (nothing is ever downloaded)
     tasks: tuple[str, ...] = ()  # empty = every task the data set offers
     image_size: tuple[int, int] = (32, 32)  # (H, W): synthetic render size / resize target for real data
@@ -69,7 +69,7 @@ class ModelConfig:
     stem_weights: str | None = None  # local .pth file for the ResNet trunk; None = random init
     stem_layers: int = 2  # ResNet: how many residual stages (1-4) the trunk keeps
     norm: str = "bn"  # normalisation inside an edge op: bn | gn
-    gate: str = "sigmoid"  # sigmoid | straight_through | gumbel (ours: gate relaxation)
+    gate: str = "sigmoid"  # sigmoid | straight_through | gumbel | hard_concrete (ours: gate relaxation, supernet/dag.py relax)
     temperature: float = 1.0  # g = sigmoid(logit / temperature)
     arch_init: float = 0.0  # initial logit of every gate (sigmoid(0) = 0.5: all paths on, equally weighted)
 

@@ -8,7 +8,7 @@ feed every task head; task-specific architecture parameters A (edges), B (read-i
 Ours (chosen, each a config field): edge op = conv3x3-norm; read-in op = conv1x1-norm; node rule
 ``h_j^t = relu(g(B[t,j]) * r_j(x0) + sum_i g(A[t,i,j]) * o_ij(h_i^t))``; read-out
 ``y^t = head_t(sum_j g(G[t,j]) h_j^t / sum_j g(G[t,j]))``; gate ``g = sigmoid(logit / temperature)``
-with straight-through and Gumbel-sigmoid variants.
+with straight-through, Gumbel-sigmoid and hard-concrete variants (``relax``).
 
 All tasks run in one forward: the stem runs once, and each edge op runs once on the task-stacked batch
 ``(B*T, C, H, W)`` - no Python loop re-runs shared work per task. Its normalisation keeps per-task batch
@@ -17,6 +17,7 @@ gradient of its loss depend on its own gates only.
 """
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -45,21 +46,39 @@ class Gates:
     read_out_total: torch.Tensor | None = None
 
 
+HC_LOW, HC_HIGH = -0.1, 1.1  # hard-concrete stretch interval (Louizos et al. 2018, "Learning sparse networks
+# through L0 regularization"): a stretched sigmoid clipped to [0, 1] puts finite mass on exactly 0 and exactly 1
+
+
 def relax(logits: torch.Tensor, kind: str, temperature: float, training: bool) -> torch.Tensor:
     """Gate relaxation. sigmoid: sigmoid(l/T). straight_through: forward 1[logit >= 0] (a gate at the
-    decision boundary, such as the default ``arch_init: 0``, is on), backward sigmoid's gradient. gumbel: sigmoid((l + logistic noise)/T) while training, sigmoid(l/T) in eval."""
+    decision boundary, such as the default ``arch_init: 0``, is on), backward sigmoid's gradient. gumbel:
+    sigmoid((l + logistic noise)/T) while training, sigmoid(l/T) in eval. hard_concrete: the gumbel sample
+    stretched to (HC_LOW, HC_HIGH) and clipped to [0, 1] while training, so a gate is exactly 0 (its op
+    removed) or exactly 1 with finite probability and shrinking it costs the task loss what removing the op
+    costs (a following normalisation cannot undo an exact 0); in eval the noise-free value, clipped likewise."""
     soft = torch.sigmoid(logits / temperature)
     if kind == "sigmoid":
         return soft
     if kind == "straight_through":
         hard = (logits >= 0).to(soft.dtype)
         return hard + (soft - soft.detach())  # exactly 0/1 forward, sigmoid gradient backward
-    if kind == "gumbel":
-        if not training:
+    if kind in ("gumbel", "hard_concrete"):
+        if training:
+            u = torch.rand_like(logits).clamp(1e-6, 1 - 1e-6)
+            soft = torch.sigmoid((logits + torch.log(u) - torch.log1p(-u)) / temperature)
+        if kind == "gumbel":
             return soft
-        u = torch.rand_like(logits).clamp(1e-6, 1 - 1e-6)
-        return torch.sigmoid((logits + torch.log(u) - torch.log1p(-u)) / temperature)
+        return (soft * (HC_HIGH - HC_LOW) + HC_LOW).clamp(0.0, 1.0)
     raise ValueError(f"unknown gate relaxation {kind!r}")
+
+
+def open_probability(logits: torch.Tensor, kind: str, temperature: float) -> torch.Tensor:
+    """The probability that a gate is used: for hard_concrete P(gate > 0) = sigmoid(l - T log(-HC_LOW/HC_HIGH))
+    (the expected L0 norm of Louizos et al. 2018); for the other kinds sigmoid(l / T)."""
+    if kind == "hard_concrete":
+        return torch.sigmoid(logits - temperature * math.log(-HC_LOW / HC_HIGH))
+    return torch.sigmoid(logits / temperature)
 
 
 class Supernet(nn.Module):
@@ -142,8 +161,9 @@ class Supernet(nn.Module):
         return Gates(r(self.alpha), r(self.beta), r(self.gamma))
 
     def gate_probs(self) -> Gates:
-        """Deterministic sigmoid(logit / T): what the squeeze loss and the reduction read."""
-        s = lambda l: torch.sigmoid(l / self.temperature)  # noqa: E731
+        """The probability that each gate is used (``open_probability``: sigmoid(logit / T), or P(gate > 0)
+        for hard_concrete): what the squeeze loss and the reduction read."""
+        s = lambda l: open_probability(l, self.gate, self.temperature)  # noqa: E731
         return Gates(s(self.alpha), s(self.beta), s(self.gamma))
 
     def discrete_gates(self, spec: ArchSpec) -> Gates:

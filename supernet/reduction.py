@@ -20,11 +20,16 @@ to a sink K (the task's read-out). Two rules for how much of the task's output f
   at tau = 0.05, where it keeps nearly every element, but worse fine-tuned quality (the compact net keeps
   paths with gates near 0, which fine-tune does not revive), and no remedy at tau = 0.2.
 
+- ``own_gate``: every element's own gate probability, ``F(e) = c(e)``, with nothing multiplied along
+  paths, so a deep path is not scored below a shallow one because it has more gates. Meant for gates that
+  converge to 0 or 1 (``model.gate: hard_concrete``, whose probability is P(gate > 0)), where a gate's own
+  value says whether its op is used. It connects what it keeps as node_share does.
+
 Then:
 
 - keep e iff ``F(e)/F >= tau``, plus the maximum-product S->K path of the rule's capacities (every task
   keeps a valid path);
-- node_share connects what it keeps: every kept edge, read-in and read-out also keeps the best
+- node_share and own_gate connect what they keep: every kept edge, read-in and read-out also keeps the best
   (maximum-product) chain from a read-in to it and from it to a read-out, so an element that carries a
   large share is not lost because its upstream split into several small shares (path_product instead
   drops it in the next step);
@@ -154,13 +159,16 @@ def reduce_task(a: np.ndarray, b: np.ndarray, g: np.ndarray, n_nodes: int, flow_
     edges = edge_list(n_nodes, flow_width)
     if rule == "node_share":  # node_share is path_product on the normalised capacities
         a, b, g = normalised_capacities(a, b, g, edges)
-    fe, fin, fout, _ = edge_flows(a, b, g, edges)
+    if rule == "own_gate":  # each element's own probability; the best path below uses the raw capacities
+        fe, fin, fout = np.asarray(a, dtype=float), np.asarray(b, dtype=float), np.asarray(g, dtype=float)
+    else:
+        fe, fin, fout, _ = edge_flows(a, b, g, edges)
     keep_e = {e for e in range(len(edges)) if fe[e] >= tau}
     keep_in = {j for j in range(1, n_nodes + 1) if fin[j - 1] >= tau}
     keep_out = {j for j in range(1, n_nodes + 1) if fout[j - 1] >= tau}
     best = _BestPaths(a, b, g, edges)
     path, start, end = best.best_path()
-    if rule == "node_share":  # connect: every kept element joins a read-in and a read-out by its best chains
+    if rule in ("node_share", "own_gate"):  # connect: every kept element joins a read-in and a read-out by its best chains
 
         def add_in(j: int) -> None:
             if (c := best.chain_in(j)) is not None:

@@ -3,7 +3,8 @@
 ``build_data(cfg.data) -> DataBundle(train, val, tasks)`` where every dataset item is
 ``(image: float32 (3, H, W), targets: {task_name: tensor})`` in the target formats of
 ``supernet.tasks`` (invalid pixels: label -1, depth 0, normal all-zero). The embedded default
-(``synthetic``) needs nothing but the installed packages; real data sets load from ``data.root``.
+(``synthetic``) and the planted benchmark with a known answer (``planted``) need nothing but the installed
+packages; real data sets load from ``data.root``.
 """
 from __future__ import annotations
 
@@ -44,6 +45,13 @@ def build_data(cfg: DataConfig) -> DataBundle:
         names = tuple(tasks)
         train = SyntheticScenes(cfg.n_train, cfg.image_size, cfg.data_seed, names)
         val = SyntheticScenes(cfg.n_val, cfg.image_size, cfg.data_seed + 1_000_003, names)
+    elif cfg.name == "planted":
+        from .planted import TASKS, PlantedImages
+
+        tasks = select_tasks(TASKS, cfg.tasks)
+        names = tuple(tasks)
+        train = PlantedImages(cfg.n_train, cfg.image_size, cfg.data_seed, names)
+        val = PlantedImages(cfg.n_val, cfg.image_size, cfg.data_seed + 1_000_003, names)
     elif cfg.name in ("nyuv2", "cityscapes"):
         from .dense_npy import build_dense_npy
 
