@@ -3,12 +3,14 @@ from __future__ import annotations
 
 import itertools
 import math
+import sys
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from analysis.load import AnalysisError
+from analysis.load import AnalysisError, load_results
 from analysis.topology import (
     collapsed_count,
     has_planted,
@@ -23,6 +25,9 @@ from analysis.topology import (
     poisson_binomial_sf,
     topology_table,
 )
+
+sys.path.insert(0, str(Path(__file__).parent))
+from analysis_fixtures import write_experiment, write_results  # noqa: E402
 
 SENSES = {"abs_err": "min", "miou": "max"}
 ORACLE_DEPTH = (0.364, 0.311, 0.227, 0.0)  # k = 0, 1, 2, >= 3
@@ -263,3 +268,66 @@ def test_collapse_is_derived_from_kept_edges_when_the_flag_is_absent():
         del r["collapsed"]
     assert collapsed_count(_frame(rows)).trials == ["m0"]
     assert topology_table(_frame(rows)).groupby("trial_id")["collapsed"].first().tolist() == [True, False]
+
+
+# ----------------------------------------------------------------------------- report
+
+
+def _sections(md: str) -> list[str]:
+    return [line for line in md.splitlines() if line.startswith("## ")]
+
+
+def test_report_has_the_planted_sections_after_the_answer_and_a_topology_table(tmp_path):
+    from analysis import write_report
+
+    # one method setting, so that every random draw pairs with the method trial of its seed
+    exp = write_experiment(tmp_path, seeds=tuple(range(6)), flow_widths=(1,), lambda_sqs=(0.0,), taus=(0.0,),
+                           random_archs=1, planted=True)
+    out = write_report(exp, by="flow_width")
+    md = (out / "report.md").read_text()
+    sections = _sections(md)
+    assert sections[:4] == ["## Does the search beat random architectures?",
+                            "## Oracle: the best a path of k edges can reach",
+                            "## Does the search keep the path a task needs?",
+                            "## Is the task that needs depth better than its size-matched random draws?"]
+    assert "## Topology" in sections
+    topo = md.split("## Topology")[1].split("\n## ")[0]
+    # the fixture's last supernet trial errored and the one before stopped early: neither kept a topology
+    assert "**Collapsed (every task keeps 0 edges): 0 of 4 supernet, 0 of 6 random_arch trials.**" in topo
+    assert "| trial_id | mode | seed |" in topo and "shared/depth" in topo
+    df = load_results(exp)
+    hits = pd.read_csv(out / "hit_test.csv")
+    assert hits["task"].tolist() == ["depth"] and hits["seeds"].tolist() == [4]
+    expected = hit_tests(df)[0]
+    assert hits["hits"].iloc[0] == expected.hits and hits["p_value"].iloc[0] == pytest.approx(expected.p_value)
+    assert f"**{expected.sentence}**" in md
+    paired = pd.read_csv(out / "paired_test.csv")
+    assert paired["pairs"].tolist() == [5] and paired["metric"].tolist() == ["abs_err"]  # the early-stopped one too
+    assert len(pd.read_csv(out / "topology.csv")) == 3 * 10  # 3 tasks of 4 method and 6 random trials
+    oracle = pd.read_csv(out / "oracle.csv", index_col="task")
+    assert oracle.loc["depth", "k>=2"] == 0.5 and oracle.loc["segmentation", "k=0"] == 0.3
+    for name in ("oracle_gaps", "hit_seeds", "paired_seeds"):
+        assert (out / f"{name}.csv").is_file() and f"`{name}.csv`" in md
+
+
+def test_report_without_topology_columns_is_as_before(tmp_path):
+    from analysis import write_report
+
+    exp = write_experiment(tmp_path, seeds=(0, 1))
+    out = write_report(exp, by="flow_width")
+    md = (out / "report.md").read_text()
+    assert not [s for s in _sections(md) if s.startswith(("## Oracle", "## Does the search keep", "## Is the task"))]
+    topo = md.split("## Topology")[1].split("\n## ")[0]
+    assert "![topology](" in topo and "Collapsed" not in topo
+    assert not [p for p in ("topology", "oracle", "hit_test", "paired_test") if (out / f"{p}.csv").exists()]
+
+
+def test_report_with_topology_but_no_planted_structure_has_the_table_only(tmp_path):
+    from analysis import write_report
+
+    exp = write_experiment(tmp_path, seeds=(0, 1), planted=True)
+    df = pd.read_parquet(exp / "results.parquet")
+    df = df.drop(columns=[c for c in df.columns if c.startswith(("needs_edges/", "oracle/"))])
+    write_results(df, exp / "results.parquet")
+    md = (write_report(exp, by="flow_width") / "report.md").read_text()
+    assert "## Oracle: the best a path of k edges can reach" not in md and "**Collapsed (every task keeps" in md
