@@ -5,7 +5,8 @@ combines the computing functions of :mod:`analysis.compare`, :mod:`analysis.stat
 and :mod:`analysis.plots`; every number in the report is in a CSV next to it.
 
 The report opens with the answer to "does the search beat random architectures of the same size?"
-(:func:`analysis.stats.search_vs_random`), then the trivial references (:mod:`analysis.learning`: trials that
+(:func:`analysis.stats.search_vs_random`), then, on data with planted structure, the oracle, the hit test and
+the paired test (:mod:`analysis.topology`), then the trivial references (:mod:`analysis.learning`: trials that
 did not beat them are counted, listed and kept off every front), learning curves and the gap at reduction, and, when fronts are grouped by an ablation's axis
 (flow_width, lambda_sq, tau), ends with the effect that ablation exists to show (:mod:`analysis.effects`).
 """
@@ -290,7 +291,7 @@ def _topology_section(df: pd.DataFrame, tables: dict[str, pd.DataFrame], chosen:
         return md
     table = topology_table(df)
     tables["topology"] = table.set_index(["trial_id", "task"])
-    shown = table.assign(collapsed=["**collapsed**" if v is True else "" for v in table["collapsed"]])
+    shown = table.assign(collapsed=["**collapsed**" if pd.notna(v) and bool(v) else "" for v in table["collapsed"]])
     md += [
         f"**{collapsed_count(df).sentence}**",
         "",

@@ -127,24 +127,18 @@ def topology_table(df: pd.DataFrame) -> pd.DataFrame:
             *[f"shared/{u}" for u in tasks], "collapsed"]
     if not tasks:
         return pd.DataFrame(columns=cols)
-    collapsed = _collapsed(df, tasks)
-    rows = []
-    for i, (_, r) in enumerate(df.iterrows()):
-        for t in tasks:
-            measures = {k: _num(df.iloc[[i]], f"{TOPO}{t}/{k}")[0] for k in TOPO_MEASURES}
-            if not any(np.isfinite(v) for v in measures.values()):
-                continue
-            row = {"trial_id": r["trial_id"], "mode": r["mode"], "seed": r["seed"],
-                   **{c[len("config/"):]: r[c] for c in settings + draw}, "task": t,
-                   **{k: (int(v) if np.isfinite(v) else pd.NA) for k, v in measures.items()}}
-            for u in tasks:
-                v = _num(df.iloc[[i]], f"{TOPO}{t}/shared/{u}")[0] if u != t else np.nan
-                row[f"shared/{u}"] = int(v) if np.isfinite(v) else pd.NA
-            row["collapsed"] = bool(collapsed[i]) if np.isfinite(collapsed[i]) else pd.NA
-            rows.append(row)
-    out = pd.DataFrame(rows, columns=cols)
-    for c in (*TOPO_MEASURES, *[f"shared/{u}" for u in tasks]):
-        out[c] = out[c].astype("Int64")
+    collapsed = pd.array([bool(v) if np.isfinite(v) else pd.NA for v in _collapsed(df, tasks)], dtype="boolean")
+    ident = {"trial_id": df["trial_id"].to_numpy(), "mode": df["mode"].to_numpy(), "seed": df["seed"].to_numpy(),
+             **{c[len("config/"):]: df[c].to_numpy() for c in settings + draw}}
+    frames = []
+    for t in tasks:  # a task shares nothing with itself: its own shared/ column stays null
+        counts = {k: _num(df, f"{TOPO}{t}/{k}") for k in TOPO_MEASURES}
+        counts |= {f"shared/{u}": _num(df, f"{TOPO}{t}/shared/{u}") if u != t else np.full(len(df), np.nan) for u in tasks}
+        kept = np.isfinite(np.stack([counts[k] for k in TOPO_MEASURES], axis=1)).any(axis=1)
+        part = pd.DataFrame({**ident, "task": t, **{k: pd.array(v, dtype="Float64").astype("Int64") for k, v in counts.items()},
+                             "collapsed": collapsed})
+        frames.append(part[kept])
+    out = pd.concat(frames, ignore_index=True)[cols]
     order = {METHOD: 0, RANDOM: 1}  # the method first, its random draws next, then the baselines
     out["_rank"] = [order.get(m, 2) for m in out["mode"]]
     keys = ["_rank", "mode", *[c[len("config/"):] for c in settings], "seed", "trial_id"]

@@ -328,6 +328,12 @@ def test_report_with_topology_but_no_planted_structure_has_the_table_only(tmp_pa
     exp = write_experiment(tmp_path, seeds=(0, 1), planted=True)
     df = pd.read_parquet(exp / "results.parquet")
     df = df.drop(columns=[c for c in df.columns if c.startswith(("needs_edges/", "oracle/"))])
+    df.loc[df["trial_id"] == "supernet_0001", "collapsed"] = 1.0
     write_results(df, exp / "results.parquet")
     md = (write_report(exp, by="flow_width") / "report.md").read_text()
-    assert "## Oracle: the best a path of k edges can reach" not in md and "**Collapsed (every task keeps" in md
+    assert "## Oracle: the best a path of k edges can reach" not in md
+    n_method = int(((df["mode"] == "supernet") & (df["status"] == "finished")).sum())
+    assert f"**Collapsed (every task keeps 0 edges): 1 of {n_method} supernet trials.**" in md
+    topo = md.split("## Topology")[1].split("\n## ")[0]
+    flagged = [line for line in topo.splitlines() if line.startswith("| supernet_0001 |")]
+    assert len(flagged) == 3 and all(line.endswith("| **collapsed** |") for line in flagged)  # one row per task

@@ -85,3 +85,28 @@ def test_results_row_types_topology_columns_and_keeps_unknown_ones_null(tmp_path
     errored = trial_row("exp", SimpleNamespace(**{**vars(trial), "last_result": summary_keys(["seg"], [], 4)}),
                         "errored", "tiny", {}, ["seg"], [])
     assert errored["topo/seg/edges"] is None and math.isnan(errored["collapsed"])
+
+
+def test_summaries_to_parquet_to_the_hit_test(tmp_path):
+    """Written by tune/results.py, read back by analysis: the hit test sees the summaries' figures."""
+    import pyarrow.parquet as pq
+
+    from analysis.load import load_results
+    from analysis.topology import hit_tests, topology_table
+
+    rows = []
+    for seed in range(6):
+        topo = {t: dict(v) for t, v in PLANTED["topology"].items()}
+        topo["depth"] = {**topo["depth"], "longest_path": 3 if seed < 5 else 2}
+        summary = _summary(**{**PLANTED, "topology": topo},
+                           stage_quality={"warmup": {"metric/depth/abs_err": 0.2, "metric/seg/miou": 0.6}})
+        last = {**summary_keys(["seg", "depth"], ["seg/miou", "depth/abs_err"], 4, True), **flatten_summary(summary)}
+        trial = SimpleNamespace(trial_id=f"t{seed}", config={"overrides": {"trial.seed": seed}}, last_result=last,
+                                path=str(tmp_path / f"trial_t{seed}"))
+        rows.append(trial_row("exp", trial, "finished", "tiny", {}, ["seg", "depth"], ["trial.seed"]))
+    pq.write_table(results_table(rows, {"seg": "segmentation", "depth": "depth"}), tmp_path / "results.parquet")
+    df = load_results(tmp_path / "results.parquet", delta_mtl=False)
+    (t,) = hit_tests(df)
+    assert (t.hits, t.n) == (5, 6) and t.table["p0"].tolist() == [0.5] * 6 and t.table["exact"].tolist() == [False] * 6
+    assert t.p_value == pytest.approx(7 / 64) and t.verdict == "no evidence" and t.local_shorter is True
+    assert topology_table(df).groupby("task")["longest_path"].max().to_dict() == {"depth": 3, "seg": 0}
