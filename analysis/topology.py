@@ -431,7 +431,7 @@ def _hit_test(g: pd.DataFrame, task: str, k: int, label: str, local: list[str], 
     hit = path >= k
     local_paths = np.stack([_num(g, f"{TOPO}{t}/longest_path") for t in local], axis=1) if local else np.full((len(g), 0), np.nan)
     local_known = np.isfinite(local_paths).all(axis=1) & (local_paths.shape[1] > 0)
-    local_longest = np.where(local_known, np.where(np.isfinite(local_paths), local_paths, -np.inf).max(axis=1, initial=-np.inf), np.nan)
+    local_longest = np.where(local_known, local_paths.max(axis=1, initial=-np.inf), np.nan)
     table = pd.DataFrame({
         "experiment": g["experiment"].to_numpy() if "experiment" in g.columns else "",
         "seed": g["seed"].to_numpy(), "trial_id": g["trial_id"].to_numpy(), "longest_path": path.astype(int),
@@ -448,12 +448,13 @@ def _hit_test(g: pd.DataFrame, task: str, k: int, label: str, local: list[str], 
     if missing:
         reasons.append(f"the null distribution of seed(s) {_seeds_text(missing)} is not recorded")
     ok = p0[np.isfinite(p0)]
-    if n and not missing and np.all((ok == 0) | (ok == 1)):
+    settled = bool(n and not missing and np.all((ok == 0) | (ok == 1)))
+    if settled:
         reasons.append(f"every seed's kept size makes p0 0 or 1 (p0 = {_seeds_text(sorted({f'{v:g}' for v in ok}))}), so "
                        "a hit says nothing about the search; sweep tau so that the method keeps an intermediate size")
     p_value, test = hit_p_value(ok, hits) if n and not missing else (math.nan, "exact binomial")
     min_p = hit_min_p(ok) if n and not missing else 1.0
-    if n and not missing and not reasons and min_p >= alpha:
+    if n and not missing and not settled and min_p >= alpha:
         mid = ok[(ok > 0) & (ok < 1)]
         at = float(np.median(mid))
         need = math.floor(math.log(alpha) / math.log(at)) + 1  # the smallest n with at**n < alpha

@@ -149,6 +149,18 @@ def test_hit_test_is_not_decidable_with_too_few_seeds():
     assert t.verdict == "not decidable" and t.min_p == pytest.approx(0.09)
     assert "too few seeds" in t.reasons[0] and "at least 3 seeds" in t.reasons[0]  # 0.3**3 = 0.027 < 0.05
     assert t.hits == 2 and t.p_value == pytest.approx(0.09)  # the numbers are still there
+    # every reason is listed, not only the first
+    (t,) = hit_tests(_frame([_row(f"m{s}", "supernet", s, 3, warm=0.5 if s == 0 else 0.2) for s in range(2)]))
+    assert len(t.reasons) == 2 and "warm-up" in t.reasons[0] and "too few seeds" in t.reasons[1]
+
+
+def test_hit_test_is_not_decidable_without_the_null_distribution():
+    rows = [_row(f"m{s}", "supernet", s, 3) for s in range(6)]
+    for n in range(4):
+        rows[3][f"null/depth/longest_path/{n}"] = math.nan
+    (t,) = hit_tests(_frame(rows))
+    assert t.verdict == "not decidable" and t.reasons == ["the null distribution of seed(s) 3 is not recorded"]
+    assert math.isnan(t.p_value)
 
 
 def test_hit_tests_split_by_setting_and_skip_invalid_and_other_modes():
