@@ -8,6 +8,7 @@ be analysed on any machine that has the experiment folder.
     front = pareto_front(df[df["mode"] == "supernet"], {"delta_mtl": "max", "params": "min"})
     cmp = compare_fronts(df, by="flow_width")
     answer = search_vs_random(df)   # does the search beat random architectures? answer.sentence
+    hits = hit_tests(df)            # planted data: does the search keep the path a task needs? hits[0].sentence
 """
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ _EXPORTS = {
     "AnalysisError": "load", "load_arch_spec": "load", "load_epochs": "load", "load_results": "load",
     "write_report": "report",
     "search_vs_random": "stats", "seed_hypervolumes": "stats",
+    "hit_tests": "topology", "oracle_comparison": "topology", "paired_tests": "topology", "topology_table": "topology",
 }
 
 __all__ = sorted(_EXPORTS)

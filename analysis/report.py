@@ -5,7 +5,8 @@ combines the computing functions of :mod:`analysis.compare`, :mod:`analysis.stat
 and :mod:`analysis.plots`; every number in the report is in a CSV next to it.
 
 The report opens with the answer to "does the search beat random architectures of the same size?"
-(:func:`analysis.stats.search_vs_random`), then the trivial references (:mod:`analysis.learning`: trials that
+(:func:`analysis.stats.search_vs_random`), then, on data with planted structure, the oracle, the hit test and
+the paired test (:mod:`analysis.topology`), then the trivial references (:mod:`analysis.learning`: trials that
 did not beat them are counted, listed and kept off every front), learning curves and the gap at reduction, and, when fronts are grouped by an ablation's axis
 (flow_width, lambda_sq, tau), ends with the effect that ablation exists to show (:mod:`analysis.effects`).
 """
@@ -52,6 +53,17 @@ from analysis.plots import (
     topology_data,
 )
 from analysis.stats import RANDOM, Answer, eaf_data, search_vs_random
+from analysis.topology import (
+    collapsed_count,
+    has_planted,
+    has_topology,
+    hit_test_table,
+    hit_tests,
+    oracle_comparison,
+    paired_test_table,
+    paired_tests,
+    topology_table,
+)
 
 
 def _objective_columns(objectives: ObjectiveSpec | None) -> set[str]:
@@ -135,6 +147,8 @@ def write_report(
         "baselines": base[[c for c in ["trial_id", "mode", "seed", *(o.column for o in cmp.objectives)] if c in base.columns]].set_index("trial_id"),
     }
     learning_md = _learning_section(df, exp_dir, out, tables, cmp)
+    planted_md = _planted_section(df, tables)
+    topology_md = _topology_section(df, tables, chosen, topo_png)
     answer = search_vs_random(df, cmp.objectives)
     if answer.hv is not None:
         tables["seed_hypervolumes"] = answer.hv.table.set_index("group")
@@ -161,6 +175,7 @@ def write_report(
         "`supernet` trials compete.",
         "",
         *_answer_section(df, answer, out, trivial),
+        *planted_md,
         *learning_md["top"],
         "## Trials",
         "",
@@ -221,8 +236,7 @@ def write_report(
         *refs_line,
     ]
     md += learning_md["bottom"]
-    if topo_png is not None:
-        md += ["## Topology", "", f"Per-task kept edges of trial `{chosen}`.", "", f"![topology]({topo_png.name})", ""]
+    md += topology_md
     md += effect_md
     md += ["CSV files: " + ", ".join(f"`{n}.csv`" for n in tables), ""]
     (out / "report.md").write_text("\n".join(md))
@@ -264,6 +278,104 @@ def _answer_section(df: pd.DataFrame, answer: Answer, out: Path, trivial: Mappin
                "where fewer (the difference of the two empirical attainment functions, over their common seeds).", "",
                "![EAF difference](eaf_difference.png)", ""]
     return md
+
+
+def _topology_section(df: pd.DataFrame, tables: dict[str, pd.DataFrame], chosen: str | None,
+                      topo_png: Path | None) -> list[str]:
+    """The drawn trial's kept edges and, when the results carry topology columns, every trial's topology per task
+    with the collapsed ones counted in one line and flagged in the table. Adds ``topology`` to ``tables``."""
+    md = ["## Topology", ""] if topo_png is not None or has_topology(df) else []
+    if topo_png is not None:
+        md += [f"Per-task kept edges of trial `{chosen}`.", "", f"![topology]({topo_png.name})", ""]
+    if not has_topology(df):
+        return md
+    table = topology_table(df)
+    tables["topology"] = table.set_index(["trial_id", "task"])
+    shown = table.assign(collapsed=["**collapsed**" if pd.notna(v) and bool(v) else "" for v in table["collapsed"]])
+    md += [
+        f"**{collapsed_count(df).sentence}**",
+        "",
+        "Per trial and task: kept edges, the longest read-in -> read-out path in edges (0: the task reads a node's "
+        "features straight out), read-ins, read-outs, and `shared/<task>` = ops (edges and read-ins) kept by both "
+        "tasks. A trial is collapsed when every task keeps 0 edges.",
+        "",
+        markdown_table(shown, index=False),
+        "",
+    ]
+    return md
+
+
+def _planted_section(df: pd.DataFrame, tables: dict[str, pd.DataFrame]) -> list[str]:
+    """On data with a known answer: the oracle with each trial beside the bound of the path it kept, the hit test
+    and the paired test (nothing for other data). Adds ``oracle``, ``oracle_gaps``, ``hit_test``, ``hit_seeds``,
+    ``paired_test`` and ``paired_seeds`` to ``tables``."""
+    if not has_planted(df):
+        return []
+    try:
+        cmp = oracle_comparison(df)
+        hits, pairs = hit_tests(df), paired_tests(df)
+    except AnalysisError as e:
+        return ["## The planted benchmark", "", f"(not computed: {e})", ""]
+    tables["oracle"] = cmp.oracle.set_index("task")
+    tables["oracle_gaps"] = cmp.gaps.set_index(["trial_id", "task"])
+    md = [
+        "## Oracle: the best a path of k edges can reach",
+        "",
+        f"**{cmp.sentence}**",
+        "",
+        "Computed exactly from the data's generator: per task, the best validation value of its metric that a network "
+        "whose longest read-in -> read-out path has k edges can reach (the last column holds for every longer path; "
+        "`needs_edges` = the path length the task needs, 0 = a local task).",
+        "",
+        markdown_table(cmp.oracle, index=False),
+        "",
+        f"Each trial beside the bound of the path it kept, for the tasks that need depth (every task in "
+        f"`oracle_gaps.csv`): `excess` = how much worse than that bound (in the metric's sense); `within` = excess <= "
+        f"`tolerance`, {100 * cmp.within:g}% of the bound (of the k = 0 bound where the bound is 0).",
+        "",
+        markdown_table(_one_setting(cmp.gaps[cmp.gaps["needs_edges"].fillna(0).gt(0)]), index=False),
+        "",
+    ]
+    if hits:
+        tables["hit_test"] = hit_test_table(hits).set_index(["task", "setting"])
+        tables["hit_seeds"] = pd.concat([t.table.assign(task=t.task, setting=t.setting) for t in hits],
+                                        ignore_index=True).set_index(["task", "setting", "seed"])
+        md += ["## Does the search keep the path a task needs?", ""]
+        md += [line for t in hits for line in (f"**{t.sentence}**", "")]
+        md += [
+            "Per seed, a hit is a supernet trial whose task that needs K edges kept a path of >= K edges; `p0` = the "
+            "probability of a hit for a uniformly random valid architecture with that trial's kept numbers of edges, "
+            "read-ins and read-outs (`exact`: enumerated, else sampled). One-sided exact test over seeds of the count "
+            "of hits: binomial when every p0 is equal, Poisson-binomial otherwise; `min_p` = the smallest p-value it "
+            "can reach with these p0; `local_shorter` = every local task kept a shorter path in every seed.",
+            "",
+            markdown_table(_one_setting(hit_test_table(hits)), index=False),
+            "",
+            markdown_table(_one_setting(tables["hit_seeds"].reset_index()), index=False),
+            "",
+        ]
+    if pairs:
+        tables["paired_test"] = paired_test_table(pairs).set_index(["task", "setting"])
+        tables["paired_seeds"] = pd.concat([t.table.assign(task=t.task, setting=t.setting) for t in pairs],
+                                           ignore_index=True).set_index(["task", "setting", "seed"])
+        md += ["## Is the task that needs depth better than its size-matched random draws?", ""]
+        md += [line for t in pairs for line in (f"**{t.sentence}**", "")]
+        md += [
+            "Per seed, the supernet trial's final metric against the mean of its random_arch draws (same seed and "
+            "setting, the same kept sizes); `gain` > 0 when the search is better in the metric's sense. One-sided "
+            "exact Wilcoxon signed-rank test over the paired seeds (zero gains dropped).",
+            "",
+            markdown_table(_one_setting(paired_test_table(pairs)), index=False),
+            "",
+            markdown_table(_one_setting(tables["paired_seeds"].reset_index()), index=False),
+            "",
+        ]
+    return md
+
+
+def _one_setting(table: pd.DataFrame) -> pd.DataFrame:
+    """``table`` without its ``setting`` column when every row has the same one (it is named in the sentences)."""
+    return table.drop(columns="setting") if table["setting"].nunique() <= 1 else table
 
 
 def _effect_section(df: pd.DataFrame, by: str, out: Path, tables: dict[str, pd.DataFrame],

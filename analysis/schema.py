@@ -41,8 +41,19 @@ TIME, REUSED = "time/", "reused/"  # per stage
 TRIVIAL = "trivial/"  # trivial/<task>/<metric>: the trivial predictor's value on the validation split
 QUALITY = "quality/"  # quality/<stage>/<task>/<metric>: validation metric at the end of each stage
 LEARNED = "learned"  # learned, learned/<task>: beats the trivial reference by the stated margins
+# topology of the kept network, from summary.json's "topology" and "collapsed"
+TOPO = "topo/"  # topo/<task>/{edges,longest_path,read_in,read_out}, topo/<task>/shared/<other>: counts
+TOPO_MEASURES = ("edges", "longest_path", "read_in", "read_out")
+COLLAPSED = "collapsed"  # 1.0 when every task keeps 0 edges, 0.0 when not, NaN when unknown
+# the null distribution of the longest path over uniformly random valid architectures of the kept size
+NULL = "null/"  # null/<task>/longest_path/<L>: P(L) for L = 0..N-1; null/<task>/exact: 1.0 enumerated, 0.0 sampled
+# data with planted structure (known answer)
+NEEDS_EDGES = "needs_edges/"  # needs_edges/<task>: the path length the task needs (0 = a local task)
+ORACLE = "oracle/"  # oracle/<task>/<metric>/<k>: best value a path of k edges can reach (the last k holds beyond)
 INT_COLUMNS = ("seed", "n_nodes", "flow_width", "params_union", "flops_multitask")
-FLOAT_COLUMNS = ("lambda_sq", "tau", "latency_ms")
+FLOAT_COLUMNS = ("lambda_sq", "tau", "latency_ms", COLLAPSED)
+INT_PREFIXES = (PARAMS, FLOPS, TOPO, NEEDS_EDGES)
+FLOAT_PREFIXES = (METRIC, LOSS, TIME, TRIVIAL, QUALITY, NULL, ORACLE)
 # epochs columns: these, plus val_loss/<task> and metric/<task>/<name>, plus experiment, trial_id, node
 VAL_LOSS = "val_loss/"
 RECORD_KEYS = ("stage", "stage_index", "epoch", "step", "train_loss", "squeeze", "score", "params_union", "flops_multitask")
@@ -54,9 +65,9 @@ class SchemaError(ValueError):
 
 def column_type(col: str) -> pa.DataType | None:
     """The fixed Arrow type of a results column, or None where the values decide (config, text)."""
-    if col in INT_COLUMNS or col.startswith((PARAMS, FLOPS)):
+    if col in INT_COLUMNS or col.startswith(INT_PREFIXES):
         return pa.int64()
-    if col in FLOAT_COLUMNS or col.startswith((METRIC, LOSS, TIME, TRIVIAL, QUALITY)):
+    if col in FLOAT_COLUMNS or col.startswith(FLOAT_PREFIXES):
         return pa.float64()
     if col.startswith(REUSED) or col == LEARNED or col.startswith(LEARNED + "/"):
         return pa.bool_()

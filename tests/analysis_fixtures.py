@@ -225,6 +225,52 @@ def make_results(
     return df, specs
 
 
+def _longest_path(task: dict) -> int:
+    """Longest read-in -> read-out path in edges of one task's spec (0 when no edge joins them)."""
+    depth = {j: 0 for j in task["read_in"]}  # longest path from a read-in to each node; edges go i -> j, i < j
+    for i, j in sorted(map(tuple, task["edges"])):
+        if i in depth:
+            depth[j] = max(depth.get(j, 0), depth[i] + 1)
+    return max([depth[j] for j in task["read_out"] if j in depth], default=0)
+
+
+def topology_columns(spec: dict) -> dict:
+    """The ``topo/`` columns and ``collapsed`` of one arch spec, as tune/results.py flattens them."""
+    tasks = spec["tasks"]
+    out: dict = {}
+    for t, s in tasks.items():
+        out |= {f"topo/{t}/edges": len(s["edges"]), f"topo/{t}/longest_path": _longest_path(s),
+                f"topo/{t}/read_in": len(s["read_in"]), f"topo/{t}/read_out": len(s["read_out"])}
+        for u, o in tasks.items():
+            if u != t:  # ops kept by both: edges and read-ins
+                out[f"topo/{t}/shared/{u}"] = (len({tuple(e) for e in s["edges"]} & {tuple(e) for e in o["edges"]})
+                                               + len(set(s["read_in"]) & set(o["read_in"])))
+    out["collapsed"] = float(all(len(s["edges"]) == 0 for s in tasks.values()))
+    return out
+
+
+# a planted variant of the default tasks: depth needs a path of 2 edges, the others are local (oracle per task)
+PLANTED_NEEDS = {"segmentation": 0, "depth": 2, "normal": 0}
+PLANTED_ORACLE = {"segmentation": ("miou", (0.3,)), "depth": ("abs_err", (1.0, 0.8, 0.5)), "normal": ("mean_angle", (40.0,))}
+
+
+def add_planted(df: pd.DataFrame, specs: Mapping[str, dict], null: Sequence[float] = (0.2, 0.3, 0.3, 0.2)) -> pd.DataFrame:
+    """``df`` with the topology of each finished trial's spec (other trials: none), a null distribution P(L) of
+    the longest path for every task (the same for every trial) and the planted needs and oracle."""
+    df = df.copy()
+    rows = [topology_columns(specs[t]) if t in specs and st == "finished" else {} for t, st in zip(df["trial_id"], df["status"])]
+    topo = pd.DataFrame(rows, index=df.index)
+    extra = {}
+    for t in PLANTED_NEEDS:
+        extra |= {f"null/{t}/longest_path/{n}": p for n, p in enumerate(null)} | {f"null/{t}/exact": 1.0}
+    extra |= {f"needs_edges/{t}": k for t, k in PLANTED_NEEDS.items()}
+    extra |= {f"oracle/{t}/{m}/{k}": v for t, (m, vs) in PLANTED_ORACLE.items() for k, v in enumerate(vs)}
+    has = topo.notna().any(axis=1)
+    for c, v in extra.items():
+        topo[c] = np.where(has, v, np.nan) if c.startswith("null/") else v
+    return pd.concat([df, topo], axis=1)
+
+
 def write_results(df: pd.DataFrame, path: Path, tasks: Mapping[str, str] = DEFAULT_TASKS, metadata: bool = True) -> Path:
     """Write ``df`` as a results.parquet with the ``dagmtl`` key-value metadata (unless ``metadata=False``)."""
     table = pa.Table.from_pandas(df, preserve_index=False)
@@ -267,9 +313,13 @@ def make_epochs(df: pd.DataFrame, tasks: Sequence[str], rng: int = 0) -> pd.Data
 
 
 def write_experiment(root: Path, *, name: str = "exp", tasks: Mapping[str, str] = DEFAULT_TASKS, **kw) -> Path:
-    """Write a generated experiment folder ``root/name`` and return its path (see :func:`make_results`)."""
+    """Write a generated experiment folder ``root/name`` and return its path (see :func:`make_results`;
+    ``planted=True`` adds the topology, null and planted columns of :func:`add_planted`)."""
     exp = Path(root) / name
+    planted = kw.pop("planted", False)
     df, specs = make_results(experiment=name, tasks=tasks, **kw)
+    if planted:
+        df = add_planted(df, specs)
     write_results(df, exp / "results.parquet", tasks)
     pq.write_table(pa.Table.from_pandas(make_epochs(df, list(tasks)), preserve_index=False), exp / "epochs.parquet")
     for tid, spec in specs.items():

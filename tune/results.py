@@ -35,14 +35,29 @@ __all__ = ["ResultsCallback", "RowContext", "compact", "experiment_fs", "results
            "write_trial_fragments"]
 
 
-def summary_keys(tasks: list[str], metrics: list[str] = ()) -> dict[str, float]:
+def summary_keys(tasks: list[str], metrics: list[str] = (), n_nodes: int = 0, planted: bool = False) -> dict[str, float]:
     """Keys the final report adds (NaN before): flattened summary figures, same set at every report.
-    ``metrics``: the ``<task>/<metric>`` names, for the trivial references."""
+    ``metrics``: the ``<task>/<metric>`` names, for the trivial references.
+
+    ``n_nodes`` > 0 adds the topology and null-distribution keys, ``planted`` the planted data's (needs
+    and oracle, for every metric of ``metrics``). Both are bounded by N: a read-in -> read-out path through
+    N nodes has at most N - 1 edges, so L and k run over 0..N-1. An oracle listing further k (it may: its
+    last entry holds beyond) still reaches the results table through the summary, only not progress.csv.
+    """
     keys = ["trial_finished", "latency_ms", "params_supernet", "learned"]
     keys += [f"{k}/{t}" for k in ("loss", "params", "flops", "learned") for t in tasks]
     keys += [f"trivial/{m}" for m in metrics]
     keys += [f"quality/{s}/{m}" for s in STAGES for m in metrics]
     keys += [f"time/{s}" for s in STAGES] + [f"reused/{s}" for s in REUSABLE_STAGES]
+    if n_nodes > 0:
+        keys.append(schema.COLLAPSED)
+        for t in tasks:
+            keys += [f"{schema.TOPO}{t}/{k}" for k in schema.TOPO_MEASURES]
+            keys += [f"{schema.TOPO}{t}/shared/{u}" for u in tasks if u != t]
+            keys += [f"{schema.NULL}{t}/longest_path/{n}" for n in range(n_nodes)] + [f"{schema.NULL}{t}/exact"]
+        if planted:
+            keys += [f"{schema.NEEDS_EDGES}{t}" for t in tasks]
+            keys += [f"{schema.ORACLE}{m}/{k}" for m in metrics for k in range(n_nodes)]
     return {k: math.nan for k in keys}
 
 
@@ -68,6 +83,28 @@ def flatten_summary(summary: dict[str, Any]) -> dict[str, Any]:
     out.update({f"time/{s}": v for s, v in summary["timings"].items()})
     out.update({f"reused/{s}": float(v) for s, v in summary["reused"].items()})
     out["score"] = sum(summary["val_loss"].values()) / len(summary["val_loss"])
+    out.update(_flatten_topology(summary))
+    return out
+
+
+def _flatten_topology(summary: dict[str, Any]) -> dict[str, Any]:
+    """The kept network's topology, its null distribution and the planted data's needs and oracle as flat
+    columns (analysis/schema.py); each part is absent from older summaries and from data without planted
+    structure, and then adds nothing."""
+    out: dict[str, Any] = {}
+    for t, topo in summary.get("topology", {}).items():
+        out.update({f"{schema.TOPO}{t}/{k}": topo[k] for k in schema.TOPO_MEASURES if k in topo})
+        out.update({f"{schema.TOPO}{t}/shared/{u}": n for u, n in topo.get("shared", {}).items()})
+    if summary.get("collapsed") is not None:
+        out[schema.COLLAPSED] = float(summary["collapsed"])
+    for t, null in summary.get("null_longest_path", {}).items():
+        out.update({f"{schema.NULL}{t}/longest_path/{n}": float(p) for n, p in enumerate(null["probs"])})
+        if "exact" in null:
+            out[f"{schema.NULL}{t}/exact"] = float(null["exact"])
+    planted = summary.get("planted", {})
+    out.update({f"{schema.NEEDS_EDGES}{t}": k for t, k in planted.get("needs_edges", {}).items()})
+    for t, o in planted.get("oracle", {}).items():
+        out.update({f"{schema.ORACLE}{t}/{o['metric']}/{k}": float(v) for k, v in enumerate(o["by_edges"])})
     return out
 
 
@@ -119,6 +156,10 @@ def build_row(experiment: str, trial_id: str, overrides: dict[str, Any], status:
     for k, v in last.items():
         # trivial/<task>/<metric>: supernet.trivial's reference; quality/<stage>/<task>/<metric>: at each stage's end
         if k.startswith(("metric/", "trivial/", "quality/")):
+            row[k] = float(v) if _finite(v) else math.nan
+        elif k.startswith((schema.TOPO, schema.NEEDS_EDGES)):  # counts (None when unknown)
+            row[k] = int(v) if _finite(v) else None
+        elif k.startswith((schema.NULL, schema.ORACLE)) or k == schema.COLLAPSED:
             row[k] = float(v) if _finite(v) else math.nan
     for k in ["learned"] + [f"learned/{t}" for t in tasks]:  # beats the trivial references by LEARNED_MARGINS
         v = last.get(k)

@@ -44,6 +44,11 @@ def _finished_summary(trial_dir: Path) -> dict[str, Any] | None:
     return summary if summary.get("status") == "finished" else None
 
 
+def _topology_bounds(cfg: Any) -> tuple[int, bool]:
+    """(n_nodes, planted) for ``summary_keys``: N bounds the path lengths; only planted data has an oracle."""
+    return cfg.model.n_nodes, cfg.data.name == "planted"
+
+
 def _last_line(path: Path) -> dict[str, Any]:
     lines = path.read_text().splitlines()
     return json.loads(lines[-1]) if lines else {}
@@ -87,7 +92,7 @@ def train(config: dict[str, Any], setup: TrialSetup, report=tune.report) -> None
     if done is not None:  # it finished, but the driver died before Tune's state recorded that: never re-run
         last = _last_line(trial_dir / "metrics.jsonl")
         metrics = [f"{t}/{m}" for t, ms in done["metrics"].items() for m in ms]
-        final = {**summary_keys(list(done["val_loss"]), metrics), **last, **flatten_summary(done), **where,
+        final = {**summary_keys(list(done["val_loss"]), metrics, *_topology_bounds(cfg)), **last, **flatten_summary(done), **where,
                  "resumed_from_step": last["step"]}
         if setup.rows is not None:
             write_trial_fragments(setup.rows, ctx.get_trial_id(), config["overrides"], "finished", final)
@@ -104,7 +109,7 @@ def train(config: dict[str, Any], setup: TrialSetup, report=tune.report) -> None
         final = flatten_summary(ev.summary) if isinstance(ev, Finished) else {}
         if keys is None:  # the summary keys, NaN until the end, in every report
             keys = summary_keys([k.split("/", 1)[1] for k in record if k.startswith("val_loss/")],
-                                [k.split("/", 1)[1] for k in record if k.startswith("metric/")])
+                                [k.split("/", 1)[1] for k in record if k.startswith("metric/")], *_topology_bounds(cfg))
         metrics = {**keys, **record, **where, **final}
         if final and setup.rows is not None:
             write_trial_fragments(setup.rows, ctx.get_trial_id(), config["overrides"], "finished", metrics)
