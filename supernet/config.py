@@ -92,6 +92,9 @@ class SearchConfig:
     train_weights: bool = False  # paper: Theta frozen in search; True is our ablation
     squeeze: str = "union_params"  # union_params (default) | l1 | bimodal
     lambda_sq: float = 1.0  # weight of the squeeze loss
+    # read-outs join the squeeze (ours), at the cost of a read-in op each: without it nothing pushes a task off a
+    # read-out it does not need, and a kept read-out keeps the path that feeds it
+    squeeze_read_out: bool = False
     # gate annealing (ours): the gate temperature goes geometrically from model.temperature to this value
     # over the search steps, so that gates end near 0/1 and the reduction removes little of what the
     # supernet computes (the gap at reduction); None = a constant temperature (no annealing)

@@ -118,6 +118,10 @@ class Supernet(nn.Module):
         # reduction applied inside the search (search.prune_epochs, supernet/prune.py). Not in the state_dict:
         # it is a function of the gates and the reduction settings, recomputed wherever it is used.
         self.prune_mask: Gates | None = None
+        # True while warm-up trains: every forward uses the noise-free initial gates (``initial_gates``), so the
+        # weights learn with all paths on at their initial value whatever the gate kind (no Gumbel or
+        # hard-concrete noise before the search has anything to decide). Set by the stage loop, not saved.
+        self.hold_gates = False
         # in-edges of each node as (edge index, source node), fixed by (N, M)
         self._in_edges = {j: [(e, i) for e, (i, jj) in enumerate(self.edges_ij) if jj == j] for j in range(1, N + 1)}
 
@@ -136,7 +140,10 @@ class Supernet(nn.Module):
     # ---------------------------------------------------------------- gates
 
     def gates(self) -> Gates:
-        """Relaxed gates of the current logits (noisy for gumbel while training), times ``prune_mask``."""
+        """Relaxed gates of the current logits (noisy for gumbel and hard_concrete while training), times
+        ``prune_mask``; the initial gates while ``hold_gates``."""
+        if self.hold_gates:
+            return self.initial_gates()
         r = lambda l: relax(l, self.gate, self.temperature, self.training)  # noqa: E731
         return self._masked(Gates(r(self.alpha), r(self.beta), r(self.gamma)))
 

@@ -8,6 +8,12 @@ with exactly as many kept edges, read-ins and read-outs** as the searched one. S
 per-task size (parameters, op count) of what the method keeps at the same (seed, lambda_sq, tau); only
 the topology is random. It then fine-tunes with the method's budget, from the same weights.
 
+Gates (ours): with ``reduction.fold_gates`` the method's compact net carries its supernet gates, so a draw
+carries the **same values**: each task's kept edge gates, read-in gates and read-out weights are dealt in a
+random order onto the drawn edges, read-ins and read-outs. The draw then has the method's gate statistics
+exactly and read-out weights with the same sum, and differs from the method in the topology alone. Without
+folded gates both arms are plain 0/1 networks.
+
 Uniform draws: each of edges, read-ins and read-outs is a uniform subset of its size; draws with a node
 off every read-in-to-read-out path are rejected (``ArchSpec.validate``) and drawn again.
 """
@@ -45,10 +51,17 @@ def random_task_arch(n_nodes: int, flow_width: int, n_edges: int, n_read_in: int
 
 
 def random_like(spec: ArchSpec, seed: int, draw: int) -> ArchSpec:
-    """Per task, a random valid architecture of the searched one's size; seeded by (seed, draw)."""
+    """Per task, a random valid architecture of the searched one's size, carrying the searched one's gate values
+    (when it has any) in a random order; seeded by (seed, draw)."""
     rng = np.random.default_rng([seed, draw])
-    tasks = tuple(
-        (t, random_task_arch(spec.n_nodes, spec.flow_width, len(a.edges), len(a.read_in), len(a.read_out), rng))
-        for t, a in spec.tasks
-    )
-    return ArchSpec(spec.n_nodes, spec.flow_width, tasks)
+    tasks = []
+    for t, a in spec.tasks:
+        r = random_task_arch(spec.n_nodes, spec.flow_width, len(a.edges), len(a.read_in), len(a.read_out), rng)
+        if a.has_gates:
+            deal = lambda values: tuple(float(v) for v in rng.permutation(np.asarray(values, dtype=float)))  # noqa: E731
+            r = TaskArch(r.edges, r.read_in, r.read_out,
+                         edge_gates=deal([a.edge_gate(e) for e in a.edges]),
+                         read_in_gates=deal([a.read_in_gate(j) for j in a.read_in]),
+                         read_out_gates=deal([a.read_out_gate(j) for j in a.read_out]))
+        tasks.append((t, r))
+    return ArchSpec(spec.n_nodes, spec.flow_width, tuple(tasks))

@@ -30,8 +30,10 @@ def bimodal(g: torch.Tensor, cost: torch.Tensor) -> torch.Tensor:
 SQUEEZE_LOSSES = {"union_params": union_params, "l1": l1, "bimodal": bimodal}
 
 
-def squeeze_loss(kind: str, alpha: torch.Tensor, beta: torch.Tensor, edge_cost: torch.Tensor, read_in_cost: torch.Tensor) -> torch.Tensor:
-    """Squeeze loss over edges (alpha gates (T, E)) and read-ins (beta gates (T, N))."""
-    g = torch.cat([alpha, beta], dim=1)  # (T, E + N)
-    cost = torch.cat([edge_cost, read_in_cost])  # (E + N,)
+def squeeze_loss(kind: str, alpha: torch.Tensor, beta: torch.Tensor, edge_cost: torch.Tensor, read_in_cost: torch.Tensor,
+                 gamma: torch.Tensor | None = None, read_out_cost: torch.Tensor | None = None) -> torch.Tensor:
+    """Squeeze loss over edges (alpha gates (T, E)) and read-ins (beta gates (T, N)), and read-outs (gamma gates
+    (T, N) at ``read_out_cost`` (N,)) when given."""
+    g = torch.cat([alpha, beta] + ([gamma] if gamma is not None else []), dim=1)  # (T, E + N [+ N])
+    cost = torch.cat([edge_cost, read_in_cost] + ([read_out_cost] if gamma is not None else []))
     return SQUEEZE_LOSSES[kind](g, cost)

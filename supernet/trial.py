@@ -57,6 +57,8 @@ from .state import (  # noqa: F401 - re-exported: the checkpoint API drivers use
 )
 from .store import DirStageStore, StageStore  # noqa: F401 - re-exported
 from .tasks import TaskSpec
+from .data.planted import planted_summary
+from .topology import collapsed, spec_null, task_topology
 from .trivial import learned_tasks, trivial_references
 
 # ----------------------------------------------------------------------------- the stage table
@@ -205,9 +207,14 @@ def _squeeze(cfg: Config, model: Supernet) -> Callable[[], torch.Tensor]:
     s = cfg.search
     edge_cost, read_in_cost = model.op_costs()
 
+    # search.squeeze_read_out: read-outs join the squeeze at the cost of a read-in op each (a kept read-out keeps
+    # its node, and the cheapest op that computes a node is its read-in)
+    read_out_cost = read_in_cost if s.squeeze_read_out else None
+
     def loss() -> torch.Tensor:
         p = model.gate_probs()
-        return s.lambda_sq * squeeze_loss(s.squeeze, p.alpha, p.beta, edge_cost, read_in_cost)
+        return s.lambda_sq * squeeze_loss(s.squeeze, p.alpha, p.beta, edge_cost, read_in_cost,
+                                          p.gamma if s.squeeze_read_out else None, read_out_cost)
 
     return loss
 
@@ -242,6 +249,8 @@ def train_stage(run: Run, stage: Stage, model: nn.Module, start: int = 0, optim:
         for o, sd in zip(objs, saved or ()):
             o.load_state_dict(sd)
     searching = "arch" in stage.trains and isinstance(model, Supernet)
+    if isinstance(model, Supernet):
+        model.hold_gates = stage.name == "warmup"  # warm-up: the initial gates, noise-free (dag.Supernet)
     extra = _squeeze(cfg, model) if searching else None
     scaler = torch.amp.GradScaler(device.type) if cfg.trial.precision == "fp16" and device.type == "cuda" else None
     cuda = device.type == "cuda"
@@ -274,13 +283,10 @@ def reduction_stage(run: Run, model: Supernet) -> tuple[nn.Module, ArchSpec]:
     spec = reduction_spec(model, cfg)
     if prunes(cfg):  # the mask the search ended with (not in the state_dict): fold reads the masked gates
         model.prune_mask = reduction_mask(model, cfg, spec)
-    if cfg.trial.mode == "random_arch":  # the searched sizes, a uniformly random topology
-        spec = random_like(spec, cfg.trial.seed, cfg.trial.random_draw)
-        gates = model.initial_gates()  # the gates its weights were warmed up with
-    else:
-        gates = model.eval_gates()
     if cfg.reduction.fold_gates:  # the compact net computes the gated supernet minus the pruned paths
-        spec = fold_gates(spec, gates, names)
+        spec = fold_gates(spec, model.eval_gates(), names)
+    if cfg.trial.mode == "random_arch":  # the searched sizes and gate values, a uniformly random topology
+        spec = random_like(spec, cfg.trial.seed, cfg.trial.random_draw)
     compact = build_compact(spec, cfg.model, run.tasks)
     compact.load_from(model)
     return compact.to(run.device), spec
@@ -394,6 +400,7 @@ def summarize(run: Run, state: TrialState, model: nn.Module, last_eval: tuple[di
     costs = cost_summary(model, run.image_shape, run.device, cfg.trial.latency_repeats)
     trivial = trivial_references(run.train, run.val, run.tasks, cfg.data.batch_size)
     learned = learned_tasks(metrics, trivial, {t: s.kind for t, s in run.tasks.items()})
+    spec = ArchSpec.from_dict(state.spec) if state.spec else None
     return {
         "status": "finished",
         "mode": cfg.trial.mode,
@@ -411,6 +418,11 @@ def summarize(run: Run, state: TrialState, model: nn.Module, last_eval: tuple[di
         # validation quality at the end of each stage run (warm-up, search, right after reduction, fine-tune)
         "stage_quality": {s: q for s in STAGES if (q := state.stage_quality.get(s))},
         "arch_spec": "arch_spec.json" if state.spec else None,
+        # what each task kept (supernet/topology.py): edges, longest path, ops shared with each other task, and
+        # the longest path's distribution over random valid architectures of the same size (the hit test's null)
+        **({"topology": task_topology(spec), "collapsed": collapsed(spec), "null_longest_path": spec_null(spec)}
+           if spec else {}),
+        **({"planted": planted_summary(tuple(run.tasks))} if cfg.data.name == "planted" else {}),
         "node": socket.gethostname(),
         "device": str(run.device),
     }

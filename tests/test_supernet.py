@@ -8,6 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from supernet.compact import CompactNet, plan_instances
+from supernet.config import FLOW_RULES
 from supernet.costs import count_flops, n_params, task_params
 from supernet.dag import Gates, Supernet, edge_key
 from supernet.reduction import edge_flows, reduce, reduce_task
@@ -196,7 +197,7 @@ def _spec_edges(spec: ArchSpec) -> dict[str, set]:
     return {t: set(a.edges) | {("in", j) for j in a.read_in} | {("out", j) for j in a.read_out} for t, a in spec.tasks}
 
 
-@pytest.mark.parametrize("rule", ["path_product", "node_share"])
+@pytest.mark.parametrize("rule", FLOW_RULES)
 @given(n=st.integers(1, 7), data=st.data(), seed=st.integers(0, 2**31 - 1))
 @settings(max_examples=60, deadline=None)
 def test_reduction_keeps_a_valid_path_and_no_dangling_node(rule, n, data, seed):
@@ -212,7 +213,7 @@ def test_reduction_keeps_a_valid_path_and_no_dangling_node(rule, n, data, seed):
     assert set(hi.read_in) <= set(lo.read_in) and set(hi.read_out) <= set(lo.read_out)
 
 
-@pytest.mark.parametrize("rule", ["path_product", "node_share"])
+@pytest.mark.parametrize("rule", FLOW_RULES)
 def test_reduction_of_a_supernet_and_threshold_extremes(rule):
     net = make_net(6, 3)
     random_gates(net, 3)

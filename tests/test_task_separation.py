@@ -7,6 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from supernet.compact import CompactNet, plan_instances
+from supernet.config import GATES as CONFIG_GATES
 from supernet.dag import Supernet
 from supernet.ops import GroupedBatchNorm2d
 from supernet.spec import ArchSpec, TaskArch
@@ -19,7 +20,7 @@ TASKS = {
     "normal": TaskSpec("normal", "normal"),
 }
 NORMS = ["bn", "gn"]
-GATES = ["sigmoid", "straight_through", "gumbel"]
+GATES = list(CONFIG_GATES)  # every gate kind a config accepts
 
 
 def _net(norm: str, gate: str = "sigmoid", arch_init: float = 0.0, n: int = 4, m: int = 2) -> Supernet:

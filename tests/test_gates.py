@@ -1,0 +1,43 @@
+"""Hard-concrete gates and the own_gate reduction rule, by hand."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+from supernet.dag import HC_HIGH, HC_LOW, open_probability, relax
+from supernet.reduction import reduce_task
+
+
+def test_hard_concrete_is_exactly_zero_or_one_with_the_stated_probability():
+    torch.manual_seed(0)
+    logits = torch.full((200_000,), 0.5)
+    g = relax(logits, "hard_concrete", 2 / 3, training=True)
+    assert float(g.min()) == 0.0 and float(g.max()) == 1.0 and bool(((g >= 0) & (g <= 1)).all())
+    p_open = float(open_probability(logits[:1], "hard_concrete", 2 / 3))
+    assert abs(float((g > 0).float().mean()) - p_open) < 0.005  # P(gate > 0), the squeeze's expected L0
+    # P(gate = 1) = P(stretched sample >= 1) = 1 - sigmoid(T * logit((1 - low) / (high - low)) - logit)
+    q = (1 - HC_LOW) / (HC_HIGH - HC_LOW)
+    p_one = 1 - 1 / (1 + math.exp(-((2 / 3) * math.log(q / (1 - q)) - 0.5)))
+    assert abs(float((g == 1).float().mean()) - p_one) < 0.005
+
+
+def test_hard_concrete_in_eval_is_the_noise_free_clipped_value():
+    logits = torch.tensor([-5.0, 0.0, 5.0])
+    g = relax(logits, "hard_concrete", 1.0, training=False)
+    torch.testing.assert_close(g, torch.tensor([0.0, 0.5, 1.0]))
+    torch.testing.assert_close(relax(logits, "hard_concrete", 1.0, training=False), g)  # deterministic
+
+
+def test_own_gate_keeps_a_deep_path_that_path_product_drops():
+    """A 3-edge chain 1->2->3->4 with gates 0.8 against a direct read-in -> read-out at node 4 of 0.8 x 0.8:
+    path_product scores the chain below the 2-gate path (0.8^5 < 0.8^2); own_gate keeps every element >= tau."""
+    edges = [(1, 2), (2, 3), (3, 4)]
+    a = np.array([0.8, 0.8, 0.8])
+    b = np.array([0.8, 0.0, 0.0, 0.8])
+    g = np.array([0.0, 0.0, 0.0, 0.8])
+    own = reduce_task(a, b, g, 4, 1, 0.5, "own_gate")
+    assert own.edges == tuple(edges) and own.read_in == (1, 4) and own.read_out == (4,)
+    product = reduce_task(a, b, g, 4, 1, 0.5, "path_product")
+    assert product.edges == ()  # the chain's flow share is below tau; only the best (2-gate) path stays
