@@ -43,6 +43,10 @@ QUALITY = "quality/"  # quality/<stage>/<task>/<metric>: validation metric at th
 LEARNED = "learned"  # learned, learned/<task>: beats the trivial reference by the stated margins
 INT_COLUMNS = ("seed", "n_nodes", "flow_width", "params_union", "flops_multitask")
 FLOAT_COLUMNS = ("lambda_sq", "tau", "latency_ms")
+# the ``status`` column: finished (summary.json written), early_stopped (by the scheduler: ASHA), diverged
+# (a non-finite loss: a result of that config, not a fault), errored (an exception, or a config error the
+# trial found), interrupted (the driver was stopped by Ctrl-C while the trial ran; --resume continues it)
+STATUSES = ("finished", "early_stopped", "diverged", "errored", "interrupted")
 # epochs columns: these, plus val_loss/<task> and metric/<task>/<name>, plus experiment, trial_id, node
 VAL_LOSS = "val_loss/"
 RECORD_KEYS = ("stage", "stage_index", "epoch", "step", "train_loss", "squeeze", "score", "params_union", "flops_multitask")
