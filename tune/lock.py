@@ -69,6 +69,8 @@ def acquire(exp_dir: str | Path) -> Path:
     for _ in range(3):
         try:
             fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except PermissionError as e:
+            raise LockError(f"cannot write the lock {path} ({e.strerror}): give a --storage you can write") from None
         except FileExistsError:
             info = _read(path)
             if info is None:
