@@ -6,7 +6,8 @@ rotation deleted after the snapshot; Tune then fails the trial ("does not exist 
 the trainable runs. Two rules keep that from happening:
 
 - nothing deletes a checkpoint while its trial runs (``CheckpointConfig(num_to_keep=None)`` in launch);
-  once a trial has ended, ``keep_last_checkpoint`` removes all but its last one (the final weights);
+  once a trial has ended, ``keep_last_checkpoint`` removes all but its newest one (the final weights of a
+  finished trial);
 - ``ensure_restorable``, called by the results callback right before Tune restores a trial, points a trial
   whose checkpoint is gone anyway (deleted by hand, a partial copy) at the latest complete one in its
   folder, or at none (the trial starts from scratch), and says so on the driver's log and in the trial's
@@ -87,18 +88,22 @@ def ensure_restorable(trial: Any, folder: str | None) -> None:
 
 
 def keep_last_checkpoint(trial: Any) -> None:
-    """An ended trial: delete every checkpoint but its last (what a later restore would use), on its storage."""
-    result = trial.latest_checkpoint_result
-    if result is None or result.checkpoint is None:
+    """An ended trial: delete every checkpoint in its folder but the newest (and the one Tune's state names,
+    if that is another). Tune forgets the checkpoints of a terminated trial, so the folder is what counts."""
+    storage = getattr(trial, "storage", None)
+    if storage is None:
         return
-    fs, keep = result.checkpoint.filesystem, result.checkpoint.path
-    manager = trial.run_metadata.checkpoint_manager
-    for p in checkpoint_dirs(fs, os.path.dirname(keep.rstrip("/"))):
-        if p != keep:
+    fs, trial_path = storage.storage_filesystem, storage.trial_fs_path
+    result = trial.latest_checkpoint_result
+    named = result.checkpoint.path if result is not None and result.checkpoint is not None else None
+    dirs = checkpoint_dirs(fs, trial_path)
+    for p in dirs[:-1]:
+        if p != named:
             try:
                 fs.delete_dir(p)
             except OSError as e:  # a checkpoint left behind costs disk only
                 log.warning("could not delete %s (%s)", p, e)
+    manager = trial.run_metadata.checkpoint_manager
     manager._checkpoint_results = [r for r in manager._checkpoint_results if r.checkpoint is not None
-                                   and r.checkpoint.path == keep]
+                                   and r.checkpoint.path in (named, dirs[-1] if dirs else None)]
     trial.run_metadata.invalidate_cache()

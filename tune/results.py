@@ -385,10 +385,13 @@ class ResultsCallback(tune.Callback):
     def on_experiment_end(self, trials: list, **info: Any) -> None:
         """Fragments of ended trials that have none (ended under an earlier driver) or that were stopped at the
         end of this run (interrupted), then the compacted tables."""
+        from .checkpoints import keep_last_checkpoint
+
         have = {os.path.basename(i.path)[: -len(".parquet")] for i in schema.fragments(self.fs, f"{self.dir}/{schema.RESULTS_DIR}")}
         for t in trials:
             if t.status not in ("ERROR", "TERMINATED"):
                 continue
+            keep_last_checkpoint(t)  # also those that ended under a driver killed before it could
             status, error = self.status(t, t.status)
             if t.trial_id in have and (status != "interrupted" or self.statuses.get(t.trial_id) == status):
                 continue
