@@ -22,13 +22,14 @@ from supernet.config import build_config
 from supernet.trial import run_trial
 
 ROOT = Path(__file__).resolve().parents[1]
-CONFIG = {"trial.deterministic": True, "trial.checkpoint_every": 1, "warmup.epochs": 3, "trial.latency_repeats": 1}
-STEPS = [1, 2, 3, 4, 5]  # nano: 3 warm-up + 1 search + 1 fine-tune epochs
+CONFIG = {"trial.deterministic": True, "trial.checkpoint_every": 1, "warmup.epochs": 6, "trial.latency_repeats": 1}
+STEPS = list(range(1, 9))  # nano: 6 warm-up + 1 search + 1 fine-tune epochs
 LAMBDAS, SEEDS = [0.5, 2.0], [0, 1]
 
 
 def _env() -> dict:
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    # Tune's saved state at most 1 s old (5 s by default): kills then find trials mid-way with checkpoints it names
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "TUNE_GLOBAL_CHECKPOINT_S": "1"}
     env.pop("RAY_ADDRESS", None)
     return env
 

@@ -101,6 +101,7 @@ def train(config: dict[str, Any], setup: TrialSetup, report=tune.report) -> None
     where = {"node": ray.get_runtime_context().get_node_id(), "hostname": socket.gethostname()}
     status, done = disk_status(trial_dir)
     if status == "finished":  # it finished, but the driver died before Tune's state recorded that: never re-run
+        note(str(trial_dir), "finished already: reporting its result, not running it again", echo=False)
         last = _last_line(trial_dir / "metrics.jsonl")
         metrics = [f"{t}/{m}" for t, ms in done["metrics"].items() for m in ms]
         final = {**summary_keys(list(done["val_loss"]), metrics), **last, **flatten_summary(done), **where,
