@@ -4,6 +4,11 @@
     python run.py --config configs/ablation_flow_width.yaml [--address auto] [--storage s3://b/p]
     python run.py --resume [--name NAME]            # continue an interrupted sweep
     python run.py --trial --preset tiny --out /tmp/t [--config FILE] [--set key=value ...]
+
+Exit codes (README "Fault tolerance"): 0 every trial finished, early-stopped or diverged, and the report
+was written (or --no-report); 1 a trial errored, no results, or the report failed (the last line says
+which); 2 bad input (one line naming the file or key and the fix); 130 interrupted (Ctrl-C), with the
+``--resume`` command to continue.
 """
 from __future__ import annotations
 

@@ -6,8 +6,12 @@
 The experiment lives in ``<storage>/<name>/``: Tune's state, one folder per trial, ``sweep.yaml``
 (the sweep file as run, so ``--resume`` needs nothing else), ``stage_cache/``, the per-trial fragments
 ``results/`` and ``epochs/``, and ``results.parquet`` and ``epochs.parquet`` compacted from them at the
-end. ``run.py`` writes the analysis report. Ray is imported only once the cluster address is prepared
-(``tune.cluster.prepare_join`` must run before Ray reads its config).
+end. ``run.py`` writes the analysis report and turns the ``Outcome`` into its exit code. Ray is imported
+only once the cluster address is prepared (``tune.cluster.prepare_join`` must run before Ray reads its config).
+
+Before Ray starts: the sweep file, every fixed trial's config (``check_points``) and the storage folder
+(``check_storage``) are checked, and the experiment folder is claimed for this driver (``tune.lock``),
+so bad input is one line (exit code 2) and two drivers never share a folder.
 """
 from __future__ import annotations
 

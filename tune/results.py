@@ -5,9 +5,11 @@ and ``epochs/<trial_id>.parquet`` (atomically: temp file + rename on the storage
 driver's work per ended trial does not grow with the sweep: nothing written before is rebuilt or read
 again. On local/NFS storage a finished trial writes its own (``write_trial_fragments``, from its
 ``metrics.jsonl`` and ``summary.json``) before its final report; ``ResultsCallback`` in the driver writes
-those of errored and early-stopped trials, and on URI storage every trial's, from the reports it saw. At
-the end of the run it writes the fragments of trials that ended without one (a restored experiment) and
-compacts them into ``results.parquet`` and ``epochs.parquet``. Schema: ``analysis/schema.py`` and the README.
+those of every other ended trial, and on URI storage every trial's, from the reports it saw. At the end
+of the run it writes the fragments of trials that ended without one (a restored experiment) or were
+stopped by Ctrl-C, and compacts them into ``results.parquet`` and ``epochs.parquet``. Every row's status
+comes from one rule, ``trial_status`` (the trial folder's summary.json first, then Tune's view).
+Schema: ``analysis/schema.py`` and the README.
 """
 from __future__ import annotations
 

@@ -14,6 +14,11 @@ alone: the results tables read ``metrics.jsonl`` and ``summary.json`` instead (t
 The checkpoint (``state.pt`` + the ``metrics.jsonl`` so far) rides on its event's report: the last epoch
 of a stage and every ``trial.checkpoint_every``-th; a restarted trial continues from the latest one.
 ``report`` is a parameter so that tests can inject faults around it.
+
+What the trial folder's ``summary.json`` says is final (``tune.results.disk_status``): a trial restarted
+after it finished, diverged or met a config error reports how it ended and returns, never running again.
+A divergence or a config error ends the trial with one report (``trial_status``, ``error``) instead of
+an exception, so Tune does not retry it. Each start, and each such end, is a line in ``trial.log``.
 """
 from __future__ import annotations
 
