@@ -7,7 +7,7 @@ the trainable runs. Two rules keep that from happening:
 
 - nothing deletes a checkpoint while its trial runs (``CheckpointConfig(num_to_keep=None)`` in launch);
   once a trial has ended, ``keep_last_checkpoint`` removes all but its newest one (the final weights of a
-  finished trial);
+  finished trial; an errored one also keeps the one Tune will restore it from);
 - ``ensure_restorable``, called by the results callback right before Tune restores a trial, points a trial
   whose checkpoint is gone anyway (deleted by hand, a partial copy) at the latest complete one in its
   folder, or at none (the trial starts from scratch), and says so on the driver's log and in the trial's
@@ -87,15 +87,16 @@ def ensure_restorable(trial: Any, folder: str | None) -> None:
     note(folder, f"trial {trial.trial_id}: its checkpoint {os.path.basename(path)} is gone; {what}")
 
 
-def keep_last_checkpoint(trial: Any) -> None:
-    """An ended trial: delete every checkpoint in its folder but the newest (and the one Tune's state names,
-    if that is another). Tune forgets the checkpoints of a terminated trial, so the folder is what counts."""
+def keep_last_checkpoint(trial: Any, keep_named: bool = False) -> None:
+    """An ended trial: delete every checkpoint in its folder but the newest (with ``keep_named``, an errored
+    trial that ``--resume`` restarts, also the one Tune's state names). Tune forgets the checkpoints of a
+    terminated trial, so the folder is what counts."""
     storage = getattr(trial, "storage", None)
     if storage is None:
         return
     fs, trial_path = storage.storage_filesystem, storage.trial_fs_path
     result = trial.latest_checkpoint_result
-    named = result.checkpoint.path if result is not None and result.checkpoint is not None else None
+    named = result.checkpoint.path if keep_named and result is not None and result.checkpoint is not None else None
     dirs = checkpoint_dirs(fs, trial_path)
     for p in dirs[:-1]:
         if p != named:

@@ -393,7 +393,7 @@ class ResultsCallback(tune.Callback):
         for t in trials:
             if t.status not in ("ERROR", "TERMINATED"):
                 continue
-            keep_last_checkpoint(t)  # also those that ended under a driver killed before it could
+            keep_last_checkpoint(t, keep_named=t.status == "ERROR")  # also those ended under a driver killed before
             status, error = self.status(t, t.status)
             if t.trial_id in have and (status != "interrupted" or self.statuses.get(t.trial_id) == status):
                 continue
