@@ -8,11 +8,13 @@ the trainable runs. Two rules keep that from happening:
 - nothing deletes a checkpoint while its trial runs (``CheckpointConfig(num_to_keep=None)`` in launch);
   once a trial has ended, ``keep_last_checkpoint`` removes all but its newest one (the final weights of a
   finished trial; an errored one also keeps the one Tune will restore it from);
-- ``ensure_restorable``, called by the results callback right before Tune restores a trial, points a trial
+- ``ensure_restorable``, called right before Tune restores a trial, points a trial
   whose checkpoint is gone anyway (deleted by hand, a partial copy) at the latest complete one in its
   folder, or at none (the trial starts from scratch), and says so on the driver's log and in the trial's
   ``trial.log``. A trial whose ``summary.json`` says it ended never runs again either way
   (``tune/trainable.py``).
+
+``CheckpointCallback`` applies both in every sweep's Tuner (``tune.launch.build_tuner``).
 """
 from __future__ import annotations
 
@@ -22,6 +24,7 @@ import time
 from typing import Any
 
 import pyarrow.fs as pafs
+from ray import tune
 
 log = logging.getLogger(__name__)
 
@@ -108,3 +111,23 @@ def keep_last_checkpoint(trial: Any, keep_named: bool = False) -> None:
     manager._checkpoint_results = [r for r in manager._checkpoint_results if r.checkpoint is not None
                                    and r.checkpoint.path in (named, dirs[-1] if dirs else None)]
     trial.run_metadata.invalidate_cache()
+
+
+class CheckpointCallback(tune.Callback):
+    """``ensure_restorable`` as each trial starts (Tune restores it right after), ``keep_last_checkpoint`` as it
+    ends and, at the end of the run, for every ended trial (some ended under a driver killed before it could).
+    ``exp_dir``: the local/NFS experiment folder holding the trials' ``trial.log`` (None for URIs)."""
+
+    def __init__(self, exp_dir: str | None):
+        self.exp_dir = exp_dir
+
+    def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        ensure_restorable(trial, os.path.join(self.exp_dir, f"trial_{trial.trial_id}") if self.exp_dir else None)
+
+    def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        keep_last_checkpoint(trial)
+
+    def on_experiment_end(self, trials: list, **info: Any) -> None:
+        for t in trials:
+            if t.status in ("ERROR", "TERMINATED"):
+                keep_last_checkpoint(t, keep_named=t.status == "ERROR")

@@ -190,11 +190,14 @@ def build_tuner(sweep: Sweep, storage: str, extra_config: dict | None = None, st
     """
     from ray import tune
 
+    from .checkpoints import CheckpointCallback
     from .results import ResultsCallback
 
     exp_path = _join(storage, sweep.name)
     tasks = task_kinds(sweep.config())
-    ours = [ResultsCallback(exp_path, sweep.name, sweep.preset, sweep.base, tasks, sweep.swept_keys)] if results else []
+    ours = [CheckpointCallback(None if is_uri(exp_path) else exp_path.removeprefix("file://"))]
+    if results:
+        ours.append(ResultsCallback(exp_path, sweep.name, sweep.preset, sweep.base, tasks, sweep.swept_keys))
     trainable = _trainable(sweep, exp_path, tasks, stage_reuse, train_fn, results)
     param_space, search_alg, num_samples = make_search(sweep)
     if extra_config:

@@ -328,9 +328,7 @@ class ResultsCallback(tune.Callback):
     The status of every row comes from ``trial_status`` (what the trial's folder says first). On local/NFS
     storage a finished trial has written its own fragments before its final report
     (``tune.trainable.train``), so the driver only checks that they are there; it writes those of every
-    other ended trial, and every fragment on URI storage (from the reports it saw). It also keeps Tune's
-    checkpoints safe to restore from (``tune.checkpoints``): a trial about to restore from a checkpoint that is
-    gone continues from the latest one there is, and an ended trial keeps only its last checkpoint.
+    other ended trial, and every fragment on URI storage (from the reports it saw).
     Memory: only the epoch rows of running trials on URI storage.
     """
 
@@ -358,10 +356,7 @@ class ResultsCallback(tune.Callback):
         return os.path.join(self.dir, local_trial_dir(trial.trial_id)) if self.local else None
 
     def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        from .checkpoints import ensure_restorable
-
         self.ran.add(trial.trial_id)
-        ensure_restorable(trial, self.folder(trial))
 
     def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info: Any) -> None:
         if not self.local:
@@ -373,12 +368,9 @@ class ResultsCallback(tune.Callback):
                             trial.trial_id in self.completed)
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        from .checkpoints import keep_last_checkpoint
-
         self.completed.add(trial.trial_id)
         status, error = self.status(trial, "TERMINATED")
         self.write_trial(trial, status, error)
-        keep_last_checkpoint(trial)
 
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         status, error = self.status(trial, "ERROR")
@@ -387,13 +379,10 @@ class ResultsCallback(tune.Callback):
     def on_experiment_end(self, trials: list, **info: Any) -> None:
         """Fragments of ended trials that have none (ended under an earlier driver) or that were stopped at the
         end of this run (interrupted), then the compacted tables."""
-        from .checkpoints import keep_last_checkpoint
-
         have = {os.path.basename(i.path)[: -len(".parquet")] for i in schema.fragments(self.fs, f"{self.dir}/{schema.RESULTS_DIR}")}
         for t in trials:
             if t.status not in ("ERROR", "TERMINATED"):
                 continue
-            keep_last_checkpoint(t, keep_named=t.status == "ERROR")  # also those ended under a driver killed before
             status, error = self.status(t, t.status)
             if t.trial_id in have and (status != "interrupted" or self.statuses.get(t.trial_id) == status):
                 continue
