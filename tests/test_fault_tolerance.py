@@ -276,7 +276,7 @@ def test_a_diverged_trial_is_a_result_not_retried_and_a_failed_report_exits_1(ra
 # ----------------------------------------------------------------------------- Ctrl-C
 
 
-def test_ctrl_c_labels_running_trials_interrupted_and_prints_the_resume_command(tmp_path):
+def test_ctrl_c_labels_running_trials_interrupted_and_the_printed_command_resumes_them(tmp_path):
     path = _sweep(tmp_path, "ctrlc", config={"warmup.epochs": 40}, num_samples=3, max_concurrent=1)
     storage, exp = tmp_path / "runs", tmp_path / "runs" / "ctrlc"
     proc = subprocess.Popen([sys.executable, str(ROOT / "run.py"), "--config", str(path), "--storage", str(storage),
@@ -299,3 +299,12 @@ def test_ctrl_c_labels_running_trials_interrupted_and_prints_the_resume_command(
     assert "interrupted" in set(df["status"]) and set(df["status"]) <= {"finished", "interrupted"}
     assert "early_stopped" not in set(df["status"])
     assert not (exp / lock.LOCK_FILE).exists()
+    cmd = out.strip().splitlines()[-1].split()  # the printed command continues the interrupted trials
+    again = subprocess.run([sys.executable, *cmd[1:], "--no-report"], cwd=ROOT, env=_env(), capture_output=True,
+                           text=True, timeout=240)
+    assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
+    df = pq.read_table(exp / "results.parquet").to_pandas()
+    assert len(df) == 3 and set(df["status"]) == {"finished"}
+    for d in df["trial_dir"]:
+        steps = [json.loads(x)["step"] for x in (exp / d / "metrics.jsonl").read_text().splitlines()]
+        assert steps == list(range(1, 43)), (d, steps)  # 40 warm-up + 1 search + 1 fine-tune, once each
