@@ -19,6 +19,7 @@ What ``load_results`` adds to the stored columns:
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Mapping, Sequence
 from os import PathLike
 from pathlib import Path
@@ -49,15 +50,43 @@ class AnalysisError(ValueError):
 # ----------------------------------------------------------------------------- files
 
 
+def _unreadable(path: PathArg, err: Exception, fragment: bool) -> AnalysisError:
+    """One line for a Parquet file that does not read (cut short by a full disk or a kill mid-copy)."""
+    fix = ("delete it, and `python run.py --resume` with the sweep's --name and --storage writes the rows of "
+           "ended trials that have none" if fragment else
+           "delete it, or rebuild it from the per-trial fragments with `python -m analysis EXPERIMENT_DIR --compact`")
+    first = (str(err).strip().splitlines() or [""])[0][:120]
+    return AnalysisError(f"{path} is not a readable Parquet file ({type(err).__name__}: {first}): {fix}")
+
+
+def _read_one(path: Path, fragment: bool = False) -> pa.Table:
+    try:
+        return pq.read_table(path)
+    except (pa.ArrowInvalid, OSError) as e:
+        raise _unreadable(path, e, fragment) from None
+
+
+def _read_fragments(fs: pafs.FileSystem, files: list[str]) -> pa.Table:
+    try:
+        return schema.read_fragments(fs, files)
+    except (pa.ArrowInvalid, OSError) as e:
+        for f in files:  # name the broken one
+            try:
+                pq.read_metadata(f)
+            except (pa.ArrowInvalid, OSError) as bad:
+                raise _unreadable(f, bad, True) from None
+        raise _unreadable(os.path.dirname(files[0]), e, True) from None
+
+
 def _newest_table(exp: Path, folder: str, name: str) -> tuple[pa.Table, str] | None:
     """The compacted ``name`` of an experiment folder, or its fragments in ``folder`` when any is newer."""
     fs = pafs.LocalFileSystem()
     frags = schema.fragments(fs, str((exp / folder).resolve()))
     compacted = exp / name
     if frags and (not compacted.is_file() or compacted.stat().st_mtime_ns < max(f.mtime_ns for f in frags)):
-        return schema.read_fragments(fs, [f.path for f in frags]), f"{exp / folder}/*.parquet"
+        return _read_fragments(fs, [f.path for f in frags]), f"{exp / folder}/*.parquet"
     if compacted.is_file():
-        return pq.read_table(compacted), str(compacted)
+        return _read_one(compacted), str(compacted)
     return None
 
 
@@ -70,7 +99,7 @@ def _read(path: PathArg, folder: str, name: str) -> tuple[pa.Table, Path, str]:
             raise AnalysisError(f"no {name} (nor {folder}/ fragments) in {p}: is this an experiment folder of a sweep?")
         return found[0], p, found[1]
     if p.is_file():
-        return pq.read_table(p), p.parent, str(p)
+        return _read_one(p, fragment=p.parent.name in (schema.RESULTS_DIR, schema.EPOCHS_DIR)), p.parent, str(p)
     raise AnalysisError(f"experiment path does not exist: {p}")
 
 
@@ -87,6 +116,11 @@ def compact(path: PathArg) -> dict[str, int]:
     p = Path(path)
     if not p.is_dir():
         raise AnalysisError(f"experiment folder does not exist: {p}")
+    fs = pafs.LocalFileSystem()
+    for folder in (schema.RESULTS_DIR, schema.EPOCHS_DIR):  # a broken fragment named, not a traceback
+        files = [f.path for f in schema.fragments(fs, str((p / folder).resolve()))]
+        if files:
+            _read_fragments(fs, files)
     return schema.compact(p)
 
 

@@ -54,6 +54,10 @@ INT_COLUMNS = ("seed", "n_nodes", "flow_width", "params_union", "flops_multitask
 FLOAT_COLUMNS = ("lambda_sq", "tau", "latency_ms", COLLAPSED)
 INT_PREFIXES = (PARAMS, FLOPS, TOPO, NEEDS_EDGES)
 FLOAT_PREFIXES = (METRIC, LOSS, TIME, TRIVIAL, QUALITY, NULL, ORACLE)
+# the ``status`` column: finished (summary.json written), early_stopped (by the scheduler: ASHA), diverged
+# (a non-finite loss: a result of that config, not a fault), errored (an exception, or a config error the
+# trial found), interrupted (the driver was stopped by Ctrl-C while the trial ran; --resume continues it)
+STATUSES = ("finished", "early_stopped", "diverged", "errored", "interrupted")
 # epochs columns: these, plus val_loss/<task> and metric/<task>/<name>, plus experiment, trial_id, node
 VAL_LOSS = "val_loss/"
 RECORD_KEYS = ("stage", "stage_index", "epoch", "step", "train_loss", "squeeze", "score", "params_union", "flops_multitask")

@@ -7,6 +7,7 @@ local or NFS folder; a result is the same with or without reuse (tests/test_tria
 from __future__ import annotations
 
 import os
+import sys
 import tempfile
 from pathlib import Path
 from typing import Any, Protocol
@@ -24,7 +25,10 @@ class DirStageStore:
     """Content-addressed stage checkpoints in a (local or NFS) folder: ``root/<stage>/<key>.pt``.
 
     Writes are atomic (temp file + hard link): two trials racing for one key cannot corrupt it, and the
-    first writer wins. Readers see either nothing or a complete file.
+    first writer wins. Readers see either nothing or a complete file. An entry that does not load anyway
+    (a disk that filled up, a copy cut short) is moved out of the way by the one reader that renames it
+    first, which reports it (one line on stderr, once per entry); every trial then recomputes the stage as
+    if it had never been stored, and the first to finish writes the entry afresh.
     """
 
     def __init__(self, root: str | Path):
@@ -38,9 +42,30 @@ class DirStageStore:
         if not p.is_file():
             return None
         try:
-            return torch.load(p, map_location="cpu", weights_only=True)
-        except Exception:  # noqa: BLE001 - an unreadable entry is recomputed, never trusted
+            with open(p, "rb") as f:
+                ino = os.fstat(f.fileno()).st_ino
+                try:
+                    return torch.load(f, map_location="cpu", weights_only=True)
+                except Exception as e:  # noqa: BLE001 - an unreadable entry is recomputed, never trusted
+                    err = e
+        except FileNotFoundError:
             return None
+        self._discard(p, ino, err)
+        return None
+
+    def _discard(self, p: Path, ino: int, err: Exception) -> None:
+        """Move an unreadable entry aside (atomic: of several readers one wins and reports it) and delete it;
+        ``ino``: the file that failed to load (a new entry written meanwhile is left alone)."""
+        aside = p.with_name(f".corrupt-{os.getpid()}-{p.name}")
+        try:
+            if os.stat(p).st_ino != ino:
+                return
+            os.rename(p, aside)
+        except FileNotFoundError:  # another reader moved it first, or a writer is about to replace it
+            return
+        aside.unlink(missing_ok=True)
+        print(f"stage cache: {p} was unreadable ({type(err).__name__}); removed it, the stage is recomputed and "
+              "stored again", file=sys.stderr, flush=True)
 
     def put(self, stage: str, key: str, state: dict[str, Any]) -> bool:
         p = self._path(stage, key)

@@ -66,9 +66,20 @@ def test_grid_2x2_writes_results_and_epochs(ray_session, tmp_path):
 
 
 def test_errored_trial_does_not_stop_the_others(ray_session, tmp_path):
-    # N=3 in the tiny preset: flow_width 5 is invalid, so that trial raises a ConfigError inside run_trial's config build
-    path = sweep_file(tmp_path, "err", axes={"model.flow_width": {"grid": [1, 5]}}, baselines=["hard_sharing"], max_failures=0)
-    exp, _, df = run_sweep(path, tmp_path / "runs")
+    # N=3 in the tiny preset: flow_width 5 is invalid, so that trial raises a ConfigError inside run_trial's config build.
+    # run.py refuses such a grid before Ray starts; the Tuner itself meets it as a trial would an invalid Optuna proposal
+    from tune.launch import build_tuner
+    from tune.space import load_sweep
+
+    path = sweep_file(tmp_path, "err", axes={"model.flow_width": {"grid": [1, 5]}}, baselines=["hard_sharing"], max_failures=1)
+    build_tuner(load_sweep(path), str(tmp_path / "runs")).fit()
+    exp = tmp_path / "runs" / "err"
+    df = pq.read_table(exp / "results.parquet").to_pandas()
+    # a config error is a result of the config, not a fault: it is not retried (max_failures: 1 above)
+    bad_dir = exp / df[df["flow_width"] == 5].iloc[0]["trial_dir"]
+    ran = (bad_dir / "trial.log").read_text().splitlines()
+    assert len(ran) == 1 and "ended errored: ConfigError" in ran[0], ran
+    assert json.loads((bad_dir / "summary.json").read_text())["status"] == "errored"
     assert len(df) == 3
     bad = df[df["flow_width"] == 5].iloc[0]
     assert bad["status"] == "errored" and "ConfigError" in bad["error"] and "model.flow_width" in bad["error"]

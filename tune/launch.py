@@ -6,14 +6,22 @@
 The experiment lives in ``<storage>/<name>/``: Tune's state, one folder per trial, ``sweep.yaml``
 (the sweep file as run, so ``--resume`` needs nothing else), ``stage_cache/``, the per-trial fragments
 ``results/`` and ``epochs/``, and ``results.parquet`` and ``epochs.parquet`` compacted from them at the
-end. ``run.py`` writes the analysis report. Ray is imported only once the cluster address is prepared
-(``tune.cluster.prepare_join`` must run before Ray reads its config).
+end. ``run.py`` writes the analysis report and turns the ``Outcome`` into its exit code. Ray is imported
+only once the cluster address is prepared (``tune.cluster.prepare_join`` must run before Ray reads its config).
+
+Before Ray starts: the sweep file, every fixed trial's config (``check_points``) and the storage folder
+(``check_storage``) are checked, and the experiment folder is claimed for this driver (``tune.lock``),
+so bad input is one line (exit code 2) and two drivers never share a folder.
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import pickle
+import signal
+import threading
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +31,7 @@ from analysis.schema import experiment_fs
 from supernet.config import ConfigError, flatten, load_yaml, to_dict
 
 from .cluster import join_error, prepare_join
+from .lock import experiment_lock
 from .space import Sweep, parse_sweep, task_kinds
 from .stage_cache import cache_root, is_uri
 
@@ -58,6 +67,8 @@ def _baselines_first():
                 self.inner.on_trial_result(trial_id, result)
 
         def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
+            if (result or {}).get("trial_status") in ("errored", "diverged"):  # ended without figures: a failed trial
+                result, error = None, True
             if trial_id not in self.own:
                 self.inner.on_trial_complete(trial_id, result=result, error=error)
 
@@ -179,11 +190,14 @@ def build_tuner(sweep: Sweep, storage: str, extra_config: dict | None = None, st
     """
     from ray import tune
 
+    from .checkpoints import CheckpointCallback
     from .results import ResultsCallback
 
     exp_path = _join(storage, sweep.name)
     tasks = task_kinds(sweep.config())
-    ours = [ResultsCallback(exp_path, sweep.name, sweep.preset, sweep.base, tasks, sweep.swept_keys)] if results else []
+    ours = [CheckpointCallback(None if is_uri(exp_path) else exp_path.removeprefix("file://"))]
+    if results:
+        ours.append(ResultsCallback(exp_path, sweep.name, sweep.preset, sweep.base, tasks, sweep.swept_keys))
     trainable = _trainable(sweep, exp_path, tasks, stage_reuse, train_fn, results)
     param_space, search_alg, num_samples = make_search(sweep)
     if extra_config:
@@ -199,9 +213,9 @@ def build_tuner(sweep: Sweep, storage: str, extra_config: dict | None = None, st
         run_config=tune.RunConfig(
             name=sweep.name, storage_path=storage,
             failure_config=tune.FailureConfig(max_failures=sweep.max_failures),
-            # more than a trial's stage-boundary checkpoints (3): Tune forces a snapshot of the whole experiment
-            # state (O(trials)) whenever a trial has checkpointed num_to_keep times since the last one
-            checkpoint_config=tune.CheckpointConfig(num_to_keep=4),
+            # no rotation while a trial runs: Tune's saved state (a snapshot, up to TUNE_GLOBAL_CHECKPOINT_S
+            # old) may name any of its checkpoints; an ended trial keeps its last one (tune/checkpoints.py)
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=None),
             sync_config=tune.SyncConfig(sync_period=5, sync_artifacts=is_uri(exp_path)),
             callbacks=[*ours, *logger_callbacks(sweep), *(callbacks or [])],
             progress_reporter=_reporter(sweep), verbose=1,
@@ -272,10 +286,13 @@ def resumed_doc(storage: str, config: str | Path | None, name: str | None) -> di
 
 
 def init_ray(address: str | None) -> bool:
-    """Join ``address`` (or RAY_ADDRESS) or start a local Ray; returns whether we started it (to shut it down).
+    """Join ``address`` (or RAY_ADDRESS) or start a private local Ray; returns whether we started it (to shut it down).
 
     Joining: token mode when the cluster token is on this machine, and a quick check that the head answers
-    (``tune.cluster``); a failure is a ``ClusterError`` (exit code 2) saying what to set.
+    (``tune.cluster``); a failure is a ``ClusterError`` (exit code 2) saying what to set. Without an address
+    the sweep gets a Ray of its own (``address="local"``) even when a cluster started with ``ray start`` runs
+    on this machine: a plain ``ray.init()`` would join that one, where our ``num_cpus`` is refused and other
+    users' work shares the cores. ``--address auto`` joins it.
     """
     address = address or os.environ.get("RAY_ADDRESS")
     if address:
@@ -287,14 +304,82 @@ def init_ray(address: str | None) -> bool:
     if address:
         try:
             ray.init(address=address)
-        except (ConnectionError, RuntimeError, ray.exceptions.AuthenticationError) as e:
+        except (ConnectionError, RuntimeError, ValueError, ray.exceptions.AuthenticationError) as e:
             raise join_error(address, e) from None
     else:
-        ray.init(num_cpus=os.cpu_count(), include_dashboard=False)
+        ray.init(address="local", num_cpus=os.cpu_count(), include_dashboard=False)
     return True
 
 
-def print_summary(exp_path: str) -> None:
+def check_storage(storage: str) -> str | None:
+    """The local/NFS storage folder, created and checked writable before Ray starts (None for URIs).
+
+    A file, or a place this user cannot write, is a ConfigError naming it and what to give instead."""
+    if is_uri(storage):
+        return None
+    root = Path(storage.removeprefix("file://"))
+    for p in (root, *root.parents):
+        if p.exists() and not p.is_dir():
+            raise ConfigError(f"--storage {storage}: {p} is a file, not a folder; give a folder (it is created if missing)")
+        if p.exists():
+            break
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ConfigError(f"--storage {storage}: cannot create it ({e.strerror or e}); give a folder you can write") from None
+    if not os.access(root, os.W_OK | os.X_OK):
+        raise ConfigError(f"--storage {storage}: not writable by this user; give a folder you can write")
+    return str(root)
+
+
+def check_points(sweep: Sweep) -> None:
+    """Every fixed trial of the sweep (grid points, random draws, baselines) builds a valid config, before Ray
+    starts: a grid is finite, so none of them needs to fail at run time. The error names the point and the key."""
+    for i, point in enumerate(sweep.points()):
+        try:
+            sweep.config(point)
+        except ConfigError as e:
+            shown = ", ".join(f"{k}={v!r}" for k, v in point.items())
+            raise ConfigError(f"sweep point {i + 1} of {len(sweep.points())} ({shown}): {e}") from None
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How a sweep ended: where it lives, the report's grouping, trial counts by status, Ctrl-C."""
+
+    exp_path: str
+    by: str
+    counts: dict[str, int]
+    interrupted: bool = False
+    resume_command: str = ""
+
+
+def resume_command(sweep: Sweep, storage: str) -> str:
+    return f"python run.py --resume --name {sweep.name} --storage {storage}"
+
+
+@contextlib.contextmanager
+def _interrupt_watch():
+    """Yields a function that says, after ``fit``, whether Tune's Ctrl-C handler fired.
+
+    Tune installs its own SIGINT handler for the run and puts the previous one back when it fires; the
+    previous one is this sentinel (which acts as Python's default), so seeing it again means Ctrl-C came."""
+    if threading.current_thread() is not threading.main_thread():
+        yield lambda: False
+        return
+
+    def sentinel(sig, frame):
+        raise KeyboardInterrupt
+
+    before = signal.signal(signal.SIGINT, sentinel)
+    try:
+        yield lambda: signal.getsignal(signal.SIGINT) is sentinel
+    finally:
+        signal.signal(signal.SIGINT, before)
+
+
+def print_summary(exp_path: str) -> dict[str, int]:
+    """The summary table of the sweep's results; returns the trial counts by status ({} without results)."""
     import pyarrow.parquet as pq
 
     fs, d = experiment_fs(exp_path)
@@ -302,17 +387,18 @@ def print_summary(exp_path: str) -> None:
         df = pq.read_table(f"{d}/results.parquet", filesystem=fs).to_pandas()
     except (FileNotFoundError, OSError):
         print(f"no results written under {exp_path}")
-        return
-    counts = df["status"].value_counts().to_dict()
+        return {}
+    counts = {str(k): int(v) for k, v in df["status"].value_counts().to_dict().items()}
     print(f"\n{len(df)} trials: " + ", ".join(f"{n} {s}" for s, n in counts.items()))
     cols = [c for c in ("trial_id", "status", "mode", "baseline_task", "seed", "flow_width", "lambda_sq", "tau", "params_union") if c in df]
     loss = [c for c in df if c.startswith("loss/")]
     show = df[cols].copy()
     show["mean_loss"] = df[loss].mean(axis=1)
     print(show.to_string(index=False, max_rows=40, float_format=lambda v: f"{v:.4g}"))
-    for _, r in df[df["status"] == "errored"].iterrows():
-        print(f"errored {r['trial_id']}: {r['error']}")
+    for _, r in df[df["status"].isin(["errored", "diverged"])].iterrows():
+        print(f"{r['status']} {r['trial_id']}: {r['error']}")
     print(f"\nresults: {exp_path}/results.parquet (one row per trial), {exp_path}/epochs.parquet (per epoch)")
+    return counts
 
 
 FIRST_CLASS = {"model.flow_width": "flow_width", "model.n_nodes": "n_nodes", "search.lambda_sq": "lambda_sq",
@@ -328,32 +414,40 @@ def report_group(sweep: Sweep) -> str:
 
 def launch(config: str | Path | None = None, *, resume: bool = False, name: str | None = None,
            storage: str | None = None, address: str | None = None, preset: str | None = None,
-           overrides: dict[str, Any] | None = None) -> tuple[str, str]:
+           overrides: dict[str, Any] | None = None) -> Outcome:
     """Run the sweep of ``config`` (default configs/default.yaml), or with ``resume`` continue the interrupted
     one, and write its tables and summary. ``overrides``: dotted config keys (``run.py --set``).
 
-    Returns the experiment path and the column the report should group fronts by (run.py writes the report).
+    Everything that can be checked is checked before Ray starts (the sweep file, every grid point, the
+    storage folder), and the experiment folder is claimed for this driver (``tune.lock``) for the whole run.
+    Returns the ``Outcome`` (run.py writes the report and turns it into the exit code).
     """
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # use the CLIReporter table below
     os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "5")  # experiment state (for --resume) at most 5 s old
     storage = _storage(storage)
+    local = check_storage(storage)
     doc = resumed_doc(storage, config, name) if resume else sweep_doc(config or DEFAULT_CONFIG, name, preset, overrides)
     sweep = parse_sweep(doc)
+    check_points(sweep)
     exp_path = _join(storage, sweep.name)
-    if not resume and _read_text(exp_path, "sweep.yaml") is not None:
-        raise ConfigError(f"experiment {exp_path} exists: continue it with --resume, or pick another --name/--storage")
-    started = init_ray(address)
-    try:
-        if resume:
-            tuner = restore_tuner(sweep, storage)
-        else:
-            _write_text(exp_path, "sweep.yaml", yaml.safe_dump(doc, sort_keys=False))
-            tuner = build_tuner(sweep, storage)
-        tuner.fit()
-    finally:
-        if started:
-            import ray
+    with experiment_lock(_join(local, sweep.name) if local else None):
+        if not resume and _read_text(exp_path, "sweep.yaml") is not None:
+            raise ConfigError(f"experiment {exp_path} exists: continue it with --resume, or pick another --name/--storage")
+        started = init_ray(address)
+        try:
+            with _interrupt_watch() as interrupted:
+                if resume:
+                    tuner = restore_tuner(sweep, storage)
+                else:
+                    _write_text(exp_path, "sweep.yaml", yaml.safe_dump(doc, sort_keys=False))
+                    tuner = build_tuner(sweep, storage)
+                tuner.fit()
+                stopped = interrupted()
+        finally:
+            if started:
+                import ray
 
-            ray.shutdown()
-    print_summary(exp_path)
-    return exp_path, report_group(sweep)
+                ray.shutdown()
+        counts = print_summary(exp_path)
+    return Outcome(exp_path, report_group(sweep), counts, stopped or counts.get("interrupted", 0) > 0,
+                   resume_command(sweep, storage))

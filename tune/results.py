@@ -5,9 +5,11 @@ and ``epochs/<trial_id>.parquet`` (atomically: temp file + rename on the storage
 driver's work per ended trial does not grow with the sweep: nothing written before is rebuilt or read
 again. On local/NFS storage a finished trial writes its own (``write_trial_fragments``, from its
 ``metrics.jsonl`` and ``summary.json``) before its final report; ``ResultsCallback`` in the driver writes
-those of errored and early-stopped trials, and on URI storage every trial's, from the reports it saw. At
-the end of the run it writes the fragments of trials that ended without one (a restored experiment) and
-compacts them into ``results.parquet`` and ``epochs.parquet``. Schema: ``analysis/schema.py`` and the README.
+those of every other ended trial, and on URI storage every trial's, from the reports it saw. At the end
+of the run it writes the fragments of trials that ended without one (a restored experiment) or were
+stopped by Ctrl-C, and compacts them into ``results.parquet`` and ``epochs.parquet``. Every row's status
+comes from one rule, ``trial_status`` (the trial folder's summary.json first, then Tune's view).
+Schema: ``analysis/schema.py`` and the README.
 """
 from __future__ import annotations
 
@@ -19,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.parquet as pq
 from ray import cloudpickle, tune
 
 from analysis import schema
@@ -245,6 +248,64 @@ def _epoch_row(experiment: str, trial_id: str, rec: dict[str, Any], node: Any) -
     return {k: (math.nan if v is None and k not in ("node", "stage") else v) for k, v in row.items()}
 
 
+# ----------------------------------------------------------------------------- a trial's status
+
+# what a trial's summary.json may say; each is final: the trial never runs again (tune/trainable.py)
+ENDED_ON_DISK = ("finished", "diverged", "errored")
+
+
+def disk_status(folder: str | os.PathLike[str] | None) -> tuple[str | None, dict[str, Any] | None]:
+    """(status, summary) from a local/NFS trial folder's ``summary.json``: None when there is none (or it is
+    unreadable: a summary is written atomically, so that means it was never complete)."""
+    if folder is None:
+        return None, None
+    path = os.path.join(folder, "summary.json")
+    try:
+        with open(path) as f:
+            summary = json.load(f)
+    except (OSError, ValueError):
+        return None, None
+    status = summary.get("status")
+    return (status, summary) if status in ENDED_ON_DISK else (None, None)
+
+
+def trial_status(folder: str | None, tune_status: str, last: dict[str, Any] | None, ran_here: bool,
+                 completed_here: bool) -> tuple[str, str | None]:
+    """The one rule for a trial's status (``schema.STATUSES``) and error message, from what is on disk first.
+
+    - its ``summary.json`` (local/NFS storage) says finished, diverged or errored: that, whatever Tune says
+      (a trial that finished is never reported errored, even if the driver died before Tune recorded it);
+    - URI storage: the same from its last report (``trial_finished``, ``trial_status``);
+    - Tune says ERROR: errored (the message comes from Tune's stored exception);
+    - Tune says TERMINATED: early_stopped when Tune completed it in this driver (only the scheduler ends a
+      trial before its final report), interrupted when it ran in this driver and was stopped at the end of
+      the run without completing (Ctrl-C), early_stopped when an earlier driver ended it.
+
+    ``ran_here``: the trial started in this driver; ``completed_here``: Tune called ``on_trial_complete`` for it.
+    """
+    status, summary = disk_status(folder)
+    if status is not None:
+        return status, (summary.get("error") if status != "finished" else None)
+    last = last or {}
+    if last.get("trial_finished") == 1:
+        return "finished", None
+    if last.get("trial_status") in ENDED_ON_DISK:
+        return str(last["trial_status"]), last.get("error")
+    if tune_status == "ERROR":
+        return "errored", None
+    if ran_here and not completed_here:
+        return "interrupted", None
+    return "early_stopped", None
+
+
+def _fragment_status(path: str) -> str | None:
+    """The status in a local results fragment, or None (no fragment, or an unreadable one)."""
+    try:
+        return pq.read_table(path, columns=["status"]).column("status")[0].as_py()
+    except (OSError, pa.ArrowInvalid, KeyError, IndexError):
+        return None
+
+
 def local_trial_dir(trial_id: str) -> str:
     """Where the trainable writes a trial's files under a local/NFS experiment (``tune.trainable.train``)."""
     return f"trial_{trial_id}"
@@ -305,9 +366,10 @@ def write_trial_fragments(ctx: RowContext, trial_id: str, overrides: dict[str, A
 class ResultsCallback(tune.Callback):
     """Writes each ended trial's row and epoch rows once (fragments); compacts them at the end of the run.
 
-    On local/NFS storage a finished trial has written its own fragments before its final report
-    (``tune.trainable.train``), so the driver only checks that they are there; it writes those of errored
-    and early-stopped trials, and every fragment on URI storage (from the reports it saw).
+    The status of every row comes from ``trial_status`` (what the trial's folder says first). On local/NFS
+    storage a finished trial has written its own fragments before its final report
+    (``tune.trainable.train``), so the driver only checks that they are there; it writes those of every
+    other ended trial, and every fragment on URI storage (from the reports it saw).
     Memory: only the epoch rows of running trials on URI storage.
     """
 
@@ -317,45 +379,71 @@ class ResultsCallback(tune.Callback):
         self.fs, self.dir = experiment_fs(exp_path)
         self.local = not is_uri(exp_path)  # the same test as launch (file:// is local)
         self.pending: dict[str, dict[int, dict[str, Any]]] = {}  # URI storage: epoch rows of running trials
+        self.ran: set[str] = set()  # trials started by this driver
+        self.completed: set[str] = set()  # trials Tune completed in this driver
+        self.statuses: dict[str, str] = {}  # trial -> status of the fragment this driver wrote or found
+
+    def __getstate__(self) -> dict[str, Any]:  # pickled with the Tuner: what one driver saw is not the next's
+        state = self.__dict__.copy()
+        state.update(pending={}, ran=set(), completed=set(), statuses={})
+        return state
 
     def setup(self, **info: Any) -> None:
         for folder in (schema.RESULTS_DIR, schema.EPOCHS_DIR):
             self.fs.create_dir(f"{self.dir}/{folder}", recursive=True)
+
+    def folder(self, trial: Any) -> str | None:
+        """The trial's own folder (local/NFS), where its summary.json says how it ended."""
+        return os.path.join(self.dir, local_trial_dir(trial.trial_id)) if self.local else None
+
+    def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self.ran.add(trial.trial_id)
 
     def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info: Any) -> None:
         if not self.local:
             rows = self.pending.setdefault(trial.trial_id, {})
             rows[int(result["step"])] = _epoch_row(self.ctx.experiment, trial.trial_id, result, result.get("node"))
 
+    def status(self, trial: Any, tune_status: str) -> tuple[str, str | None]:
+        return trial_status(self.folder(trial), tune_status, trial.last_result, trial.trial_id in self.ran,
+                            trial.trial_id in self.completed)
+
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        finished = (trial.last_result or {}).get("trial_finished") == 1
-        if finished and self.local and os.path.isfile(f"{self.dir}/{schema.RESULTS_DIR}/{trial.trial_id}.parquet"):
-            return  # the trial wrote its own fragments
-        self.write_trial(trial, "finished" if finished else "early_stopped")
+        self.completed.add(trial.trial_id)
+        status, error = self.status(trial, "TERMINATED")
+        self.write_trial(trial, status, error)
 
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        self.write_trial(trial, "errored")
+        status, error = self.status(trial, "ERROR")
+        self.write_trial(trial, status, error)
 
     def on_experiment_end(self, trials: list, **info: Any) -> None:
-        """Fragments of ended trials that have none (ended under an earlier driver), then the compacted tables."""
+        """Fragments of ended trials that have none (ended under an earlier driver) or that were stopped at the
+        end of this run (interrupted), then the compacted tables."""
         have = {os.path.basename(i.path)[: -len(".parquet")] for i in schema.fragments(self.fs, f"{self.dir}/{schema.RESULTS_DIR}")}
         for t in trials:
-            status = {"ERROR": "errored", "TERMINATED": None}.get(t.status, "")
-            if status == "" or t.trial_id in have:
+            if t.status not in ("ERROR", "TERMINATED"):
                 continue
-            if status is None:
-                status = "finished" if (t.last_result or {}).get("trial_finished") == 1 else "early_stopped"
-            self.write_trial(t, status)
+            status, error = self.status(t, t.status)
+            if t.trial_id in have and (status != "interrupted" or self.statuses.get(t.trial_id) == status):
+                continue
+            self.write_trial(t, status, error)
         compact(self.ctx.exp_path)
 
-    def write_trial(self, trial: Any, status: str) -> None:
-        """The row and epoch rows of one ended trial, each its own fragment."""
+    def write_trial(self, trial: Any, status: str, error: str | None = None) -> None:
+        """The row and epoch rows of one ended trial, each its own fragment (a finished trial's own, on
+        local/NFS storage, are kept as it wrote them)."""
         pending = self.pending.pop(trial.trial_id, {})
-        error = _error_message(trial) if status == "errored" else None
+        self.statuses[trial.trial_id] = status
+        if status == "finished" and self.local and _fragment_status(f"{self.dir}/{schema.RESULTS_DIR}/{trial.trial_id}.parquet") == status:
+            return  # the trial wrote its own fragments
+        if status == "errored" and error is None:
+            error = _error_message(trial)
         overrides = dict(trial.config.get("overrides", {}))
         if self.local:  # the trainable's own folder (Tune may suffix its trial folder when restoring a pending trial)
             write_trial_fragments(self.ctx, trial.trial_id, overrides, status, dict(trial.last_result or {}), error)
             return
         c = self.ctx
         row = trial_row(c.experiment, trial, status, c.preset, c.base, list(c.tasks), list(c.swept))
+        row["error"] = error
         write_fragments(c, row, [pending[k] for k in sorted(pending)])

@@ -32,3 +32,5 @@ class TrialSetup:
 # what a lean report carries besides the sweep's objectives: the progress table's and the trial's whereabouts
 LEAN_KEYS = ("stage", "epoch", "step", "score", "params_union", "flops_multitask", "trial_finished", "node",
              "hostname", "resumed_from_step")
+# what the one report of a trial that ended without figures (diverged, config error) adds: tune/trainable.py
+ENDED_KEYS = ("trial_status", "error")

@@ -17,7 +17,8 @@
                                          #   (ASHA never stops single_task/hard_sharing baselines)
       resources: {cpu: 1, gpu: 0}        # per trial; gpu may be fractional
       max_concurrent: 2                  # 0 = as many as resources allow
-      max_failures: 1                    # retries of a failing trial (from its last checkpoint)
+      max_failures: 1                    # retries of a failing trial (from its last checkpoint); a config
+                                         #   error or divergence is a result, never retried
       loggers: []                        # Tune's own per-trial logs: any of tensorboard, csv, json (default none)
 
 Every trial's config is a flat dict of dotted overrides (``trial.seed`` always explicit); the trial

@@ -1,7 +1,8 @@
 """Where trials share stage checkpoints (stage reuse, DESIGN section 7): ``<storage>/<name>/stage_cache/``.
 
 Local and NFS paths use ``supernet.store.DirStageStore`` (atomic temp file + hard link: two trials
-racing for one key cannot corrupt it, the first writer wins). For URIs (``s3://``, ``gs://``, ...)
+racing for one key cannot corrupt it, the first writer wins; an entry that does not load is removed,
+reported once and written again by the trial that recomputes it). For URIs (``s3://``, ``gs://``, ...)
 stage reuse is switched off with a log line: object stores offer no atomic create-if-absent through
 pyarrow.fs, and a torn or doubly-written stage checkpoint would silently change results.
 A trial's result is the same with or without reuse (tests/test_tune_sweep.py).

@@ -14,6 +14,11 @@ alone: the results tables read ``metrics.jsonl`` and ``summary.json`` instead (t
 The checkpoint (``state.pt`` + the ``metrics.jsonl`` so far) rides on its event's report: the last epoch
 of a stage and every ``trial.checkpoint_every``-th; a restarted trial continues from the latest one.
 ``report`` is a parameter so that tests can inject faults around it.
+
+What the trial folder's ``summary.json`` says is final (``tune.results.disk_status``): a trial restarted
+after it finished, diverged or met a config error reports how it ended and returns, never running again.
+A divergence or a config error ends the trial with one report (``trial_status``, ``error``) instead of
+an exception, so Tune does not retry it. Each start, and each such end, is a line in ``trial.log``.
 """
 from __future__ import annotations
 
@@ -28,24 +33,22 @@ from typing import Any
 import ray
 from ray import tune
 
-from supernet.config import build_config
-from supernet.trial import Boundary, Finished, Replayed, atomic_torch_save, load_checkpoint, trial_events
+from supernet.config import ConfigError, build_config
+from supernet.stages import DivergenceError
+from supernet.trial import Boundary, Finished, Replayed, atomic_torch_save, load_checkpoint, trial_events, write_json
 
-from .results import flatten_summary, summary_keys, write_trial_fragments
-from .setup import TrialSetup
+from .checkpoints import note
+from .results import disk_status, flatten_summary, summary_keys, write_trial_fragments
+from .setup import ENDED_KEYS, TrialSetup
 from .stage_cache import open_store
 
 
-def _finished_summary(trial_dir: Path) -> dict[str, Any] | None:
-    p = trial_dir / "summary.json"
-    if not p.is_file():
-        return None
-    summary = json.loads(p.read_text())
-    return summary if summary.get("status") == "finished" else None
-
-
-def _topology_bounds(cfg: Any) -> tuple[int, bool]:
+def _topology_bounds(setup: Any, config: dict[str, Any]) -> tuple[int, bool]:
     """(n_nodes, planted) for ``summary_keys``: N bounds the path lengths; only planted data has an oracle."""
+    try:
+        cfg = build_config(setup.preset, {**setup.base, **config["overrides"]})
+    except ConfigError:
+        return 0, False
     return cfg.model.n_nodes, cfg.data.name == "planted"
 
 
@@ -55,14 +58,32 @@ def _last_line(path: Path) -> dict[str, Any]:
 
 
 def _resume(trial_dir: Path) -> dict[str, Any] | None:
-    """Tune's latest checkpoint of this trial (its state and metrics.jsonl back in the trial folder), or None."""
+    """Tune's latest checkpoint of this trial (its state and metrics.jsonl back in the trial folder), or None.
+
+    An unreadable ``state.pt`` (a torn copy) is a start from scratch, said in ``trial.log``."""
     ckpt = tune.get_checkpoint()
     if ckpt is None:
         return None
     with ckpt.as_directory() as d:
+        try:
+            state = load_checkpoint(Path(d) / "state.pt")
+        except Exception as e:  # noqa: BLE001 - any unreadable checkpoint: the trial's own config decides the rest
+            note(str(trial_dir), f"its checkpoint {Path(ckpt.path).name} is unreadable ({type(e).__name__}); "
+                                 "starting from scratch")
+            return None
         if (Path(d) / "metrics.jsonl").is_file():
             shutil.copy(Path(d) / "metrics.jsonl", trial_dir / "metrics.jsonl")
-        return load_checkpoint(Path(d) / "state.pt")
+        return state
+
+
+def _ended(report, trial_dir: Path, status: str, summary: dict[str, Any], where: dict[str, Any],
+           keys: tuple[str, ...] | None) -> None:
+    """The one report of a trial that ended without a result (diverged, or a config error): no retry, no rerun."""
+    note(str(trial_dir), f"ended {status}: {summary.get('error')}", echo=False)
+    path = trial_dir / "metrics.jsonl"
+    last = _last_line(path) if path.is_file() else {}
+    send(report, {"trial_finished": 0.0, "trial_status": status, "error": summary.get("error"),
+                  "step": last.get("step", 0), **where}, None, trial_dir, keys and (*keys, *ENDED_KEYS))
 
 
 def send(report, metrics: dict[str, Any], checkpoint: dict[str, Any] | None, trial_dir: Path,
@@ -80,37 +101,59 @@ def send(report, metrics: dict[str, Any], checkpoint: dict[str, Any] | None, tri
 
 
 def train(config: dict[str, Any], setup: TrialSetup, report=tune.report) -> None:
-    """The function trainable: build the config, resume from Tune's checkpoint if any, run, report."""
-    cfg = build_config(setup.preset, {**setup.base, **config["overrides"]})
+    """The function trainable: build the config, resume from Tune's checkpoint if any, run, report.
+
+    What the trial folder's ``summary.json`` says is final (``tune.results.disk_status``): a trial that
+    finished, diverged or met a config error is never run again, whatever Tune's state says; it reports
+    how it ended and returns. A config error or divergence is a result of the config, not a fault: it ends
+    the trial without Tune retrying it (``max_failures`` is for faults)."""
     ctx = tune.get_context()
     # local/NFS storage: write straight into the experiment's trial folder (launch names it trial_<id>), so
     # the files are complete there when the trial reports its end; URIs: Tune's trial dir, synced by Tune
     trial_dir = Path(setup.exp_dir) / f"trial_{ctx.get_trial_id()}" if setup.exp_dir else Path(ctx.get_trial_dir())
     trial_dir.mkdir(parents=True, exist_ok=True)
     where = {"node": ray.get_runtime_context().get_node_id(), "hostname": socket.gethostname()}
-    done = _finished_summary(trial_dir)
-    if done is not None:  # it finished, but the driver died before Tune's state recorded that: never re-run
+    status, done = disk_status(trial_dir)
+    if status == "finished":  # it finished, but the driver died before Tune's state recorded that: never re-run
+        note(str(trial_dir), "finished already: reporting its result, not running it again", echo=False)
         last = _last_line(trial_dir / "metrics.jsonl")
         metrics = [f"{t}/{m}" for t, ms in done["metrics"].items() for m in ms]
-        final = {**summary_keys(list(done["val_loss"]), metrics, *_topology_bounds(cfg)), **last, **flatten_summary(done), **where,
+        final = {**summary_keys(list(done["val_loss"]), metrics, *_topology_bounds(setup, config)), **last, **flatten_summary(done), **where,
                  "resumed_from_step": last["step"]}
         if setup.rows is not None:
             write_trial_fragments(setup.rows, ctx.get_trial_id(), config["overrides"], "finished", final)
         return send(report, final, None, trial_dir, setup.report_keys)
+    if status is not None:
+        return _ended(report, trial_dir, status, done, where, setup.report_keys)
+    try:
+        cfg = build_config(setup.preset, {**setup.base, **config["overrides"]})
+    except ConfigError as e:  # Optuna can propose one; a grid's points are checked before the sweep starts
+        summary = {"status": "errored", "error": f"ConfigError: {e}"}
+        write_json(trial_dir / "summary.json", summary)
+        return _ended(report, trial_dir, "errored", summary, where, setup.report_keys)
     resume = _resume(trial_dir)
     where["resumed_from_step"] = resume["step"] if resume else 0
+    note(str(trial_dir), f"resuming from the checkpoint of step {resume['step']}" if resume else "starting", echo=False)
     keys = None
-    for ev in trial_events(cfg, trial_dir, resume, open_store(setup.stage_cache)):
-        if isinstance(ev, Boundary) or (ev.checkpoint is None and setup.report_keys is not None):
-            continue  # a boundary has no epoch to carry it: the next checkpoint supersedes it
-        record = ev.records[-1] if isinstance(ev, Replayed) else ev.record
-        if record is None:  # Finished after a stage without epochs: the last line written
-            record = _last_line(trial_dir / "metrics.jsonl")
-        final = flatten_summary(ev.summary) if isinstance(ev, Finished) else {}
-        if keys is None:  # the summary keys, NaN until the end, in every report
-            keys = summary_keys([k.split("/", 1)[1] for k in record if k.startswith("val_loss/")],
-                                [k.split("/", 1)[1] for k in record if k.startswith("metric/")], *_topology_bounds(cfg))
-        metrics = {**keys, **record, **where, **final}
-        if final and setup.rows is not None:
-            write_trial_fragments(setup.rows, ctx.get_trial_id(), config["overrides"], "finished", metrics)
-        send(report, metrics, ev.checkpoint, trial_dir, setup.report_keys)
+    try:
+        for ev in trial_events(cfg, trial_dir, resume, open_store(setup.stage_cache)):
+            if isinstance(ev, Boundary) or (ev.checkpoint is None and setup.report_keys is not None):
+                continue  # a boundary has no epoch to carry it: the next checkpoint supersedes it
+            record = ev.records[-1] if isinstance(ev, Replayed) else ev.record
+            if record is None:  # Finished after a stage without epochs: the last line written
+                record = _last_line(trial_dir / "metrics.jsonl")
+            final = flatten_summary(ev.summary) if isinstance(ev, Finished) else {}
+            if keys is None:  # the summary keys, NaN until the end, in every report
+                keys = summary_keys([k.split("/", 1)[1] for k in record if k.startswith("val_loss/")],
+                                    [k.split("/", 1)[1] for k in record if k.startswith("metric/")],
+                                    *_topology_bounds(setup, config))
+            metrics = {**keys, **record, **where, **final}
+            if final and setup.rows is not None:
+                write_trial_fragments(setup.rows, ctx.get_trial_id(), config["overrides"], "finished", metrics)
+            send(report, metrics, ev.checkpoint, trial_dir, setup.report_keys)
+    except (DivergenceError, ConfigError) as e:  # a resumed config that differs from its checkpoint's is one too
+        status, summary = disk_status(trial_dir)
+        if status != "diverged":
+            summary = {"status": "errored", "error": f"{type(e).__name__}: {e}"}
+            write_json(trial_dir / "summary.json", summary)
+        return _ended(report, trial_dir, status or "errored", summary, where, setup.report_keys)
