@@ -41,7 +41,9 @@ TIME, REUSED = "time/", "reused/"  # per stage
 TRIVIAL = "trivial/"  # trivial/<task>/<metric>: the trivial predictor's value on the validation split
 QUALITY = "quality/"  # quality/<stage>/<task>/<metric>: validation metric at the end of each stage
 LEARNED = "learned"  # learned, learned/<task>: beats the trivial reference by the stated margins
-INT_COLUMNS = ("seed", "n_nodes", "flow_width", "params_union", "flops_multitask")
+INT_COLUMNS = ("seed", "n_nodes", "flow_width", "params_union", "flops_multitask", "stopped_step")
+# stopped_step, stopped_stage: the step and stage of an early-stopped trial's last report (where the scheduler
+# stopped it); null for every other trial
 FLOAT_COLUMNS = ("lambda_sq", "tau", "latency_ms")
 # epochs columns: these, plus val_loss/<task> and metric/<task>/<name>, plus experiment, trial_id, node
 VAL_LOSS = "val_loss/"

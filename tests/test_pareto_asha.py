@@ -168,3 +168,148 @@ def test_bad_settings_are_errors(kw, needle):
     args = {"metrics": {"loss": "min"}, "time_attr": "step", "grace_period": 1, "max_t": 10, **kw}
     with pytest.raises(ValueError, match=needle):
         ParetoASHA(**args)
+
+
+# ----------------------------------------------------------------------------- with Tune
+
+
+def scripted(config):
+    """Any trainable: reports its config's fixed (loss, params) at steps 1..4 (no torch, no supernet)."""
+    from ray import tune
+
+    for step in range(1, 5):
+        tune.report({"step": step, "loss": config["p"]["loss"], "params": config["p"]["params"]})
+
+
+def interrupt_at(n: int, armed: str):
+    """A Tune callback that aborts the run when the ``n``-th trial starts while the file ``armed`` exists (as a
+    driver killed then, after the experiment snapshot of the step before)."""
+    from pathlib import Path
+
+    from ray import tune
+
+    class Interrupt(tune.Callback):
+        def __init__(self):
+            self.started = 0
+
+        def on_trial_start(self, iteration, trials, trial, **info):
+            self.started += 1
+            if self.started == n and Path(armed).exists():
+                raise KeyboardInterrupt(f"interrupted at the start of trial {n}")
+
+    return Interrupt()
+
+
+def test_a_restored_experiment_continues_the_same_decisions(ray_session, tmp_path, monkeypatch):
+    import sys
+
+    from ray import cloudpickle, tune
+
+    cloudpickle.register_pickle_by_value(sys.modules[__name__])  # the Ray workers get the trainable by value
+
+    monkeypatch.setenv("TUNE_GLOBAL_CHECKPOINT_S", "0")  # an experiment snapshot after every step of the driver
+    monkeypatch.setenv("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
+    # in order: A the first at rung 2; B dominated by A stops there; C dominated by both would continue as the
+    # first at a rung of a fresh scheduler, but stops against the restored records; D dominates everything
+    armed = tmp_path / "armed"
+    armed.write_text("")
+    points = [{"loss": 1.0, "params": 10}, {"loss": 2.0, "params": 20}, {"loss": 3.0, "params": 30}, {"loss": 0.5, "params": 5}]
+    sched = ParetoASHA({"loss": "min", "params": "min"}, time_attr="step", grace_period=2, reduction_factor=2, max_t=10)
+    tuner = tune.Tuner(
+        scripted, param_space={"p": tune.grid_search(points)},
+        tune_config=tune.TuneConfig(scheduler=sched, max_concurrent_trials=1),
+        run_config=tune.RunConfig(name="resume", storage_path=str(tmp_path), verbose=0,
+                                  callbacks=[sched.state_callback(), interrupt_at(3, str(armed))]),
+    )
+    with pytest.raises(BaseException, match="interrupted"):
+        tuner.fit()
+    armed.unlink()
+    # as run.py --resume (tune.launch.restore_tuner): the scheduler comes back from tuner.pkl, its state from the
+    # experiment's last snapshot (without it, C would be the first at rung 2 of a fresh scheduler and finish)
+    grid = tune.Tuner.restore(str(tmp_path / "resume"), scripted, resume_unfinished=True).fit()
+    last = {r.config["p"]["loss"]: r.metrics["step"] for r in grid}
+    assert last == {1.0: 4, 2.0: 2, 3.0: 2, 0.5: 4}
+
+
+SMALL = {"data.n_train": 32, "data.n_val": 16, "trial.progress": False, "trial.latency_repeats": 1,
+         "finetune.epochs": 3}  # 1 warm-up + 1 search + 3 fine-tune epochs: the rung at step 3, after the reduction
+
+
+def pareto_sweep(tmp_path, name: str, **sweep):
+    """Run a tiny sweep with ``scheduler: {type: pareto_asha}`` through run.py; (results, scheduler state)."""
+    import glob
+
+    import pyarrow.parquet as pq
+    import yaml
+
+    import run
+
+    doc = {"preset": "tiny", "config": SMALL, "sweep": {"name": name, "resources": {"cpu": 1}, "max_concurrent": 2,
+                                                        "baselines": ["hard_sharing"], "scheduler": {"type": "pareto_asha"}, **sweep}}
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    assert run.main(["--config", str(path), "--storage", str(tmp_path / "runs"), "--no-report"]) == 0
+    exp = tmp_path / "runs" / name
+    [state] = glob.glob(str(exp / "callback-states-*.pkl"))  # the scheduler's state, snapshotted with the experiment
+    with open(state, "rb") as f:
+        sched = next(s["scheduler"] for s in pickle.load(f).values() if s and "scheduler" in s)
+    return pq.read_table(exp / "results.parquet").to_pandas(), sched
+
+
+def check_decisions(df, sched, objectives):
+    """The table agrees with the scheduler: every method trial recorded at the rung (step 3) with the sweep's
+    objectives, the stopped ones early_stopped at that step, the baseline never ranked and finished."""
+    assert sched["metrics"] == objectives and sched["milestones"] == [[3]]
+    method, base = df[df["mode"] == "supernet"], df[df["mode"] == "hard_sharing"]
+    assert set(dict(sched["rungs"][0][0])) == set(method["trial_id"])
+    assert set(sched["free"]) == set(base["trial_id"]) and set(base["status"]) == {"finished"}
+    stopped = set(method.loc[method["status"] == "early_stopped", "trial_id"])
+    assert stopped == set(sched["stopped"]) == {t for t, d in sched["decisions"].items() if d[0] == "STOP"}
+    assert set(method["status"]) <= {"finished", "early_stopped"} and (method["status"] == "finished").any()
+    rows = df[df["trial_id"].isin(stopped)]
+    assert (rows["stopped_step"] == 3).all() and (rows["stopped_stage"] == "finetune").all()
+    assert df.loc[~df["trial_id"].isin(stopped), "stopped_step"].isna().all()
+
+
+def test_grid_sweep_with_pareto_asha(ray_session, tmp_path):
+    df, sched = pareto_sweep(tmp_path, "pgrid", axes={"search.lambda_sq": {"grid": [0.1, 2.0]}, "reduction.tau": {"grid": [0.05, 0.3]}},
+                             objectives={"score": "min", "params_union": "min"})
+    assert len(df) == 5
+    check_decisions(df, sched, {"score": "min", "params_union": "min"})
+
+
+def test_optuna_sweep_with_pareto_asha_stopping(ray_session, tmp_path):
+    # NSGA-II proposes, Pareto-ASHA stops; its objectives default to the sweep's
+    df, sched = pareto_sweep(tmp_path, "popt", search="optuna", num_samples=4, sampler="nsga2",
+                             axes={"search.lambda_sq": {"loguniform": [0.05, 3.0]}, "reduction.tau": {"uniform": [0.0, 0.4]}},
+                             objectives={"score": "min", "flops_multitask": "min"})
+    assert len(df) == 5 and (df["mode"] == "supernet").sum() == 4
+    check_decisions(df, sched, {"score": "min", "flops_multitask": "min"})
+
+
+def test_sweep_file_pareto_asha_defaults_to_the_sweep_objectives_and_the_first_report_after_reduction():
+    from tune.space import parse_sweep
+
+    doc = {"preset": "tiny", "config": {"finetune.epochs": 4},
+           "sweep": {"name": "t", "objectives": {"score": "min", "flops_multitask": "min"}, "scheduler": {"type": "pareto_asha"}}}
+    s = parse_sweep(doc).scheduler
+    # tiny: 1 warm-up + 1 search epoch, then the reduction: step 3 is the first fine-tune epoch's report
+    assert s == {"type": "pareto_asha", "objectives": {"score": "min", "flops_multitask": "min"}, "grace_period": 3,
+                 "reduction_factor": 3, "max_t": 6}
+    doc["sweep"]["scheduler"] = {"type": "pareto_asha", "objectives": {"score": "min"}, "grace_period": 2, "max_t": 5}
+    assert parse_sweep(doc).scheduler["objectives"] == {"score": "min"}
+
+
+@pytest.mark.parametrize("sched, needle", [
+    ({"type": "pareto_asha", "metric": "score"}, "pareto_asha ranks by objectives"),
+    ({"type": "pareto_asha", "objectives": {"score": "least"}}, r"sweep\.scheduler\.objectives\.score"),
+    ({"type": "pareto_asha", "reduction_factor": 1}, r"sweep\.scheduler\.reduction_factor"),
+    ({"type": "pareto_asha", "grace_period": 6}, r"sweep\.scheduler\.max_t"),
+    ({"type": "hyperband"}, r"sweep\.scheduler"),
+])
+def test_bad_pareto_asha_entries_name_the_key(sched, needle):
+    from supernet.config import ConfigError
+    from tune.space import parse_sweep
+
+    with pytest.raises(ConfigError, match=needle):
+        parse_sweep({"preset": "tiny", "config": {"finetune.epochs": 4}, "sweep": {"name": "t", "scheduler": sched}})
