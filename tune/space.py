@@ -11,7 +11,7 @@
         search.lambda_sq: {loguniform: [0.01, 1]}  #   choice | uniform | loguniform (optuna only)
       baselines: [single_task, hard_sharing]       # extra trials at the shared config, per seed
       random_archs: 0                    # grid: k random_arch draws per method trial (the control)
-      objectives: {score: min, params_union: min}  # optuna only
+      objectives: {score: min, params_union: min}  # optuna's objectives; pareto_asha's by default
       sampler: nsga2                     # optuna only: nsga2 | tpe | random
       scheduler: none                    # or {type: asha, metric: score, grace_period: 4, reduction_factor: 2}
                                          #   or {type: pareto_asha, objectives: {score: min, params_union: min},
