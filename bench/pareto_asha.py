@@ -20,6 +20,12 @@ asynchronous rule depends on the order in which trials reach the rung; the full 
 
 Figures per way (the schedulers': median, [min, max] and each order's):
   compute_fraction   summed trial compute (Tune's time_total_s at each trial's last report) / the full grid's
+  compute_fraction_at_full_speeds   the same with every trial's work timed at the full grid's speed: each
+                     trial's stages as its config's in the full grid (warm-up, search and reduction whole, the
+                     fine-tune per epoch it ran), the full grid's warm-ups (stage reuse computes about one per
+                     M and seed in every sweep) and, per finished trial, the full grid's mean remainder outside
+                     the stages (summary, reports). Sweeps on a shared machine differ in speed by 20% and
+                     more, and the seconds above carry that
   hv_fraction        hypervolume of the way's front (score vs params_union, method trials) / the full grid's,
                      as analysis.compare_fronts computes it: every sweep's valid method trials normalised by
                      one set of bounds (ideal 0, nadir 1 over all of them), reference point 1.1; early-stopped
@@ -30,6 +36,8 @@ Figures per way (the schedulers': median, [min, max] and each order's):
   front_survival     fraction of the full grid's front trials (matched by config) that finished in this way
   stopped            method trials early-stopped
   wall_s             the sweep's wall time from Tuner set-up (right after ray.init)
+  finetune_share_after_rung   the full grid's fine-tune seconds after the rung's epoch / its trial compute:
+                     the most a rung after the reduction can save (the stages before it run in every trial)
 Targets: pareto_asha hv_fraction >= 0.95 with compute_fraction <= 0.50, and above asha's hv_fraction.
 """
 from __future__ import annotations
@@ -106,25 +114,44 @@ def figures(storage: str, runs: dict[str, dict]) -> dict[str, dict]:
     # at this size no trial beats the trivial segmentation reference, so analysis' learned filter would leave
     # no finished trial on any front (and keep the early-stopped ones, which carry no flag): it is not applied
     df = df.drop(columns=[c for c in df.columns if c == "learned" or c.startswith("learned/")])
-    cmp = compare_fronts(df, by="experiment", objectives=OBJECTIVES, budgets={})
     overrides = [c for c in df.columns if c.startswith("config/")]
-    df["key"] = df[overrides].astype(str).agg("|".join, axis=1)
-    full_front = set(cmp.fronts["full"].merge(df[["trial_id", "experiment", "key"]], on=["trial_id", "experiment"])["key"])
+    df["key"] = df[overrides].astype(str).agg("|".join, axis=1)  # the same trial in every sweep
+    cmp = compare_fronts(df, by="experiment", objectives=OBJECTIVES, budgets={})
+    full_front = set(cmp.fronts["full"]["key"])
     method = df[df["mode"] == "supernet"]
-    out = {}
+    out = {name: {"modelled_s": _modelled_s(df[df["experiment"] == name], df[df["experiment"] == "full"],
+                                            runs["full"]["trial_s"])} for name in runs}
     for name in runs:
         rows = method[method["experiment"] == name]
         done = rows[rows["status"] == "finished"]
         usable = done[done["trial_id"].isin(cmp.points[name]["trial_id"])] if name in cmp.points else done.iloc[:0]
         y = pareto.normalise(objective_matrix(usable, cmp.objectives), cmp.ideal, cmp.nadir)
-        out[name] = {"hv": float(cmp.table.loc[name, "hypervolume"]), "hv_finished": pareto.hypervolume(y, cmp.ref_point),
+        out[name] |= {"hv": float(cmp.table.loc[name, "hypervolume"]), "hv_finished": pareto.hypervolume(y, cmp.ref_point),
                      "front_survival": len(full_front & set(done["key"])) / len(full_front),
                      "stopped": int((rows["status"] == "early_stopped").sum()), "front_size": int(cmp.table.loc[name, "front_size"])}
+    epochs = DOC["config"]["finetune.epochs"]
+    fine = df.loc[df["experiment"] == "full", "time/finetune"].fillna(0.0)
+    out["full"]["finetune_after_rung_s"] = float(fine.sum()) * (1 - (RUNG - (STEPS - epochs)) / epochs)
     hv, hv_finished = out["full"]["hv"], out["full"]["hv_finished"]
     for f in out.values():
         f["hv_fraction"] = f.pop("hv") / hv
         f["hv_fraction_finished"] = f.pop("hv_finished") / hv_finished
     return out
+
+
+STAGES = ("warmup", "search", "reduction", "finetune")
+
+
+def _modelled_s(rows, full, full_trial_s: float) -> float:
+    """A sweep's trial compute at the full grid's speed (see compute_fraction_at_full_speeds)."""
+    times = full.set_index("key")[[f"time/{s}" for s in STAGES]].fillna(0.0)
+    remainder = (full_trial_s - times.to_numpy().sum()) / len(full)
+    total = float(times["time/warmup"].sum())
+    for key, status, step in zip(rows["key"], rows["status"], rows["stopped_step"]):
+        t = times.loc[key]
+        ran = 1.0 if status == "finished" else (step - (RUNG - 1)) / DOC["config"]["finetune.epochs"]
+        total += t["time/search"] + t["time/reduction"] + ran * t["time/finetune"] + (remainder if status == "finished" else 0.0)
+    return total
 
 
 def _summary(values: list[float]) -> dict:
@@ -153,6 +180,7 @@ def main(orders: int, keep: str | None = None) -> None:
         names = [f"{way}_{o}" for o in range(orders)]
         out[way] = {
             "compute_fraction": _summary([runs[n]["trial_s"] / full_s for n in names]),
+            "compute_fraction_at_full_speeds": _summary([fig[n]["modelled_s"] / fig["full"]["modelled_s"] for n in names]),
             "hv_fraction": _summary([fig[n]["hv_fraction"] for n in names]),
             "hv_fraction_finished": _summary([fig[n]["hv_fraction_finished"] for n in names]),
             "front_survival": _summary([fig[n]["front_survival"] for n in names]),
@@ -166,6 +194,11 @@ def main(orders: int, keep: str | None = None) -> None:
         "pareto_compute_fraction_le_0.50": p["compute_fraction"]["median"] <= 0.50,
         "pareto_hv_above_asha": p["hv_fraction"]["median"] > a["hv_fraction"]["median"],
         "compute_pareto_over_asha": round(p["compute_fraction"]["median"] / a["compute_fraction"]["median"], 3),
+        "pareto_compute_fraction_at_full_speeds_le_0.50": p["compute_fraction_at_full_speeds"]["median"] <= 0.50,
+        "compute_pareto_over_asha_at_full_speeds": round(
+            p["compute_fraction_at_full_speeds"]["median"] / a["compute_fraction_at_full_speeds"]["median"], 3),
+        # the most any rung after the reduction can save: the full grid's fine-tune time after the rung's epoch
+        "finetune_share_after_rung": round(fig["full"]["finetune_after_rung_s"] / full_s, 3),
     }
     out["setup"] = {"method_trials": runs["full"]["n_trials"] - len(parse_sweep({**DOC, "sweep": {**DOC["sweep"], "name": "x"}}).baseline_points()),
                     "baselines": len(parse_sweep({**DOC, "sweep": {**DOC["sweep"], "name": "x"}}).baseline_points()), "steps": STEPS, "rung": RUNG, "reduction_factor": 3,
