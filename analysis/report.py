@@ -6,7 +6,8 @@ and :mod:`analysis.plots`; every number in the report is in a CSV next to it.
 
 The report opens with the answer to "does the search beat random architectures of the same size?"
 (:func:`analysis.stats.search_vs_random`), then the trivial references (:mod:`analysis.learning`: trials that
-did not beat them are counted, listed and kept off every front), learning curves and the gap at reduction, and, when fronts are grouped by an ablation's axis
+did not beat them are counted, listed and kept off every front), the trials a scheduler stopped and where
+(:mod:`analysis.stopping`), learning curves and the gap at reduction, and, when fronts are grouped by an ablation's axis
 (flow_width, lambda_sq, tau), ends with the effect that ablation exists to show (:mod:`analysis.effects`).
 """
 from __future__ import annotations
