@@ -155,6 +155,7 @@ def _modelled_s(rows, full, full_trial_s: float) -> float:
 
 
 def _summary(values: list[float]) -> dict:
+    values = [float(v) for v in values]
     return {"median": round(statistics.median(values), 3), "range": [round(min(values), 3), round(max(values), 3)],
             "each_order": [round(v, 3) for v in values]}
 
@@ -170,11 +171,18 @@ def main(orders: int, keep: str | None = None) -> None:
             for way, sched in SCHEDULERS.items():
                 with session():
                     runs[f"{way}_{o}"] = run(d, f"{way}_{o}", sched, o)
+        if keep is not None:  # what the figures are made of besides the results tables
+            Path(keep, "runs.json").write_text(json.dumps(runs, indent=1))
         fig = figures(d, runs)
+    print(json.dumps(summarise(runs, fig, orders), indent=1))
+
+
+def summarise(runs: dict[str, dict], fig: dict[str, dict], orders: int) -> dict:
+    """The printed JSON: per way, the figures of the module docstring; the targets; the set-up."""
     from tune.space import parse_sweep
 
     full_s = runs["full"]["trial_s"]
-    out: dict = {"full": {"trial_compute_s": round(full_s, 1), "wall_s": round(runs["full"]["wall_s"], 1),
+    out: dict = {"full": {"trial_compute_s": round(float(full_s), 1), "wall_s": round(float(runs["full"]["wall_s"]), 1),
                           "n_trials": runs["full"]["n_trials"], "front_size": fig["full"]["front_size"]}}
     for way in SCHEDULERS:
         names = [f"{way}_{o}" for o in range(orders)]
@@ -190,20 +198,20 @@ def main(orders: int, keep: str | None = None) -> None:
         }
     p, a = out["pareto_asha"], out["asha"]
     out["targets"] = {
-        "pareto_hv_fraction_ge_0.95": p["hv_fraction"]["median"] >= 0.95,
-        "pareto_compute_fraction_le_0.50": p["compute_fraction"]["median"] <= 0.50,
-        "pareto_hv_above_asha": p["hv_fraction"]["median"] > a["hv_fraction"]["median"],
+        "pareto_hv_fraction_ge_0.95": bool(p["hv_fraction"]["median"] >= 0.95),
+        "pareto_compute_fraction_le_0.50": bool(p["compute_fraction"]["median"] <= 0.50),
+        "pareto_hv_above_asha": bool(p["hv_fraction"]["median"] > a["hv_fraction"]["median"]),
         "compute_pareto_over_asha": round(p["compute_fraction"]["median"] / a["compute_fraction"]["median"], 3),
-        "pareto_compute_fraction_at_full_speeds_le_0.50": p["compute_fraction_at_full_speeds"]["median"] <= 0.50,
+        "pareto_compute_fraction_at_full_speeds_le_0.50": bool(p["compute_fraction_at_full_speeds"]["median"] <= 0.50),
         "compute_pareto_over_asha_at_full_speeds": round(
             p["compute_fraction_at_full_speeds"]["median"] / a["compute_fraction_at_full_speeds"]["median"], 3),
         # the most any rung after the reduction can save: the full grid's fine-tune time after the rung's epoch
         "finetune_share_after_rung": round(fig["full"]["finetune_after_rung_s"] / full_s, 3),
     }
-    out["setup"] = {"method_trials": runs["full"]["n_trials"] - len(parse_sweep({**DOC, "sweep": {**DOC["sweep"], "name": "x"}}).baseline_points()),
-                    "baselines": len(parse_sweep({**DOC, "sweep": {**DOC["sweep"], "name": "x"}}).baseline_points()), "steps": STEPS, "rung": RUNG, "reduction_factor": 3,
-                    "orders": orders, "slots": 2, "stage_reuse": True}
-    print(json.dumps(out, indent=1))
+    baselines = len(parse_sweep({**DOC, "sweep": {**DOC["sweep"], "name": "x"}}).baseline_points())
+    out["setup"] = {"method_trials": runs["full"]["n_trials"] - baselines, "baselines": baselines, "steps": STEPS,
+                    "rung": RUNG, "reduction_factor": 3, "orders": orders, "slots": 2, "stage_reuse": True}
+    return out
 
 
 if __name__ == "__main__":
