@@ -1,4 +1,4 @@
-"""Plots as PNG: fronts per group with baseline points, the per-task topologies of one trial, median attainment
+"""Plots as PNG: fronts per group with baseline points (and rings around the trials a scheduler stopped), the per-task topologies of one trial, median attainment
 surfaces and the EAF difference (data from :mod:`analysis.stats`), ablation effects (:mod:`analysis.effects`) and
 learning curves (:mod:`analysis.learning`). Axes that are task metrics carry the trivial predictor as a dashed line.
 
@@ -22,6 +22,7 @@ from matplotlib.patches import FancyArrowPatch
 from analysis.compare import FrontComparison
 from analysis.learning import LearningCurves, objective_reference
 from analysis.stats import EafData
+from analysis.stopping import STAGE, STEP, rung_label, stopped_trials
 
 _BASELINE_STYLE = {"single_task": ("*", "single-task (T nets)"), "hard_sharing": ("s", "hard sharing"),
                    "full_supernet": ("D", "full supernet"), "random_arch": ("x", "random architectures")}
@@ -52,6 +53,9 @@ class FrontPlotData:
     x_ref: float | None = None  # trivial reference of the x objective (a task metric), drawn dashed
     y_ref: float | None = None
     caption: str = ""  # e.g. that delta_mtl is against the single-task baselines
+    # early-stopped contenders by the rung they were stopped at (analysis.stopping.rung_label) -> (n, 2),
+    # ringed over their group's points; in the order of the rungs' steps
+    stopped: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 def front_plot_data(
@@ -84,6 +88,12 @@ def front_plot_data(
             p = p[~np.isnan(p).any(axis=1)]
             if len(p):
                 marks[mode] = p[np.lexsort((p[:, 1], p[:, 0]))]
+    stopped = {}
+    frames = [f for f in cmp.points.values() if len(f)]
+    rows = stopped_trials(pd.concat(frames, ignore_index=True)) if frames else pd.DataFrame()
+    for (step, stage), g in (rows.groupby([STEP, rows[STAGE].fillna("")], sort=True) if len(rows) else ()):
+        p = xy(g)
+        stopped[rung_label(step, stage or None)] = p[np.lexsort((p[:, 1], p[:, 0]))]
     xs = np.concatenate([s.points[:, 0] for s in series] + [m[:, 0] for m in marks.values()])
     x_log = bool((xs > 0).all() and xs.max() / xs.min() > 30)
     arrow = {"max": "↑", "min": "↓"}
@@ -92,7 +102,7 @@ def front_plot_data(
         x_label=f"{xo.name} ({arrow[xo.sense]} better)", y_label=f"{yo.name} ({arrow[yo.sense]} better)",
         title=f"Pareto fronts by {', '.join(cmp.by)}", series=series, baselines=marks, x_log=x_log,
         x_ref=objective_reference(xo.column, trivial), y_ref=objective_reference(yo.column, trivial),
-        caption=delta_mtl_caption([o.column for o in cmp.objectives]),
+        caption=delta_mtl_caption([o.column for o in cmp.objectives]), stopped=stopped,
     )
 
 
@@ -113,7 +123,8 @@ def _draw_refs(ax, x_ref: float | None, y_ref: float | None) -> None:
 
 
 def render_fronts(data: FrontPlotData, path: str | PathLike[str] | None = None) -> Figure:
-    """Draw every group's points (faint) and front (step line), and the baseline markers."""
+    """Draw every group's points (faint) and front (step line), the baseline markers, and a ring around each
+    early-stopped trial (one colour per rung)."""
     fig = Figure(figsize=(7, 4.8), layout="constrained")
     FigureCanvasAgg(fig)
     ax = fig.add_subplot()
@@ -125,6 +136,9 @@ def render_fronts(data: FrontPlotData, path: str | PathLike[str] | None = None) 
     for mode, p in data.baselines.items():
         marker, name = _BASELINE_STYLE.get(mode, ("X", mode))
         ax.scatter(p[:, 0], p[:, 1], marker=marker, s=90, color="0.2", label=name, zorder=4)
+    for (label, p), shade in zip(data.stopped.items(), np.linspace(0.0, 0.6, max(1, len(data.stopped)))):
+        ax.scatter(p[:, 0], p[:, 1], s=70, facecolors="none", edgecolors=(0.8, shade, shade), linewidths=1.3,
+                   label=f"{label}: {len(p)}", zorder=5)
     _draw_refs(ax, data.x_ref, data.y_ref)
     if data.x_log:
         ax.set_xscale("log")

@@ -7,7 +7,8 @@ and :mod:`analysis.plots`; every number in the report is in a CSV next to it.
 The report opens with the answer to "does the search beat random architectures of the same size?"
 (:func:`analysis.stats.search_vs_random`), then, on data with planted structure, the oracle, the hit test and
 the paired test (:mod:`analysis.topology`), then the trivial references (:mod:`analysis.learning`: trials that
-did not beat them are counted, listed and kept off every front), learning curves and the gap at reduction, and, when fronts are grouped by an ablation's axis
+did not beat them are counted, listed and kept off every front), the trials a scheduler stopped and where
+(:mod:`analysis.stopping`), learning curves and the gap at reduction, and, when fronts are grouped by an ablation's axis
 (flow_width, lambda_sq, tau), ends with the effect that ablation exists to show (:mod:`analysis.effects`).
 """
 from __future__ import annotations
@@ -53,6 +54,7 @@ from analysis.plots import (
     topology_data,
 )
 from analysis.stats import RANDOM, Answer, eaf_data, search_vs_random
+from analysis.stopping import STAGE, STEP, stopped_by_rung, stopped_trials
 from analysis.topology import (
     collapsed_count,
     has_planted,
@@ -154,6 +156,7 @@ def write_report(
         tables["seed_hypervolumes"] = answer.hv.table.set_index("group")
         tables["tests"] = answer.tests.set_index("comparison")
     effect_md = _effect_section(df, cmp.by[0], out, tables, trivial)
+    stopping_md = _stopping_section(df, cmp, tables)
     for name, t in tables.items():
         t.to_csv(out / f"{name}.csv")
 
@@ -194,6 +197,7 @@ def write_report(
     if len(errored):
         md += ["Not valid (left out of fronts and baselines):", "",
                markdown_table(errored[["trial_id", "status", "error"]] if "error" in df.columns else errored[["trial_id", "status"]], index=False), ""]
+    md += stopping_md
     md += [
         "## Fronts",
         "",
@@ -401,6 +405,30 @@ def _effect_section(df: pd.DataFrame, by: str, out: Path, tables: dict[str, pd.D
         markdown_table(table),
         "",
         "![effect](effect.png)",
+        "",
+    ]
+
+
+def _stopping_section(df: pd.DataFrame, cmp: FrontComparison, tables: dict[str, pd.DataFrame]) -> list[str]:
+    """"Early stopping": which trials the sweep's scheduler stopped at which rung (nothing when none was);
+    adds ``stopped`` (one row per trial) and ``stopped_by_rung`` to ``tables``."""
+    rows = stopped_trials(df)
+    if rows.empty:
+        return []
+    by_rung = stopped_by_rung(df)
+    cols = ["trial_id", "mode", "seed", *cmp.by, "lambda_sq", "tau", STEP, STAGE, *(o.column for o in cmp.objectives)]
+    tables["stopped"] = rows[[c for c in dict.fromkeys(cols) if c in rows.columns]].set_index("trial_id")
+    tables["stopped_by_rung"] = by_rung.set_index(STEP)
+    return [
+        "## Early stopping",
+        "",
+        f"The sweep's scheduler stopped {len(rows)} trial(s) (`early_stopped`), at the rungs below (a rung named by "
+        "the step of the trial's last report). Their figures are those of that report; they compete on the fronts "
+        "with them and are ringed in the fronts figure, one colour per rung.",
+        "",
+        markdown_table(by_rung, index=False),
+        "",
+        markdown_table(tables["stopped"]),
         "",
     ]
 

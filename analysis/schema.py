@@ -50,7 +50,9 @@ NULL = "null/"  # null/<task>/longest_path/<L>: P(L) for L = 0..N-1; null/<task>
 # data with planted structure (known answer)
 NEEDS_EDGES = "needs_edges/"  # needs_edges/<task>: the path length the task needs (0 = a local task)
 ORACLE = "oracle/"  # oracle/<task>/<metric>/<k>: best value a path of k edges can reach (the last k holds beyond)
-INT_COLUMNS = ("seed", "n_nodes", "flow_width", "params_union", "flops_multitask")
+INT_COLUMNS = ("seed", "n_nodes", "flow_width", "params_union", "flops_multitask", "stopped_step")
+# stopped_step, stopped_stage: the step and stage of an early-stopped trial's last report (where the scheduler
+# stopped it); null for every other trial
 FLOAT_COLUMNS = ("lambda_sq", "tau", "latency_ms", COLLAPSED)
 INT_PREFIXES = (PARAMS, FLOPS, TOPO, NEEDS_EDGES)
 FLOAT_PREFIXES = (METRIC, LOSS, TIME, TRIVIAL, QUALITY, NULL, ORACLE)

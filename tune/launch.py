@@ -118,12 +118,17 @@ def make_search(sweep: Sweep) -> tuple[dict, Any, int]:
 
 
 def make_scheduler(sweep: Sweep):
-    """None, or ASHA over the method's trials (baselines always run to the end: tune/scheduler.py)."""
+    """None, ASHA over the method's trials, or Pareto-ASHA over them (baselines always run to the end:
+    tune/scheduler.py). Both count ``step`` (one per epoch, over every stage)."""
     if sweep.scheduler is None:
         return None
-    from .scheduler import MethodASHA
+    from .scheduler import MethodASHA, ParetoASHA, method_trials_only
 
     s, e = sweep.scheduler, sweep.epochs
+    if s["type"] == "pareto_asha":
+        return ParetoASHA(s["objectives"], time_attr="step", grace_period=s["grace_period"],
+                          reduction_factor=s["reduction_factor"], max_t=s["max_t"],
+                          never_stop=method_trials_only(sweep.config().trial.mode))
     return MethodASHA(time_attr="step", metric=s["metric"], mode=s["mode"], grace_period=int(s["grace_period"]),
                       reduction_factor=s["reduction_factor"], max_t=int(s.get("max_t", sum(e.values()) + 10)),
                       default_mode=sweep.config().trial.mode)
@@ -202,11 +207,14 @@ def build_tuner(sweep: Sweep, storage: str, extra_config: dict | None = None, st
     param_space, search_alg, num_samples = make_search(sweep)
     if extra_config:
         param_space = {**param_space, **extra_config}
+    scheduler = make_scheduler(sweep)
+    # Tune snapshots searchers and callbacks with the experiment, not schedulers: Pareto-ASHA's rungs ride on a callback
+    state = [scheduler.state_callback()] if hasattr(scheduler, "state_callback") else []
     return tune.Tuner(
         trainable,
         param_space=param_space,
         tune_config=tune.TuneConfig(
-            search_alg=search_alg, scheduler=make_scheduler(sweep), num_samples=num_samples,
+            search_alg=search_alg, scheduler=scheduler, num_samples=num_samples,
             max_concurrent_trials=sweep.max_concurrent or None, trial_dirname_creator=trial_dirname,
             trial_name_creator=trial_dirname, reuse_actors=True,  # saves importing torch per trial
         ),
@@ -217,7 +225,7 @@ def build_tuner(sweep: Sweep, storage: str, extra_config: dict | None = None, st
             # old) may name any of its checkpoints; an ended trial keeps its last one (tune/checkpoints.py)
             checkpoint_config=tune.CheckpointConfig(num_to_keep=None),
             sync_config=tune.SyncConfig(sync_period=5, sync_artifacts=is_uri(exp_path)),
-            callbacks=[*ours, *logger_callbacks(sweep), *(callbacks or [])],
+            callbacks=[*ours, *state, *logger_callbacks(sweep), *(callbacks or [])],
             progress_reporter=_reporter(sweep), verbose=1,
         ),
     )

@@ -154,6 +154,11 @@ def build_row(experiment: str, trial_id: str, overrides: dict[str, Any], status:
         "seed": flat["trial.seed"], "n_nodes": flat["model.n_nodes"], "flow_width": flat["model.flow_width"],
         "lambda_sq": float(flat["search.lambda_sq"]), "tau": float(flat["reduction.tau"]),
     }
+    # where a scheduler stopped the trial: the step and stage of its last report (a rung's milestone, or the
+    # report that jumped past it)
+    stopped = status == "early_stopped" and _finite(last.get("step"))
+    row["stopped_step"] = int(last["step"]) if stopped else None
+    row["stopped_stage"] = str(last.get("stage")) if stopped and last.get("stage") is not None else None
     for k in swept:
         row[f"config/{k}"] = flat.get(k)
     for k, v in last.items():

@@ -11,10 +11,12 @@
         search.lambda_sq: {loguniform: [0.01, 1]}  #   choice | uniform | loguniform (optuna only)
       baselines: [single_task, hard_sharing]       # extra trials at the shared config, per seed
       random_archs: 0                    # grid: k random_arch draws per method trial (the control)
-      objectives: {score: min, params_union: min}  # optuna only
+      objectives: {score: min, params_union: min}  # optuna's objectives; pareto_asha's by default
       sampler: nsga2                     # optuna only: nsga2 | tpe | random
       scheduler: none                    # or {type: asha, metric: score, grace_period: 4, reduction_factor: 2}
-                                         #   (ASHA never stops single_task/hard_sharing baselines)
+                                         #   or {type: pareto_asha, objectives: {score: min, params_union: min},
+                                         #   grace_period: 4, reduction_factor: 3, max_t: 9} (Pareto rank;
+                                         #   neither stops single_task/hard_sharing baselines)
       resources: {cpu: 1, gpu: 0}        # per trial; gpu may be fractional
       max_concurrent: 2                  # 0 = as many as resources allow
       max_failures: 1                    # retries of a failing trial (from its last checkpoint); a config
@@ -44,6 +46,7 @@ BASELINES = ("single_task", "hard_sharing", "full_supernet")
 SAMPLERS = ("nsga2", "tpe", "random")
 LOGGERS = ("tensorboard", "csv", "json")  # Tune's logger callbacks; off unless a sweep asks
 SCHEDULER_KEYS = {"type", "metric", "mode", "grace_period", "reduction_factor", "max_t"}
+PARETO_SCHEDULER_KEYS = {"type", "objectives", "grace_period", "reduction_factor", "max_t"}
 
 
 @dataclass(frozen=True)
@@ -205,15 +208,7 @@ def parse_sweep(doc: dict[str, Any], name: str | None = None) -> Sweep:
         _need(m in ("min", "max"), f"objectives.{k}", f"mode must be min or max, got {m!r}")
     sampler = sw.get("sampler", "nsga2")
     _need(sampler in SAMPLERS, "sampler", f"{sampler!r} is not one of {SAMPLERS}")
-    sched = sw.get("scheduler", "none")
-    if sched in (None, "none", "fifo"):
-        sched = None
-    else:
-        _need(isinstance(sched, dict) and sched.get("type") == "asha", "scheduler", f"expected none or {{type: asha, ...}}, got {sched!r}")
-        unknown = set(sched) - SCHEDULER_KEYS
-        _need(not unknown, "scheduler", f"unknown key(s) {sorted(unknown)}; keys are {sorted(SCHEDULER_KEYS)}")
-        sched = {"metric": "score", "mode": "min", "grace_period": cfg.warmup.epochs + cfg.search.epochs,
-                 "reduction_factor": 2, **sched}
+    sched = _scheduler(sw.get("scheduler", "none"), cfg, objectives)
     res = sw.get("resources") or {}
     _need(isinstance(res, dict) and set(res) <= {"cpu", "gpu"}, "resources", f"expected {{cpu: N, gpu: F}}, got {res!r}")
     cpu, gpu = float(res.get("cpu", 1)), float(res.get("gpu", 0))
@@ -233,6 +228,38 @@ def parse_sweep(doc: dict[str, Any], name: str | None = None) -> Sweep:
         max_concurrent=max_conc, max_failures=max_fail, seed=int(sw.get("seed", 0)),
         loggers=tuple(dict.fromkeys(loggers)),
     )
+
+
+def _scheduler(sched: Any, cfg: Config, objectives: dict[str, str]) -> dict[str, Any] | None:
+    """``sweep.scheduler`` with its defaults: None, ``{type: asha, ...}`` or ``{type: pareto_asha, ...}``."""
+    if sched in (None, "none", "fifo"):
+        return None
+    kinds = ("asha", "pareto_asha")
+    _need(isinstance(sched, dict) and sched.get("type") in kinds, "scheduler",
+          f"expected none, {{type: asha, ...}} or {{type: pareto_asha, ...}}, got {sched!r}")
+    keys = SCHEDULER_KEYS if sched["type"] == "asha" else PARETO_SCHEDULER_KEYS
+    unknown = set(sched) - keys
+    _need(not unknown, "scheduler", f"unknown key(s) {sorted(unknown)} for type {sched['type']}; keys are {sorted(keys)}"
+          + ("" if sched["type"] == "asha" else " (pareto_asha ranks by objectives, not by one metric)"))
+    if sched["type"] == "asha":
+        return {"metric": "score", "mode": "min", "grace_period": cfg.warmup.epochs + cfg.search.epochs,
+                "reduction_factor": 2, **sched}
+    from supernet.trial import stage_epochs
+
+    # the first report after the reduction (the first fine-tune epoch): the compact net's parameters are known
+    # there, and with the reduction-aware search (search.prune_epochs) its quality is the end of search's
+    out = {"objectives": dict(objectives), "grace_period": cfg.warmup.epochs + cfg.search.epochs + 1,
+           "reduction_factor": 3, "max_t": sum(stage_epochs(cfg).values()), **sched}
+    _need(isinstance(out["objectives"], dict) and len(out["objectives"]) >= 1, "scheduler.objectives",
+          f"expected {{metric: min|max, ...}}, got {out['objectives']!r}")
+    for k, m in out["objectives"].items():
+        _need(m in ("min", "max"), f"scheduler.objectives.{k}", f"mode must be min or max, got {m!r}")
+    g, rf, t = out["grace_period"], out["reduction_factor"], out["max_t"]
+    _need(isinstance(rf, (int, float)) and rf > 1, "scheduler.reduction_factor", f"must be > 1, got {rf!r}")
+    _need(isinstance(g, (int, float)) and g > 0, "scheduler.grace_period", f"must be > 0 (a step), got {g!r}")
+    _need(isinstance(t, (int, float)) and t > g, "scheduler.max_t",
+          f"must be above grace_period ({g}): no rung would lie below it (got {t!r}; a trial has {sum(stage_epochs(cfg).values())} steps)")
+    return out
 
 
 def flatten_axes(axes: dict[str, Any]) -> dict[str, Any]:
