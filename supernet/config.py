@@ -182,6 +182,27 @@ PRESETS: dict[str, dict[str, Any]] = {
         "trial.latency_repeats": 1,
         "trial.progress": False,
     },
+    # The planted benchmark with a known answer (configs/planted.yaml; supernet/data/planted.py): a local task and
+    # a task that needs a path of 3 edges, N = 6, M = 2, and a warm-up long enough for the supernet to use its deep
+    # paths (it must beat the 2-edge oracle bound before the search has a deep path worth keeping).
+    "planted": {
+        "data.name": "planted",
+        "data.image_size": [24, 24],
+        "data.n_train": 256,
+        "data.n_val": 128,
+        "data.tasks": ["local", "deep"],
+        "data.batch_size": 8,
+        "model.n_nodes": 6,
+        "model.flow_width": 2,
+        "warmup.epochs": 20,
+        "warmup.lr": 0.02,
+        "search.epochs": 6,
+        "search.lr": 0.02,
+        "finetune.epochs": 8,
+        "finetune.lr": 0.02,
+        "trial.latency_repeats": 1,
+        "trial.progress": False,
+    },
     # The embedded default used by configs/default.yaml and the ablation configs: calibrated so that every
     # single-task baseline and the method beat the trivial references by the margins of supernet/trivial.py
     # (issue 11; README "Calibration of the embedded default"). A method trial: about 90 s of one CPU core.
