@@ -309,6 +309,12 @@ def _topology_section(df: pd.DataFrame, tables: dict[str, pd.DataFrame], chosen:
     return md
 
 
+def _per_seed(tests: list) -> pd.DataFrame:
+    """The per-seed tables of several tests (hit or paired) as one table indexed by task, setting and seed."""
+    frames = [t.table.assign(task=t.task, setting=t.setting) for t in tests]
+    return pd.concat(frames, ignore_index=True).set_index(["task", "setting", "seed"])
+
+
 def _planted_section(df: pd.DataFrame, tables: dict[str, pd.DataFrame]) -> list[str]:
     """On data with a known answer: the oracle with each trial beside the bound of the path it kept, the hit test
     and the paired test (nothing for other data). Adds ``oracle``, ``oracle_gaps``, ``hit_test``, ``hit_seeds``,
@@ -342,8 +348,7 @@ def _planted_section(df: pd.DataFrame, tables: dict[str, pd.DataFrame]) -> list[
     ]
     if hits:
         tables["hit_test"] = hit_test_table(hits).set_index(["task", "setting"])
-        tables["hit_seeds"] = pd.concat([t.table.assign(task=t.task, setting=t.setting) for t in hits],
-                                        ignore_index=True).set_index(["task", "setting", "seed"])
+        tables["hit_seeds"] = _per_seed(hits)
         md += ["## Does the search keep the path a task needs?", ""]
         md += [line for t in hits for line in (f"**{t.sentence}**", "")]
         md += [
@@ -360,8 +365,7 @@ def _planted_section(df: pd.DataFrame, tables: dict[str, pd.DataFrame]) -> list[
         ]
     if pairs:
         tables["paired_test"] = paired_test_table(pairs).set_index(["task", "setting"])
-        tables["paired_seeds"] = pd.concat([t.table.assign(task=t.task, setting=t.setting) for t in pairs],
-                                           ignore_index=True).set_index(["task", "setting", "seed"])
+        tables["paired_seeds"] = _per_seed(pairs)
         md += ["## Is the task that needs depth better than its size-matched random draws?", ""]
         md += [line for t in pairs for line in (f"**{t.sentence}**", "")]
         md += [
