@@ -1,6 +1,6 @@
 """Did the networks learn? Trivial references, the trials kept off the fronts, the gap at reduction, learning curves.
 
-Every front, hypervolume and delta_mtl is only as meaningful as the networks behind it (issue 11). The sweep
+Every front, hypervolume and delta_mtl is only as meaningful as the networks behind it. The sweep
 stores, per trial, the trivial predictors' validation metrics (``trivial/<task>/<metric>``: majority class,
 training median depth, mean training normal), the flags ``learned`` / ``learned/<task>`` (the trial beats
 them by the margins in the metadata's ``learned_margins``) and the validation metric at the end of every
@@ -50,7 +50,7 @@ def main_metrics(df: pd.DataFrame) -> dict[str, str]:
 
 def trivial_references(df: pd.DataFrame) -> dict[str, dict[str, float]]:
     """{task: {metric: trivial value}}: the metadata's (``df.attrs["trivial"]``), else the first finite value of
-    each ``trivial/<task>/<metric>`` column ({} for results written before issue 11)."""
+    each ``trivial/<task>/<metric>`` column ({} for results without trivial references)."""
     out: dict[str, dict[str, float]] = {t: dict(ms) for t, ms in (df.attrs.get("trivial") or {}).items()}
     for col in df.columns:
         if isinstance(col, str) and col.startswith("trivial/") and col.count("/") == 2:
@@ -128,8 +128,8 @@ def reduction_gap(df: pd.DataFrame, modes: Sequence[str] = METHOD_MODES) -> pd.D
     """
     qcols = quality_columns(df)
     if not qcols:
-        raise AnalysisError("the results have no quality/<stage>/<task>/<metric> columns (results written before "
-                            "issue 11): re-run the sweep to measure the gap at reduction")
+        raise AnalysisError("the results have no quality/<stage>/<task>/<metric> columns (written by an older "
+                            "version): re-run the sweep to measure the gap at reduction")
     senses = df.attrs.get("metric_senses") or {}
     rows_in = df[df["mode"].isin(list(modes))]
     if "is_valid" in rows_in.columns:

@@ -162,7 +162,7 @@ def write_report(
 
     counts = df.groupby(["mode", "status"]).size().rename("trials").reset_index()
     flagged = not_learned_table(df)
-    if "learned" in df.columns:  # results written before issue 11 have no flag: nothing changes for them
+    if "learned" in df.columns:  # results without the flag: nothing changes for them
         counts["not learned"] = [int(((df["mode"] == m) & (df["status"] == st)).to_numpy(bool)[not_learned(df)].sum())
                                  for m, st in zip(counts["mode"], counts["status"])]
     errored = df[~df["is_valid"]]

@@ -10,7 +10,7 @@ Sections
 ``model``      the central network: N hidden states, flow-restriction width M, channels, gates
 ``warmup``     stage 1 (paper): Theta and heads, gates held at their initial value
 ``search``     stage 2 (paper): A, B, Gamma and heads (Theta frozen by default) + lambda_sq * squeeze loss
-``reduction``  flow-based reduction threshold tau (paper: exists; algorithm ours, DESIGN section 4)
+``reduction``  flow-based reduction threshold tau (paper: exists; algorithm ours, supernet/reduction.py)
 ``finetune``   stage 3 (paper): the compact network's kept Theta and heads
 ``trial``      mode (the method or a baseline), seed, device, precision, checkpointing
 """
@@ -205,7 +205,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     },
     # The embedded default used by configs/default.yaml and the ablation configs: calibrated so that every
     # single-task baseline and the method beat the trivial references by the margins of supernet/trivial.py
-    # (issue 11; README "Calibration of the embedded default"). A method trial: about 90 s of one CPU core.
+    # (README "Calibration of the embedded default"). A method trial: about 90 s of one CPU core.
     "default": {
         "data.batch_size": 8,  # 4x the steps of 32 per epoch at about the same cost per image: segmentation
         # leaves its plateau (objects vs background, every object called a box: mIoU ~0.33) within the budget

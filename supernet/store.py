@@ -1,4 +1,4 @@
-"""Stage reuse (DESIGN section 7): content-addressed stage checkpoints shared between trials.
+"""Stage reuse: content-addressed stage checkpoints shared between trials.
 
 A trial asks the store for a stage's result under ``supernet.trial.stage_key`` (the config fields the
 stage depends on) before computing it, and offers what it computed. ``DirStageStore`` keeps them in a

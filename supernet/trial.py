@@ -303,7 +303,7 @@ REUSABLE_STAGES = tuple(s.name for s in STAGE_TABLE if s.reusable)
 
 
 def stage_key(cfg: Config, stage: str) -> str:
-    """Content address of a stage's result: the config fields the stage depends on (DESIGN section 7).
+    """Content address of a stage's result: the config fields the stage depends on.
 
     warm-up: data (not loader speed settings), model, warm-up settings, seed, precision;
     search: additionally the search settings (lambda_sq, squeeze kind, ...). tau only matters later.

@@ -16,7 +16,7 @@ normal          the mean valid training normal, normalised (the constant that ma
 =============== ====================================================================================
 
 A trial has *learned* a task when it beats that task's trivial reference by the margins of
-``LEARNED_MARGINS`` (issue 11), and has learned when it has learned every task. A missing (NaN) metric
+``LEARNED_MARGINS``, and has learned when it has learned every task. A missing (NaN) metric
 or reference is "not learned".
 """
 from __future__ import annotations

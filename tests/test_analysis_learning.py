@@ -1,4 +1,4 @@
-"""Models that learn (issue 11), analysis side: trials that did not beat their trivial references are kept off the
+"""Models that learn, analysis side: trials that did not beat their trivial references are kept off the
 fronts and counted, delta_mtl refuses a baseline that did not learn, the gap at reduction and learning curves on
 hand-made tables."""
 from __future__ import annotations

@@ -77,7 +77,7 @@ def flatten_summary(summary: dict[str, Any]) -> dict[str, Any]:
         out[f"flops/{t}"] = v
     for t, ms in summary["metrics"].items():
         out.update({f"metric/{t}/{m}": v for m, v in ms.items()})
-    for t, ms in summary.get("trivial", {}).items():  # absent from summaries written before issue 11
+    for t, ms in summary.get("trivial", {}).items():  # absent from summaries without trivial references
         out.update({f"trivial/{t}/{m}": v for m, v in ms.items()})
     out["learned"] = float(summary["learned"]) if "learned" in summary else math.nan
     for stage, q in summary.get("stage_quality", {}).items():  # metric/<task>/<name> at the end of each stage

@@ -1,4 +1,4 @@
-"""Where trials share stage checkpoints (stage reuse, DESIGN section 7): ``<storage>/<name>/stage_cache/``.
+"""Where trials share stage checkpoints (stage reuse): ``<storage>/<name>/stage_cache/``.
 
 Local and NFS paths use ``supernet.store.DirStageStore`` (atomic temp file + hard link: two trials
 racing for one key cannot corrupt it, the first writer wins; an entry that does not load is removed,
