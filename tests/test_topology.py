@@ -67,6 +67,16 @@ def test_null_distribution_falls_back_to_monte_carlo_beyond_the_enumeration_limi
     np.testing.assert_allclose(mc["probs"], exact["probs"], atol=0.02)
 
 
+def test_a_size_too_rare_to_draw_has_no_null_distribution(monkeypatch):
+    from supernet import random_arch
+
+    null_longest_path.cache_clear()
+    monkeypatch.setattr(topology, "MAX_ENUMERATED", 0)
+    monkeypatch.setattr(random_arch, "MAX_DRAWS", 0)  # every draw fails: the sampler gives up
+    assert null_longest_path(5, 2, 4, 2, 2) == {"probs": [], "exact": False, "n_archs": 0}
+    null_longest_path.cache_clear()
+
+
 def test_a_size_without_valid_architectures_is_an_error():
     with pytest.raises(ValueError, match="no valid architecture"):
         null_longest_path(3, 1, 0, 1, 2)  # without edges a read-out that is not the read-in is unreachable
