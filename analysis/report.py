@@ -309,6 +309,23 @@ def _topology_section(df: pd.DataFrame, tables: dict[str, pd.DataFrame], chosen:
     return md
 
 
+def _test_section(tests: list, name: str, summary_table, tables: dict[str, pd.DataFrame], title: str,
+                  explanation: str) -> list[str]:
+    """One test's report section (its sentences, summary table and per-seed table); the tables go into ``tables``
+    as ``<name>_test`` and ``<name>_seeds`` (written as CSV). Nothing when there are no tests."""
+    if not tests:
+        return []
+    tables[f"{name}_test"] = summary_table(tests).set_index(["task", "setting"])
+    tables[f"{name}_seeds"] = _per_seed(tests)
+    md = [f"## {title}", ""]
+    md += [line for t in tests for line in (f"**{t.sentence}**", "")]
+    return md + [
+        explanation, "",
+        markdown_table(_one_setting(summary_table(tests)), index=False), "",
+        markdown_table(_one_setting(tables[f"{name}_seeds"].reset_index()), index=False), "",
+    ]
+
+
 def _per_seed(tests: list) -> pd.DataFrame:
     """The per-seed tables of several tests (hit or paired) as one table indexed by task, setting and seed."""
     frames = [t.table.assign(task=t.task, setting=t.setting) for t in tests]
@@ -346,38 +363,18 @@ def _planted_section(df: pd.DataFrame, tables: dict[str, pd.DataFrame]) -> list[
         markdown_table(_one_setting(cmp.gaps[cmp.gaps["needs_edges"].fillna(0).gt(0)]), index=False),
         "",
     ]
-    if hits:
-        tables["hit_test"] = hit_test_table(hits).set_index(["task", "setting"])
-        tables["hit_seeds"] = _per_seed(hits)
-        md += ["## Does the search keep the path a task needs?", ""]
-        md += [line for t in hits for line in (f"**{t.sentence}**", "")]
-        md += [
-            "Per seed, a hit is a supernet trial whose task that needs K edges kept a path of >= K edges; `p0` = the "
-            "probability of a hit for a uniformly random valid architecture with that trial's kept numbers of edges, "
-            "read-ins and read-outs (`exact`: enumerated, else sampled). One-sided exact test over seeds of the count "
-            "of hits: binomial when every p0 is equal, Poisson-binomial otherwise; `min_p` = the smallest p-value it "
-            "can reach with these p0; `local_shorter` = every local task kept a shorter path in every seed.",
-            "",
-            markdown_table(_one_setting(hit_test_table(hits)), index=False),
-            "",
-            markdown_table(_one_setting(tables["hit_seeds"].reset_index()), index=False),
-            "",
-        ]
-    if pairs:
-        tables["paired_test"] = paired_test_table(pairs).set_index(["task", "setting"])
-        tables["paired_seeds"] = _per_seed(pairs)
-        md += ["## Is the task that needs depth better than its size-matched random draws?", ""]
-        md += [line for t in pairs for line in (f"**{t.sentence}**", "")]
-        md += [
-            "Per seed, the supernet trial's final metric against the mean of its random_arch draws (same seed and "
-            "setting, the same kept sizes); `gain` > 0 when the search is better in the metric's sense. One-sided "
-            "exact Wilcoxon signed-rank test over the paired seeds (zero gains dropped).",
-            "",
-            markdown_table(_one_setting(paired_test_table(pairs)), index=False),
-            "",
-            markdown_table(_one_setting(tables["paired_seeds"].reset_index()), index=False),
-            "",
-        ]
+    md += _test_section(hits, "hit", hit_test_table, tables, "Does the search keep the path a task needs?",
+                        "Per seed, a hit is a supernet trial whose task that needs K edges kept a path of >= K edges; "
+                        "`p0` = the probability of a hit for a uniformly random valid architecture with that trial's "
+                        "kept numbers of edges, read-ins and read-outs (`exact`: enumerated, else sampled). One-sided "
+                        "exact test over seeds of the count of hits: binomial when every p0 is equal, Poisson-binomial "
+                        "otherwise; `min_p` = the smallest p-value it can reach with these p0; `local_shorter` = every "
+                        "local task kept a shorter path in every seed.")
+    md += _test_section(pairs, "paired", paired_test_table, tables,
+                        "Is the task that needs depth better than its size-matched random draws?",
+                        "Per seed, the supernet trial's final metric against the mean of its random_arch draws (same "
+                        "seed and setting, the same kept sizes); `gain` > 0 when the search is better in the metric's "
+                        "sense. One-sided exact Wilcoxon signed-rank test over the paired seeds (zero gains dropped).")
     return md
 
 
