@@ -10,6 +10,7 @@ was written (or --no-report); 1 a trial errored, no results, or the report faile
 which); 2 bad input (one line naming the file or key and the fix); 130 interrupted (Ctrl-C), with the
 ``--resume`` command to continue.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -25,13 +26,23 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--resume", action="store_true", help="resume an interrupted sweep (Tuner.restore)")
     p.add_argument("--config", default=None, help="YAML file (default: configs/default.yaml for sweeps)")
     p.add_argument("--preset", default=None, help="named preset, e.g. tiny")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a config value, e.g. --set model.flow_width=3 (repeatable)")
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config value, e.g. --set model.flow_width=3 (repeatable)",
+    )
     p.add_argument("--out", default=None, help="--trial: output folder")
     p.add_argument("--name", default=None, help="sweep: experiment name (default: from the config file)")
     p.add_argument("--storage", default=None, help="sweep: results root (path, NFS path or s3://, gs:// URI)")
-    p.add_argument("--address", default=None, help="sweep: HOST:PORT of a Ray cluster's head (or RAY_ADDRESS); its token "
-                   "is read from ~/.ray/auth_token, RAY_AUTH_TOKEN or RAY_AUTH_TOKEN_PATH")
+    p.add_argument(
+        "--address",
+        default=None,
+        help="sweep: HOST:PORT of a Ray cluster's head (or RAY_ADDRESS); its token "
+        "is read from ~/.ray/auth_token, RAY_AUTH_TOKEN or RAY_AUTH_TOKEN_PATH",
+    )
     p.add_argument("--no-report", action="store_true", help="sweep: skip the analysis report at the end")
     return p.parse_args(argv)
 
@@ -79,8 +90,9 @@ def trial_resume_state(out: Path, resume: bool) -> dict | None:
     ckpt = out / "checkpoint.pt"
     if not resume:
         if (out / "config.json").is_file():
-            raise ConfigError(f"--out {out} holds a trial already (config.json): continue it with --resume, "
-                              "or give another --out")
+            raise ConfigError(
+                f"--out {out} holds a trial already (config.json): continue it with --resume, or give another --out"
+            )
         return None
     if not ckpt.is_file():
         print(f"note: no checkpoint at {ckpt}: starting the trial from scratch")
@@ -89,8 +101,10 @@ def trial_resume_state(out: Path, resume: bool) -> dict | None:
         return load_checkpoint(ckpt)
     except Exception as e:  # noqa: BLE001 - torch raises several kinds for a torn or foreign file
         first = (str(e).strip().splitlines() or [""])[0][:120]
-        raise ConfigError(f"{ckpt} is unreadable ({type(e).__name__}: {first}): it is truncated or not a "
-                          "checkpoint; delete it to start the trial from scratch") from None
+        raise ConfigError(
+            f"{ckpt} is unreadable ({type(e).__name__}: {first}): it is truncated or not a "
+            "checkpoint; delete it to start the trial from scratch"
+        ) from None
 
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -136,16 +150,30 @@ def main(argv: list[str] | None = None) -> int:
         from supernet.config import parse_set
         from tune.launch import launch
 
-        outcome = launch(args.config, resume=args.resume, name=args.name, storage=args.storage,
-                         address=args.address, preset=args.preset, overrides=parse_set(args.overrides))
+        outcome = launch(
+            args.config,
+            resume=args.resume,
+            name=args.name,
+            storage=args.storage,
+            address=args.address,
+            preset=args.preset,
+            overrides=parse_set(args.overrides),
+        )
         report = None if args.no_report or outcome.interrupted else write_report(outcome.exp_path, outcome.by)
         return sweep_exit(outcome, report)
     except (ConfigError, DataError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
-        print("interrupted" + ("" if args.trial else ": continue the sweep with `python run.py --resume` and the same "
-                               "--name and --storage"), file=sys.stderr)
+        print(
+            "interrupted"
+            + (
+                ""
+                if args.trial
+                else ": continue the sweep with `python run.py --resume` and the same --name and --storage"
+            ),
+            file=sys.stderr,
+        )
         return EXIT_INTERRUPTED
     except Exception as e:
         from supernet.stages import DivergenceError

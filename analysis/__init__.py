@@ -10,6 +10,7 @@ be analysed on any machine that has the experiment folder.
     answer = search_vs_random(df)   # does the search beat random architectures? answer.sentence
     hits = hit_tests(df)            # planted data: does the search keep the path a task needs? hits[0].sentence
 """
+
 from __future__ import annotations
 
 import importlib
@@ -18,13 +19,23 @@ from typing import Any
 # name -> submodule; imported on first use (PEP 562), so that ``analysis.schema`` (read by the Tune
 # driver and every trial worker) does not pull in matplotlib and scipy
 _EXPORTS = {
-    "FrontComparison": "compare", "compare_fronts": "compare", "parse_objectives": "compare",
-    "pareto_front": "compare", "single_task_ensemble": "compare",
+    "FrontComparison": "compare",
+    "compare_fronts": "compare",
+    "parse_objectives": "compare",
+    "pareto_front": "compare",
+    "single_task_ensemble": "compare",
     "effect_table": "effects",
-    "AnalysisError": "load", "load_arch_spec": "load", "load_epochs": "load", "load_results": "load",
+    "AnalysisError": "load",
+    "load_arch_spec": "load",
+    "load_epochs": "load",
+    "load_results": "load",
     "write_report": "report",
-    "search_vs_random": "stats", "seed_hypervolumes": "stats",
-    "hit_tests": "topology", "oracle_comparison": "topology", "paired_tests": "topology", "topology_table": "topology",
+    "search_vs_random": "stats",
+    "seed_hypervolumes": "stats",
+    "hit_tests": "topology",
+    "oracle_comparison": "topology",
+    "paired_tests": "topology",
+    "topology_table": "topology",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -5,6 +5,7 @@ rewrites ``results.parquet`` and ``epochs.parquet`` from the per-trial fragments
 ``epochs/``) of a sweep still running or whose driver was killed. Input problems are reported as one
 line on stderr with exit code 2, not as a traceback.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -29,14 +30,22 @@ def _budgets(text: str | None) -> dict[str, list[float]] | None:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m analysis", description="Pareto report of a sweep's results.")
     p.add_argument("experiment_dir", help="experiment folder holding results.parquet (or the file itself)")
-    p.add_argument("--by", default="flow_width", help="column(s) to group fronts by, comma-separated (default flow_width)")
-    p.add_argument("--objectives", default="delta_mtl:max,params:min",
-                   help="name[:max|min],... (aliases: params, flops, latency; default delta_mtl:max,params:min)")
+    p.add_argument(
+        "--by", default="flow_width", help="column(s) to group fronts by, comma-separated (default flow_width)"
+    )
+    p.add_argument(
+        "--objectives",
+        default="delta_mtl:max,params:min",
+        help="name[:max|min],... (aliases: params, flops, latency; default delta_mtl:max,params:min)",
+    )
     p.add_argument("--budgets", default=None, help="cost budgets, e.g. 'params=1e5,2e5' (default: cost quartiles)")
     p.add_argument("--trial", default=None, help="trial whose topology is drawn (default: best front trial)")
     p.add_argument("--out", default=None, help="report folder (default EXPERIMENT_DIR/report)")
-    p.add_argument("--compact", action="store_true",
-                   help="only rewrite results.parquet and epochs.parquet from the per-trial fragments")
+    p.add_argument(
+        "--compact",
+        action="store_true",
+        help="only rewrite results.parquet and epochs.parquet from the per-trial fragments",
+    )
     args = p.parse_args(argv)
     if args.compact:
         try:
@@ -50,8 +59,14 @@ def main(argv: list[str] | None = None) -> int:
 
     by = [c.strip() for c in args.by.split(",") if c.strip()]
     try:
-        out = write_report(args.experiment_dir, by=by if len(by) > 1 else by[0], objectives=args.objectives,
-                           out=args.out, budgets=_budgets(args.budgets), trial=args.trial)
+        out = write_report(
+            args.experiment_dir,
+            by=by if len(by) > 1 else by[0],
+            objectives=args.objectives,
+            out=args.out,
+            budgets=_budgets(args.budgets),
+            trial=args.trial,
+        )
     except AnalysisError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

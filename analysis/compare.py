@@ -11,6 +11,7 @@ are treated like invalid rows: never on a front, never in a hypervolume or a bas
 Seeds are aggregated by the median and spread (quartiles, min, max) of per-seed hypervolumes, never
 by a single "best" run.
 """
+
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
@@ -77,7 +78,10 @@ def parse_objectives(spec: ObjectiveSpec | None, df: pd.DataFrame | None = None)
         column = ALIASES.get(name, name)
         if df is not None and column not in df.columns:
             near = [c for c in df.columns if isinstance(c, str) and name.split("/")[-1] in c][:8]
-            raise AnalysisError(f"objective {name!r}: no column {column!r} in the results" + (f" (did you mean one of {near}?)" if near else ""))
+            raise AnalysisError(
+                f"objective {name!r}: no column {column!r} in the results"
+                + (f" (did you mean one of {near}?)" if near else "")
+            )
         sense = sense or objective_sense(column, senses)
         if sense not in ("max", "min"):
             raise AnalysisError(f"objective {name!r}: sense must be 'max' or 'min', got {sense!r}")
@@ -150,8 +154,13 @@ def single_task_ensemble(df: pd.DataFrame) -> pd.DataFrame:
         if any(b.empty for b in by_task.values()):
             continue
         row: dict[str, object] = {
-            "experiment": exp, "trial_id": f"single_task_ensemble/seed={seed}", "status": "finished",
-            "mode": BASELINE_MODE, "seed": seed, "is_valid": True, "delta_mtl": 0.0,
+            "experiment": exp,
+            "trial_id": f"single_task_ensemble/seed={seed}",
+            "status": "finished",
+            "mode": BASELINE_MODE,
+            "seed": seed,
+            "is_valid": True,
+            "delta_mtl": 0.0,
         }
         for t, b in by_task.items():
             for c in metric_cols.get(t, []):
@@ -162,7 +171,24 @@ def single_task_ensemble(df: pd.DataFrame) -> pd.DataFrame:
         for c in cost:
             row[c] = float(sum(b[c].mean() for b in by_task.values()))
         rows.append(row)
-    out = pd.DataFrame(rows, columns=list(dict.fromkeys(["experiment", "trial_id", "status", "mode", "seed", "is_valid", "delta_mtl", *cost, *(k for r in rows for k in r)])))
+    out = pd.DataFrame(
+        rows,
+        columns=list(
+            dict.fromkeys(
+                [
+                    "experiment",
+                    "trial_id",
+                    "status",
+                    "mode",
+                    "seed",
+                    "is_valid",
+                    "delta_mtl",
+                    *cost,
+                    *(k for r in rows for k in r),
+                ]
+            )
+        ),
+    )
     return out
 
 
@@ -299,7 +325,9 @@ def compare_fronts(
     union_front = y_norm[pareto.pareto_mask(y_norm)]
 
     by_name = {o.name: o for o in objs} | {o.column: o for o in objs}
-    budgets = {k: [float(b) for b in v] for k, v in budgets.items()} if budgets is not None else default_budgets(points, objs)
+    budgets = (
+        {k: [float(b) for b in v] for k, v in budgets.items()} if budgets is not None else default_budgets(points, objs)
+    )
     for k in budgets:
         if k not in by_name:
             raise AnalysisError(f"budget on {k!r}, which is not one of the objectives {[o.name for o in objs]}")
@@ -319,8 +347,15 @@ def compare_fronts(
             s = (g["seed"] == seed).to_numpy(bool)
             hv = pareto.hypervolume(yn[s], ref)
             hv_seed.append(hv)
-            seed_rows.append({"group": label, "seed": seed, "points": int(s.sum()),
-                              "front_size": int(pareto.pareto_mask(yn[s]).sum()), "hypervolume": hv})
+            seed_rows.append(
+                {
+                    "group": label,
+                    "seed": seed,
+                    "points": int(s.sum()),
+                    "front_size": int(pareto.pareto_mask(yn[s]).sum()),
+                    "hypervolume": hv,
+                }
+            )
         hv_seed = np.asarray(hv_seed)
         row: dict[str, object] = dict(zip(by, key))
         row |= {
@@ -352,7 +387,15 @@ def compare_fronts(
     )
     cov.index.name, cov.columns.name = "A (covers)", "B (covered)"
     return FrontComparison(
-        by=by, objectives=objs, ideal=ideal, nadir=nadir, ref_point=ref, table=table, coverage=cov,
+        by=by,
+        objectives=objs,
+        ideal=ideal,
+        nadir=nadir,
+        ref_point=ref,
+        table=table,
+        coverage=cov,
         per_seed=pd.DataFrame(seed_rows, columns=["group", "seed", "points", "front_size", "hypervolume"]),
-        fronts=fronts, points=group_points, budgets=budgets,
+        fronts=fronts,
+        points=group_points,
+        budgets=budgets,
     )

@@ -13,6 +13,7 @@ once, as they do in ``params_union``) and the search-step time: ``search_s_per_e
 divided by ``config/search.epochs``) when the table has that column, else ``search_s`` (the whole
 search stage); left NaN where the search stage was reused from the stage cache (no search ran).
 """
+
 from __future__ import annotations
 
 import json
@@ -29,9 +30,14 @@ KEPT_EDGES = "kept_edges"
 SEARCH_TIME = "search_s_per_epoch"  # when config/search.epochs is in the table
 SEARCH_TIME_TRIAL = "search_s"  # otherwise: seconds of the whole search stage
 # sweep keys and results columns that name the same axis
-AXIS_ALIASES = {"config/model.flow_width": "flow_width", "model.flow_width": "flow_width",
-                "config/search.lambda_sq": "lambda_sq", "search.lambda_sq": "lambda_sq",
-                "config/reduction.tau": "tau", "reduction.tau": "tau"}
+AXIS_ALIASES = {
+    "config/model.flow_width": "flow_width",
+    "model.flow_width": "flow_width",
+    "config/search.lambda_sq": "lambda_sq",
+    "search.lambda_sq": "lambda_sq",
+    "config/reduction.tau": "tau",
+    "reduction.tau": "tau",
+}
 
 
 def _spec_edges(path: object) -> float:
@@ -100,11 +106,16 @@ def axis_name(axis: str) -> str:
 def ablation_measures(df: pd.DataFrame, axis: str) -> list[str] | None:
     """The measures the ablation of ``axis`` exists to show, or None when ``axis`` is not one of them."""
     q = quality_column(df)
-    return {"flow_width": ["params_union", search_time_column(df), q], "lambda_sq": ["params_union", q],
-            "tau": [KEPT_EDGES, q]}.get(axis_name(axis))
+    return {
+        "flow_width": ["params_union", search_time_column(df), q],
+        "lambda_sq": ["params_union", q],
+        "tau": [KEPT_EDGES, q],
+    }.get(axis_name(axis))
 
 
-def effect_table(df: pd.DataFrame, axis: str, measures: Sequence[str], modes: Sequence[str] = ("supernet",)) -> pd.DataFrame:
+def effect_table(
+    df: pd.DataFrame, axis: str, measures: Sequence[str], modes: Sequence[str] = ("supernet",)
+) -> pd.DataFrame:
     """One row per value of ``axis``: trials, seeds, and per measure the median / min / max across seeds.
 
     Valid rows of ``modes`` only. Each seed first contributes the median of its rows at that value

@@ -16,6 +16,7 @@ draws them.
 - :func:`learning_curves`: per mode and task metric, the quality at every global step of ``epochs.parquet``
   (median, min, max across trials) and where each stage starts.
 """
+
 from __future__ import annotations
 
 import math
@@ -32,7 +33,10 @@ METHOD_MODES: tuple[str, ...] = ("supernet", "random_arch")  # the modes that re
 GAP_TARGET_PCT = 10.0
 # the main metric of each task kind (the one the learned margin is stated on)
 MAIN_METRICS: dict[str, str] = {
-    "segmentation": "miou", "depth": "abs_err", "normal": "mean_angle", "classification": "accuracy",
+    "segmentation": "miou",
+    "depth": "abs_err",
+    "normal": "mean_angle",
+    "classification": "accuracy",
 }
 
 
@@ -65,7 +69,7 @@ def objective_reference(column: str, trivial: Mapping[str, Mapping[str, float]])
     """The trivial value of an objective column ``metric/<task>/<metric>`` (None for costs, delta_mtl, ...)."""
     if not column.startswith("metric/") or column.count("/") < 2:
         return None
-    task, metric = column[len("metric/"):].rsplit("/", 1)
+    task, metric = column[len("metric/") :].rsplit("/", 1)
     v = trivial.get(task, {}).get(metric)
     return float(v) if v is not None and math.isfinite(float(v)) else None
 
@@ -88,8 +92,9 @@ def trivial_table(df: pd.DataFrame) -> pd.DataFrame:
                 op = ">=" if m["sense"] == "max" else "<="
                 threshold = float(m["factor"]) * float(value)
                 rule = f"{metric} {op} {float(m['factor']):g} x trivial"
-            rows.append({"task": task, "metric": metric, "trivial": float(value), "learned when": rule,
-                         "threshold": threshold})
+            rows.append(
+                {"task": task, "metric": metric, "trivial": float(value), "learned when": rule, "threshold": threshold}
+            )
     return pd.DataFrame(rows, columns=["task", "metric", "trivial", "learned when", "threshold"])
 
 
@@ -97,7 +102,7 @@ def not_learned_table(df: pd.DataFrame) -> pd.DataFrame:
     """The trials flagged ``learned == False``: id, mode, seed, status and the tasks they missed
     (``learned/<task> == False``; empty when the table has no per-task flags)."""
     flagged = df[not_learned(df)]
-    tasks = [c[len("learned/"):] for c in df.columns if isinstance(c, str) and c.startswith("learned/")]
+    tasks = [c[len("learned/") :] for c in df.columns if isinstance(c, str) and c.startswith("learned/")]
     missed = [", ".join(t for t in tasks if not_learned(flagged.loc[[i]], f"learned/{t}")[0]) for i in flagged.index]
     cols = [c for c in ("trial_id", "mode", "seed", "status") if c in df.columns]
     out = flagged[cols].copy()
@@ -113,7 +118,7 @@ def quality_columns(df: pd.DataFrame) -> dict[str, dict[str, str]]:
     out: dict[str, dict[str, str]] = {}
     for col in df.columns:
         if isinstance(col, str) and col.startswith("quality/") and col.count("/") >= 3:
-            stage, rest = col[len("quality/"):].split("/", 1)
+            stage, rest = col[len("quality/") :].split("/", 1)
             out.setdefault(rest, {})[stage] = col
     return out
 
@@ -128,8 +133,10 @@ def reduction_gap(df: pd.DataFrame, modes: Sequence[str] = METHOD_MODES) -> pd.D
     """
     qcols = quality_columns(df)
     if not qcols:
-        raise AnalysisError("the results have no quality/<stage>/<task>/<metric> columns (written by an older "
-                            "version): re-run the sweep to measure the gap at reduction")
+        raise AnalysisError(
+            "the results have no quality/<stage>/<task>/<metric> columns (written by an older "
+            "version): re-run the sweep to measure the gap at reduction"
+        )
     senses = df.attrs.get("metric_senses") or {}
     rows_in = df[df["mode"].isin(list(modes))]
     if "is_valid" in rows_in.columns:
@@ -141,15 +148,28 @@ def reduction_gap(df: pd.DataFrame, modes: Sequence[str] = METHOD_MODES) -> pd.D
         if not cols:
             continue
         sign = 1.0 if metric_sense(metric, senses) == "max" else -1.0
-        for (idx, r), bad in zip(rows_in.iterrows(), flagged):
+        for (_, r), bad in zip(rows_in.iterrows(), flagged):
             v = {s: float(r[cols[s]]) if s in cols and pd.notna(r[cols[s]]) else math.nan for s in STAGES}
             search, red, warm = v["search"], v["reduction"], v["warmup"]
             gap = 100.0 * abs(red - search) / abs(search) if search != 0 else math.nan
             change = 100.0 * sign * (search - warm) / abs(warm) if warm != 0 else math.nan
-            rows.append({"trial_id": r["trial_id"], "mode": r["mode"], "seed": r.get("seed"), "task": task,
-                         "metric": metric, **v, "gap_pct": gap, "search_vs_warmup_pct": change, "learned": not bad})
-    return pd.DataFrame(rows, columns=["trial_id", "mode", "seed", "task", "metric", *STAGES, "gap_pct",
-                                       "search_vs_warmup_pct", "learned"])
+            rows.append(
+                {
+                    "trial_id": r["trial_id"],
+                    "mode": r["mode"],
+                    "seed": r.get("seed"),
+                    "task": task,
+                    "metric": metric,
+                    **v,
+                    "gap_pct": gap,
+                    "search_vs_warmup_pct": change,
+                    "learned": not bad,
+                }
+            )
+    return pd.DataFrame(
+        rows,
+        columns=["trial_id", "mode", "seed", "task", "metric", *STAGES, "gap_pct", "search_vs_warmup_pct", "learned"],
+    )
 
 
 @dataclass(frozen=True)
@@ -169,8 +189,10 @@ class GapSummary:
     def sentence(self) -> str:
         if self.n == 0:
             return "no gap at reduction measured (no trial has both end-of-search and after-reduction values)"
-        return (f"max relative gap at reduction: {self.max_pct:.1f}% (target <= {self.target_pct:g}%), "
-                f"median {self.median_pct:.1f}%, over {self.n} (trial, task) values")
+        return (
+            f"max relative gap at reduction: {self.max_pct:.1f}% (target <= {self.target_pct:g}%), "
+            f"median {self.median_pct:.1f}%, over {self.n} (trial, task) values"
+        )
 
 
 def gap_summary(table: pd.DataFrame, target_pct: float = GAP_TARGET_PCT) -> GapSummary:
@@ -240,7 +262,9 @@ def learning_curves(
     parts, boundaries = [], {}
     for mode, g in ep.dropna(subset=["step"]).groupby("mode", sort=False):
         firsts = g.groupby("stage")["step"].min()
-        boundaries[str(mode)] = sorted(((str(s), float(v)) for s, v in firsts.items()), key=lambda sv: (sv[1], stage_order.get(sv[0], 9)))
+        boundaries[str(mode)] = sorted(
+            ((str(s), float(v)) for s, v in firsts.items()), key=lambda sv: (sv[1], stage_order.get(sv[0], 9))
+        )
         for task, metric in metrics.items():
             col = f"metric/{task}/{metric}"
             if col not in g.columns:
@@ -248,8 +272,17 @@ def learning_curves(
             v = g[["stage", "step", col]].dropna(subset=[col])
             if v.empty:
                 continue
-            agg = v.groupby("step").agg(stage=("stage", "first"), median=(col, "median"), min=(col, "min"),
-                                        max=(col, "max"), n_trials=(col, "size")).reset_index()
+            agg = (
+                v.groupby("step")
+                .agg(
+                    stage=("stage", "first"),
+                    median=(col, "median"),
+                    min=(col, "min"),
+                    max=(col, "max"),
+                    n_trials=(col, "size"),
+                )
+                .reset_index()
+            )
             agg.insert(0, "metric", metric)
             agg.insert(0, "task", task)
             agg.insert(0, "mode", str(mode))

@@ -16,6 +16,7 @@ What ``load_results`` adds to the stored columns:
   beat its trivial reference) is an error, never a number;
 - ``exp_dir``: the experiment folder the row came from, and ``arch_spec_path`` made absolute.
 """
+
 from __future__ import annotations
 
 import json
@@ -52,9 +53,12 @@ class AnalysisError(ValueError):
 
 def _unreadable(path: PathArg, err: Exception, fragment: bool) -> AnalysisError:
     """One line for a Parquet file that does not read (cut short by a full disk or a kill mid-copy)."""
-    fix = ("delete it, and `python run.py --resume` with the sweep's --name and --storage writes the rows of "
-           "ended trials that have none" if fragment else
-           "delete it, or rebuild it from the per-trial fragments with `python -m analysis EXPERIMENT_DIR --compact`")
+    fix = (
+        "delete it, and `python run.py --resume` with the sweep's --name and --storage writes the rows of "
+        "ended trials that have none"
+        if fragment
+        else "delete it, or rebuild it from the per-trial fragments with `python -m analysis EXPERIMENT_DIR --compact`"
+    )
     first = (str(err).strip().splitlines() or [""])[0][:120]
     return AnalysisError(f"{path} is not a readable Parquet file ({type(err).__name__}: {first}): {fix}")
 
@@ -136,7 +140,9 @@ def _as_paths(paths: PathArg | Sequence[PathArg]) -> list[PathArg]:
 # ----------------------------------------------------------------------------- results
 
 
-def load_results(paths: PathArg | Sequence[PathArg], *, delta_mtl: bool = True, unusable_baseline: str = "raise") -> pd.DataFrame:
+def load_results(
+    paths: PathArg | Sequence[PathArg], *, delta_mtl: bool = True, unusable_baseline: str = "raise"
+) -> pd.DataFrame:
     """One tidy row per trial from one or several experiments (folders or ``results.parquet`` files).
 
     ``delta_mtl=False`` skips the multi-task gain (for sweeps run without single-task baselines);
@@ -169,16 +175,24 @@ def load_results(paths: PathArg | Sequence[PathArg], *, delta_mtl: bool = True, 
             df["arch_spec_path"] = [_absolute(exp_dir, p) for p in df["arch_spec_path"]]
         df["is_valid"] = df["status"].isin(VALID_STATUSES).to_numpy(bool)
         if delta_mtl:
-            df["delta_mtl"] = delta_mtl_column(df, file_senses, list(info.get("tasks", {})) or None,
-                                               unusable_baseline, unavailable)
+            df["delta_mtl"] = delta_mtl_column(
+                df, file_senses, list(info.get("tasks", {})) or None, unusable_baseline, unavailable
+            )
         frames.append(df)
     out = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
     dup = out.duplicated(["experiment", "trial_id"])
     if dup.any():
         first = out.loc[dup, ["experiment", "trial_id"]].iloc[0].tolist()
-        raise AnalysisError(f"trial {first[1]!r} of experiment {first[0]!r} appears twice: was an experiment given twice?")
-    out.attrs = {"metric_senses": senses, "tasks": tasks, "trivial": trivial, "learned_margins": margins,
-                 "delta_mtl_unavailable": unavailable}
+        raise AnalysisError(
+            f"trial {first[1]!r} of experiment {first[0]!r} appears twice: was an experiment given twice?"
+        )
+    out.attrs = {
+        "metric_senses": senses,
+        "tasks": tasks,
+        "trivial": trivial,
+        "learned_margins": margins,
+        "delta_mtl_unavailable": unavailable,
+    }
     return out
 
 
@@ -250,12 +264,16 @@ def delta_mtl_column(
     base, target = df[finished & is_base], df[valid & ~is_base]
     for (exp, seed), rows in target.groupby(["experiment", "seed"], sort=True):
         try:
-            out.loc[rows.index] = _delta_mtl_of_seed(rows, df, base, is_base, finished, exp, seed, tasks, cols_by_task, senses)
+            out.loc[rows.index] = _delta_mtl_of_seed(
+                rows, df, base, is_base, finished, exp, seed, tasks, cols_by_task, senses
+            )
         except _UnusableBaseline as e:
             if unusable_baseline == "raise":
                 raise AnalysisError(str(e)) from None
             if unavailable is not None:
-                unavailable.append({"experiment": exp, "seed": seed, "task": e.task, "trial_id": e.trial_id, "reason": e.reason})
+                unavailable.append(
+                    {"experiment": exp, "seed": seed, "task": e.task, "trial_id": e.trial_id, "reason": e.reason}
+                )
     return out
 
 
@@ -274,18 +292,26 @@ def _delta_mtl_of_seed(rows, df, base, is_base, finished, exp, seed, tasks, cols
         b = base[(base["experiment"] == exp) & (base["seed"] == seed) & (base["baseline_task"] == task)]
         where = f"task {task!r}, experiment {exp!r}, seed {seed}"
         if b.empty:
-            others = df[is_base & ~finished & (df["experiment"] == exp).to_numpy(bool)
-                        & (df["seed"] == seed).to_numpy(bool) & (df["baseline_task"] == task).to_numpy(bool)]
+            others = df[
+                is_base
+                & ~finished
+                & (df["experiment"] == exp).to_numpy(bool)
+                & (df["seed"] == seed).to_numpy(bool)
+                & (df["baseline_task"] == task).to_numpy(bool)
+            ]
             if not others.empty:
                 trial, statuses = str(others["trial_id"].iloc[0]), sorted(set(others["status"]))
                 raise _UnusableBaseline(
                     f"the single_task baseline for {where} did not finish (status {statuses}, trial {trial!r}): an "
                     "early-stopped or errored baseline trained less than the method and is never used as a reference; "
                     "re-run it to the end (a scheduler must not stop baselines), or load with delta_mtl=False",
-                    task, trial, f"did not finish ({', '.join(statuses)})",
+                    task,
+                    trial,
+                    f"did not finish ({', '.join(statuses)})",
                 )
             raise AnalysisError(
-                f"no valid single_task baseline (a finished one) for {where}: run the single-task baselines for this seed, "
+                f"no valid single_task baseline (a finished one) for {where}: "
+                "run the single-task baselines for this seed, "
                 "or leave delta_mtl out of the objectives (load_results(..., delta_mtl=False))"
             )
         flat = not_learned(b) | not_learned(b, f"learned/{task}")
@@ -296,7 +322,9 @@ def _delta_mtl_of_seed(rows, df, base, is_base, finished, exp, seed, tasks, cols
                 "beat its trivial reference by the margins): delta_mtl against it would be a gain over a trivial "
                 "predictor; fix the baseline's training (epochs, learning rate), or load with delta_mtl=False and "
                 "compare task metrics",
-                task, trial, "did not learn",
+                task,
+                trial,
+                "did not learn",
             )
         cols = [c for c in cols_by_task.get(task, []) if b[c].notna().any()]
         if not cols:
@@ -325,7 +353,9 @@ def load_epochs(paths: PathArg | Sequence[PathArg]) -> pd.DataFrame:
         try:
             table, _, where = _read(p, schema.EPOCHS_DIR, schema.EPOCHS_FILE)
         except AnalysisError:
-            raise AnalysisError(f"no {schema.EPOCHS_FILE} at {p / schema.EPOCHS_FILE} (nor {schema.EPOCHS_DIR}/ fragments)") from None
+            raise AnalysisError(
+                f"no {schema.EPOCHS_FILE} at {p / schema.EPOCHS_FILE} (nor {schema.EPOCHS_DIR}/ fragments)"
+            ) from None
         df = table.to_pandas()
         missing = [c for c in ("experiment", "trial_id", "stage", "epoch") if c not in df.columns]
         if missing:

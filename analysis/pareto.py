@@ -8,6 +8,7 @@ DataFrames. Conventions, chosen so that sweep tables with repeats and failed tri
 - hypervolume and IGD+ come from moocore; the dominance kernels here are cross-checked against
   moocore in the tests (moocore keeps only one of equal points by default and does not skip NaN).
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence

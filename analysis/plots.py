@@ -1,4 +1,5 @@
-"""Plots as PNG: fronts per group with baseline points (and rings around the trials a scheduler stopped), the per-task topologies of one trial, median attainment
+"""Plots as PNG: fronts per group with baseline points (and rings around the trials a scheduler stopped), the
+per-task topologies of one trial, median attainment
 surfaces and the EAF difference (data from :mod:`analysis.stats`), ablation effects (:mod:`analysis.effects`) and
 learning curves (:mod:`analysis.learning`). Axes that are task metrics carry the trivial predictor as a dashed line.
 
@@ -6,6 +7,7 @@ Compute, then render: ``front_plot_data`` / ``topology_data`` return plain data 
 ``render_fronts`` / ``render_topology`` only draw it. Figures are built with ``matplotlib.figure.Figure``
 and the Agg canvas (no pyplot, no global backend state), so this works headless and inside notebooks.
 """
+
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
@@ -24,8 +26,12 @@ from analysis.learning import LearningCurves, objective_reference
 from analysis.stats import EafData
 from analysis.stopping import STAGE, STEP, rung_label, stopped_trials
 
-_BASELINE_STYLE = {"single_task": ("*", "single-task (T nets)"), "hard_sharing": ("s", "hard sharing"),
-                   "full_supernet": ("D", "full supernet"), "random_arch": ("x", "random architectures")}
+_BASELINE_STYLE = {
+    "single_task": ("*", "single-task (T nets)"),
+    "hard_sharing": ("s", "hard sharing"),
+    "full_supernet": ("D", "full supernet"),
+    "random_arch": ("x", "random architectures"),
+}
 
 
 # ----------------------------------------------------------------------------- fronts
@@ -59,7 +65,9 @@ class FrontPlotData:
 
 
 def front_plot_data(
-    cmp: FrontComparison, baselines: pd.DataFrame | None = None, trivial: Mapping[str, Mapping[str, float]] | None = None
+    cmp: FrontComparison,
+    baselines: pd.DataFrame | None = None,
+    trivial: Mapping[str, Mapping[str, float]] | None = None,
 ) -> FrontPlotData:
     """Plot data of a comparison's fronts (first two objectives) and of baseline rows (by mode).
 
@@ -91,7 +99,7 @@ def front_plot_data(
     stopped = {}
     frames = [f for f in cmp.points.values() if len(f)]
     rows = stopped_trials(pd.concat(frames, ignore_index=True)) if frames else pd.DataFrame()
-    for (step, stage), g in (rows.groupby([STEP, rows[STAGE].fillna("")], sort=True) if len(rows) else ()):
+    for (step, stage), g in rows.groupby([STEP, rows[STAGE].fillna("")], sort=True) if len(rows) else ():
         p = xy(g)
         stopped[rung_label(step, stage or None)] = p[np.lexsort((p[:, 1], p[:, 0]))]
     xs = np.concatenate([s.points[:, 0] for s in series] + [m[:, 0] for m in marks.values()])
@@ -99,10 +107,16 @@ def front_plot_data(
     arrow = {"max": "↑", "min": "↓"}
     trivial = trivial or {}
     return FrontPlotData(
-        x_label=f"{xo.name} ({arrow[xo.sense]} better)", y_label=f"{yo.name} ({arrow[yo.sense]} better)",
-        title=f"Pareto fronts by {', '.join(cmp.by)}", series=series, baselines=marks, x_log=x_log,
-        x_ref=objective_reference(xo.column, trivial), y_ref=objective_reference(yo.column, trivial),
-        caption=delta_mtl_caption([o.column for o in cmp.objectives]), stopped=stopped,
+        x_label=f"{xo.name} ({arrow[xo.sense]} better)",
+        y_label=f"{yo.name} ({arrow[yo.sense]} better)",
+        title=f"Pareto fronts by {', '.join(cmp.by)}",
+        series=series,
+        baselines=marks,
+        x_log=x_log,
+        x_ref=objective_reference(xo.column, trivial),
+        y_ref=objective_reference(yo.column, trivial),
+        caption=delta_mtl_caption([o.column for o in cmp.objectives]),
+        stopped=stopped,
     )
 
 
@@ -110,8 +124,10 @@ def delta_mtl_caption(columns: Sequence[str]) -> str:
     """The caption line of a figure or table with a ``delta_mtl`` axis ('' without one)."""
     if "delta_mtl" not in columns:
         return ""
-    return ("delta_mtl is against the single-task baselines (0 = the T single-task networks), not against the "
-            "trivial predictors; baselines that did not learn are refused.")
+    return (
+        "delta_mtl is against the single-task baselines (0 = the T single-task networks), not against the "
+        "trivial predictors; baselines that did not learn are refused."
+    )
 
 
 def _draw_refs(ax, x_ref: float | None, y_ref: float | None) -> None:
@@ -137,8 +153,16 @@ def render_fronts(data: FrontPlotData, path: str | PathLike[str] | None = None) 
         marker, name = _BASELINE_STYLE.get(mode, ("X", mode))
         ax.scatter(p[:, 0], p[:, 1], marker=marker, s=90, color="0.2", label=name, zorder=4)
     for (label, p), shade in zip(data.stopped.items(), np.linspace(0.0, 0.6, max(1, len(data.stopped)))):
-        ax.scatter(p[:, 0], p[:, 1], s=70, facecolors="none", edgecolors=(0.8, shade, shade), linewidths=1.3,
-                   label=f"{label}: {len(p)}", zorder=5)
+        ax.scatter(
+            p[:, 0],
+            p[:, 1],
+            s=70,
+            facecolors="none",
+            edgecolors=(0.8, shade, shade),
+            linewidths=1.3,
+            label=f"{label}: {len(p)}",
+            zorder=5,
+        )
     _draw_refs(ax, data.x_ref, data.y_ref)
     if data.x_log:
         ax.set_xscale("log")
@@ -194,7 +218,10 @@ def topology_data(spec: dict) -> TopologyData:
         for p in dict.fromkeys(pairs):
             kept.setdefault(p, []).append(t)
     order = {"stem": (0, ""), **{str(j): (j, "") for j in range(1, n + 1)}, **{f"head:{t}": (n + 1, t) for t in tasks}}
-    edges = [TopoEdge(a, b, tuple(ts)) for (a, b), ts in sorted(kept.items(), key=lambda kv: (order[kv[0][0]], order[kv[0][1]]))]
+    edges = [
+        TopoEdge(a, b, tuple(ts))
+        for (a, b), ts in sorted(kept.items(), key=lambda kv: (order[kv[0][0]], order[kv[0][1]]))
+    ]
     pos = {"stem": (0.0, 0.0), **{str(j): (float(j), 0.35 * (-1) ** j) for j in range(1, n + 1)}}
     heads = np.linspace(1.0, -1.0, len(tasks)) if len(tasks) > 1 else np.zeros(1)
     pos |= {f"head:{t}": (float(n + 1), float(y)) for t, y in zip(tasks, heads)}
@@ -219,8 +246,19 @@ def render_topology(data: TopologyData, path: str | PathLike[str] | None = None,
                 color, lw = ("k" if e.shared else colors[task]), 1.6
             (x0, y0), (x1, y1) = data.positions[e.src], data.positions[e.dst]
             rad = 0.25 if (x1 - x0) > 1 else 0.0  # curve long edges around the nodes they pass
-            ax.add_patch(FancyArrowPatch((x0, y0), (x1, y1), arrowstyle="-|>", mutation_scale=9, color=color, lw=lw,
-                                         connectionstyle=f"arc3,rad={rad}", shrinkA=7, shrinkB=7))
+            ax.add_patch(
+                FancyArrowPatch(
+                    (x0, y0),
+                    (x1, y1),
+                    arrowstyle="-|>",
+                    mutation_scale=9,
+                    color=color,
+                    lw=lw,
+                    connectionstyle=f"arc3,rad={rad}",
+                    shrinkA=7,
+                    shrinkB=7,
+                )
+            )
         for name, (x, y) in data.positions.items():
             if name.startswith("head:") and task is not None and name != f"head:{task}":
                 continue
@@ -257,11 +295,17 @@ def _save(fig: Figure, path: str | PathLike[str] | None) -> Figure:
 
 # ----------------------------------------------------------------------------- attainment, effects
 
-_GROUP_NAMES = {"supernet": "search (supernet)", "random_arch": "random architectures", "hard_sharing": "hard sharing",
-                "single_task": "single-task (T nets)"}
+_GROUP_NAMES = {
+    "supernet": "search (supernet)",
+    "random_arch": "random architectures",
+    "hard_sharing": "hard sharing",
+    "single_task": "single-task (T nets)",
+}
 
 
-def render_attainment(data: EafData, path: str | PathLike[str] | None = None, refs: tuple[float | None, float | None] = (None, None)) -> Figure:
+def render_attainment(
+    data: EafData, path: str | PathLike[str] | None = None, refs: tuple[float | None, float | None] = (None, None)
+) -> Figure:
     """The median attainment surface of every group in one figure (staircase lines in the objectives' units);
     ``refs`` = the trivial references (x, y) of axes that are task metrics, drawn dashed."""
     fig = Figure(figsize=(7, 4.8), layout="constrained")
@@ -272,14 +316,21 @@ def render_attainment(data: EafData, path: str | PathLike[str] | None = None, re
             ax.plot(line[:, 0], line[:, 1], color=c, lw=1.8, label=f"{_GROUP_NAMES.get(g, g)} ({data.seeds[g]} seeds)")
             ax.scatter(line[1:-1:2, 0], line[1:-1:2, 1], s=18, color=c, zorder=3)
     _draw_refs(ax, *refs)
-    ax.set(xlim=data.xlim, ylim=data.ylim, xlabel=data.x_label, ylabel=data.y_label,
-           title="Median attainment surfaces (reached by at least half of the seeds)")
+    ax.set(
+        xlim=data.xlim,
+        ylim=data.ylim,
+        xlabel=data.x_label,
+        ylabel=data.y_label,
+        title="Median attainment surfaces (reached by at least half of the seeds)",
+    )
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="best")
     return _save(fig, path)
 
 
-def render_eaf_difference(data: EafData, path: str | PathLike[str] | None = None, refs: tuple[float | None, float | None] = (None, None)) -> Figure:
+def render_eaf_difference(
+    data: EafData, path: str | PathLike[str] | None = None, refs: tuple[float | None, float | None] = (None, None)
+) -> Figure:
     """EAF(first of the pair) - EAF(second) as coloured rectangles (red: the first attains more), with both medians
     and the trivial references ``refs`` (x, y) dashed."""
     from matplotlib import colormaps
@@ -300,15 +351,24 @@ def render_eaf_difference(data: EafData, path: str | PathLike[str] | None = None
             ax.plot(line[:, 0], line[:, 1], "k" + style, lw=1.2, label=f"median: {_GROUP_NAMES.get(g, g)}")
     _draw_refs(ax, *refs)
     fig.colorbar(ScalarMappable(norm, cmap), ax=ax, label=f"EAF({a}) - EAF({b})")
-    ax.set(xlim=data.xlim, ylim=data.ylim, xlabel=data.x_label, ylabel=data.y_label,
-           title=f"EAF difference {a} - {b} over {data.diff_seeds} common seeds")
+    ax.set(
+        xlim=data.xlim,
+        ylim=data.ylim,
+        xlabel=data.x_label,
+        ylabel=data.y_label,
+        title=f"EAF difference {a} - {b} over {data.diff_seeds} common seeds",
+    )
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="best")
     return _save(fig, path)
 
 
-def render_effects(table: pd.DataFrame, measures: list[str], path: str | PathLike[str] | None = None,
-                   refs: Mapping[str, float] | None = None) -> Figure:
+def render_effects(
+    table: pd.DataFrame,
+    measures: list[str],
+    path: str | PathLike[str] | None = None,
+    refs: Mapping[str, float] | None = None,
+) -> Figure:
     """One panel per measure: median across seeds at each axis value, bars from min to max (see analysis.effects);
     ``refs``: measure -> its trivial reference, drawn dashed."""
     from analysis.effects import effect_plot_data
@@ -345,23 +405,42 @@ def render_learning_curves(data: LearningCurves, path: str | PathLike[str] | Non
     FigureCanvasAgg(fig)
     axes = fig.subplots(1, max(1, len(metrics)), squeeze=False)[0]
     colors = dict(zip(data.modes, _colors(len(data.modes))))
-    marks = next((data.boundaries[m] for m in ("supernet", "random_arch", *data.boundaries) if m in data.boundaries), [])
+    marks = next(
+        (data.boundaries[m] for m in ("supernet", "random_arch", *data.boundaries) if m in data.boundaries), []
+    )
     for ax, metric in zip(axes, metrics):
         for mode in data.modes:
             c = data.curve(mode, metric)
             if c.empty:
                 continue
             x = c["step"].to_numpy(float)
-            ax.plot(x, c["median"].to_numpy(float), "o-", ms=2.5, lw=1.4, color=colors[mode],
-                    label=f"{_GROUP_NAMES.get(mode, mode)} ({int(c['n_trials'].max())})")
+            ax.plot(
+                x,
+                c["median"].to_numpy(float),
+                "o-",
+                ms=2.5,
+                lw=1.4,
+                color=colors[mode],
+                label=f"{_GROUP_NAMES.get(mode, mode)} ({int(c['n_trials'].max())})",
+            )
             ax.fill_between(x, c["min"].to_numpy(float), c["max"].to_numpy(float), color=colors[mode], alpha=0.15, lw=0)
-        for stage, step in marks[1:]:
+        for _, step in marks[1:]:
             ax.axvline(step - 0.5, color="0.5", ls=":", lw=1.0)
         for stage, step in marks:
-            ax.text(step, 1.0, " " + _STAGE_STYLE.get(stage, stage), transform=ax.get_xaxis_transform(), fontsize=7,
-                    va="top", ha="left", color="0.4")
+            ax.text(
+                step,
+                1.0,
+                " " + _STAGE_STYLE.get(stage, stage),
+                transform=ax.get_xaxis_transform(),
+                fontsize=7,
+                va="top",
+                ha="left",
+                color="0.4",
+            )
         if metric in data.trivial:
-            ax.axhline(data.trivial[metric], color="0.2", ls="--", lw=1.0, label=f"trivial ({data.trivial[metric]:.4g})")
+            ax.axhline(
+                data.trivial[metric], color="0.2", ls="--", lw=1.0, label=f"trivial ({data.trivial[metric]:.4g})"
+            )
         ax.set(xlabel="global step (epoch)", title=metric)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7, loc="best")

@@ -11,6 +11,7 @@ did not beat them are counted, listed and kept off every front), the trials a sc
 (:mod:`analysis.stopping`), learning curves and the gap at reduction, and, when fronts are grouped by an ablation's axis
 (flow_width, lambda_sq, tau), ends with the effect that ablation exists to show (:mod:`analysis.effects`).
 """
+
 from __future__ import annotations
 
 import math
@@ -95,7 +96,16 @@ def markdown_table(df: pd.DataFrame, *, index: bool = True, floatfmt: str = ".4g
 
 
 def _front_columns(df: pd.DataFrame, cmp: FrontComparison) -> list[str]:
-    keep = ["trial_id", "seed", *cmp.by, "n_nodes", "flow_width", "lambda_sq", "tau", *(o.column for o in cmp.objectives)]
+    keep = [
+        "trial_id",
+        "seed",
+        *cmp.by,
+        "n_nodes",
+        "flow_width",
+        "lambda_sq",
+        "tau",
+        *(o.column for o in cmp.objectives),
+    ]
     return [c for c in dict.fromkeys(keep) if c in df.columns]
 
 
@@ -146,7 +156,9 @@ def write_report(
         "coverage": cmp.coverage,
         "per_seed": cmp.per_seed.set_index("group"),
         "front": front[front_cols].set_index("trial_id"),
-        "baselines": base[[c for c in ["trial_id", "mode", "seed", *(o.column for o in cmp.objectives)] if c in base.columns]].set_index("trial_id"),
+        "baselines": base[
+            [c for c in ["trial_id", "mode", "seed", *(o.column for o in cmp.objectives)] if c in base.columns]
+        ].set_index("trial_id"),
     }
     learning_md = _learning_section(df, exp_dir, out, tables, cmp)
     planted_md = _planted_section(df, tables)
@@ -163,8 +175,10 @@ def write_report(
     counts = df.groupby(["mode", "status"]).size().rename("trials").reset_index()
     flagged = not_learned_table(df)
     if "learned" in df.columns:  # results without the flag: nothing changes for them
-        counts["not learned"] = [int(((df["mode"] == m) & (df["status"] == st)).to_numpy(bool)[not_learned(df)].sum())
-                                 for m, st in zip(counts["mode"], counts["status"])]
+        counts["not learned"] = [
+            int(((df["mode"] == m) & (df["status"] == st)).to_numpy(bool)[not_learned(df)].sum())
+            for m, st in zip(counts["mode"], counts["status"])
+        ]
     errored = df[~df["is_valid"]]
     refs_line = _references_line(cmp, trivial)
     obj_text = ", ".join(f"`{o.name}` ({o.sense})" for o in cmp.objectives)
@@ -191,12 +205,24 @@ def write_report(
     if len(unavailable):
         tables["delta_mtl_unavailable"] = unavailable.set_index(["experiment", "seed"])
         unavailable.to_csv(out / "delta_mtl_unavailable.csv", index=False)
-        md += [f"**delta_mtl not computed for {len(unavailable)} seed(s)**: their single-task baseline cannot be the "
-               "reference, so every trial of that seed has no delta_mtl and stays off the fronts and hypervolumes "
-               "(the other seeds are unaffected).", "", markdown_table(unavailable, index=False), ""]
+        md += [
+            f"**delta_mtl not computed for {len(unavailable)} seed(s)**: their single-task baseline cannot be the "
+            "reference, so every trial of that seed has no delta_mtl and stays off the fronts and hypervolumes "
+            "(the other seeds are unaffected).",
+            "",
+            markdown_table(unavailable, index=False),
+            "",
+        ]
     if len(errored):
-        md += ["Not valid (left out of fronts and baselines):", "",
-               markdown_table(errored[["trial_id", "status", "error"]] if "error" in df.columns else errored[["trial_id", "status"]], index=False), ""]
+        md += [
+            "Not valid (left out of fronts and baselines):",
+            "",
+            markdown_table(
+                errored[["trial_id", "status", "error"]] if "error" in df.columns else errored[["trial_id", "status"]],
+                index=False,
+            ),
+            "",
+        ]
     md += stopping_md
     md += [
         "## Fronts",
@@ -247,8 +273,10 @@ def write_report(
     return out
 
 
-def _answer_section(df: pd.DataFrame, answer: Answer, out: Path, trivial: Mapping[str, Mapping[str, float]] | None = None) -> list[str]:
-    """"Does the search beat random architectures?": the sentence, per-seed hypervolumes, tests, EAF figures."""
+def _answer_section(
+    df: pd.DataFrame, answer: Answer, out: Path, trivial: Mapping[str, Mapping[str, float]] | None = None
+) -> list[str]:
+    """ "Does the search beat random architectures?": the sentence, per-seed hypervolumes, tests, EAF figures."""
     md = ["## Does the search beat random architectures?", "", f"**{answer.sentence}**", ""]
     has_random = bool((df["mode"] == RANDOM).any())  # without: the sentence says so and how to add them
     hv = answer.hv
@@ -274,18 +302,26 @@ def _answer_section(df: pd.DataFrame, answer: Answer, out: Path, trivial: Mappin
             data = eaf_data(df, hv.objectives)
         except AnalysisError as e:
             return md + [f"(no attainment figures: {e})", ""]
-        refs = tuple(objective_reference(o.column, trivial or {}) for o in (hv.objectives[1], hv.objectives[0]))  # (x, y)
+        refs = tuple(
+            objective_reference(o.column, trivial or {}) for o in (hv.objectives[1], hv.objectives[0])
+        )  # (x, y)
         render_attainment(data, out / "attainment.png", refs)
         render_eaf_difference(data, out / "eaf_difference.png", refs)
-        md += ["![median attainment surfaces](attainment.png)", "",
-               "Red where the search's points attain a region in more seeds than the random architectures do, blue "
-               "where fewer (the difference of the two empirical attainment functions, over their common seeds).", "",
-               "![EAF difference](eaf_difference.png)", ""]
+        md += [
+            "![median attainment surfaces](attainment.png)",
+            "",
+            "Red where the search's points attain a region in more seeds than the random architectures do, blue "
+            "where fewer (the difference of the two empirical attainment functions, over their common seeds).",
+            "",
+            "![EAF difference](eaf_difference.png)",
+            "",
+        ]
     return md
 
 
-def _topology_section(df: pd.DataFrame, tables: dict[str, pd.DataFrame], chosen: str | None,
-                      topo_png: Path | None) -> list[str]:
+def _topology_section(
+    df: pd.DataFrame, tables: dict[str, pd.DataFrame], chosen: str | None, topo_png: Path | None
+) -> list[str]:
     """The drawn trial's kept edges and, when the results carry topology columns, every trial's topology per task
     with the collapsed ones counted in one line and flagged in the table. Adds ``topology`` to ``tables``."""
     md = ["## Topology", ""] if topo_png is not None or has_topology(df) else []
@@ -309,8 +345,9 @@ def _topology_section(df: pd.DataFrame, tables: dict[str, pd.DataFrame], chosen:
     return md
 
 
-def _test_section(tests: list, name: str, summary_table, tables: dict[str, pd.DataFrame], title: str,
-                  explanation: str) -> list[str]:
+def _test_section(
+    tests: list, name: str, summary_table, tables: dict[str, pd.DataFrame], title: str, explanation: str
+) -> list[str]:
     """One test's report section (its sentences, summary table and per-seed table); the tables go into ``tables``
     as ``<name>_test`` and ``<name>_seeds`` (written as CSV). Nothing when there are no tests."""
     if not tests:
@@ -320,9 +357,12 @@ def _test_section(tests: list, name: str, summary_table, tables: dict[str, pd.Da
     md = [f"## {title}", ""]
     md += [line for t in tests for line in (f"**{t.sentence}**", "")]
     return md + [
-        explanation, "",
-        markdown_table(_one_setting(summary_table(tests)), index=False), "",
-        markdown_table(_one_setting(tables[f"{name}_seeds"].reset_index()), index=False), "",
+        explanation,
+        "",
+        markdown_table(_one_setting(summary_table(tests)), index=False),
+        "",
+        markdown_table(_one_setting(tables[f"{name}_seeds"].reset_index()), index=False),
+        "",
     ]
 
 
@@ -363,18 +403,29 @@ def _planted_section(df: pd.DataFrame, tables: dict[str, pd.DataFrame]) -> list[
         markdown_table(_one_setting(cmp.gaps[cmp.gaps["needs_edges"].fillna(0).gt(0)]), index=False),
         "",
     ]
-    md += _test_section(hits, "hit", hit_test_table, tables, "Does the search keep the path a task needs?",
-                        "Per seed, a hit is a supernet trial whose task that needs K edges kept a path of >= K edges; "
-                        "`p0` = the probability of a hit for a uniformly random valid architecture with that trial's "
-                        "kept numbers of edges, read-ins and read-outs (`exact`: enumerated, else sampled). One-sided "
-                        "exact test over seeds of the count of hits: binomial when every p0 is equal, Poisson-binomial "
-                        "otherwise; `min_p` = the smallest p-value it can reach with these p0; `local_shorter` = every "
-                        "local task kept a shorter path in every seed.")
-    md += _test_section(pairs, "paired", paired_test_table, tables,
-                        "Is the task that needs depth better than its size-matched random draws?",
-                        "Per seed, the supernet trial's final metric against the mean of its random_arch draws (same "
-                        "seed and setting, the same kept sizes); `gain` > 0 when the search is better in the metric's "
-                        "sense. One-sided exact Wilcoxon signed-rank test over the paired seeds (zero gains dropped).")
+    md += _test_section(
+        hits,
+        "hit",
+        hit_test_table,
+        tables,
+        "Does the search keep the path a task needs?",
+        "Per seed, a hit is a supernet trial whose task that needs K edges kept a path of >= K edges; "
+        "`p0` = the probability of a hit for a uniformly random valid architecture with that trial's "
+        "kept numbers of edges, read-ins and read-outs (`exact`: enumerated, else sampled). One-sided "
+        "exact test over seeds of the count of hits: binomial when every p0 is equal, Poisson-binomial "
+        "otherwise; `min_p` = the smallest p-value it can reach with these p0; `local_shorter` = every "
+        "local task kept a shorter path in every seed.",
+    )
+    md += _test_section(
+        pairs,
+        "paired",
+        paired_test_table,
+        tables,
+        "Is the task that needs depth better than its size-matched random draws?",
+        "Per seed, the supernet trial's final metric against the mean of its random_arch draws (same "
+        "seed and setting, the same kept sizes); `gain` > 0 when the search is better in the metric's "
+        "sense. One-sided exact Wilcoxon signed-rank test over the paired seeds (zero gains dropped).",
+    )
     return md
 
 
@@ -383,8 +434,13 @@ def _one_setting(table: pd.DataFrame) -> pd.DataFrame:
     return table.drop(columns="setting") if table["setting"].nunique() <= 1 else table
 
 
-def _effect_section(df: pd.DataFrame, by: str, out: Path, tables: dict[str, pd.DataFrame],
-                    trivial: Mapping[str, Mapping[str, float]] | None = None) -> list[str]:
+def _effect_section(
+    df: pd.DataFrame,
+    by: str,
+    out: Path,
+    tables: dict[str, pd.DataFrame],
+    trivial: Mapping[str, Mapping[str, float]] | None = None,
+) -> list[str]:
     """The effect an ablation of ``by`` exists to show (nothing when ``by`` is not flow_width, lambda_sq or tau)."""
     try:
         measures = ablation_measures(df, by)
@@ -411,7 +467,7 @@ def _effect_section(df: pd.DataFrame, by: str, out: Path, tables: dict[str, pd.D
 
 
 def _stopping_section(df: pd.DataFrame, cmp: FrontComparison, tables: dict[str, pd.DataFrame]) -> list[str]:
-    """"Early stopping": which trials the sweep's scheduler stopped at which rung (nothing when none was);
+    """ "Early stopping": which trials the sweep's scheduler stopped at which rung (nothing when none was);
     adds ``stopped`` (one row per trial) and ``stopped_by_rung`` to ``tables``."""
     rows = stopped_trials(df)
     if rows.empty:
@@ -456,9 +512,10 @@ def _excluded_lines(flagged: pd.DataFrame) -> list[str]:
     ]
 
 
-def _learning_section(df: pd.DataFrame, exp_dir: Path, out: Path, tables: dict[str, pd.DataFrame],
-                      cmp: FrontComparison) -> dict[str, list[str]]:
-    """"top": the trivial references table; "bottom": learning curves and the reduction-gap table (each when its
+def _learning_section(
+    df: pd.DataFrame, exp_dir: Path, out: Path, tables: dict[str, pd.DataFrame], cmp: FrontComparison
+) -> dict[str, list[str]]:
+    """ "top": the trivial references table; "bottom": learning curves and the reduction-gap table (each when its
     data exists). Adds ``trivial``, ``not_learned``, ``reduction_gap`` to ``tables``."""
     top: list[str] = []
     refs = trivial_table(df)
@@ -487,17 +544,25 @@ def _learning_section(df: pd.DataFrame, exp_dir: Path, out: Path, tables: dict[s
         if len(curves.table):
             tables["learning_curves"] = curves.table.set_index("mode")
             render_learning_curves(curves, out / "learning_curves.png")
-            bottom += ["## Learning curves", "",
-                       "Validation quality of each task's main metric per global step (epoch), median across a mode's "
-                       "trials (band: min-max), the trivial predictor dashed, stage starts dotted.", "",
-                       "![learning curves](learning_curves.png)", ""]
+            bottom += [
+                "## Learning curves",
+                "",
+                "Validation quality of each task's main metric per global step (epoch), median across a mode's "
+                "trials (band: min-max), the trivial predictor dashed, stage starts dotted.",
+                "",
+                "![learning curves](learning_curves.png)",
+                "",
+            ]
     if quality_columns(df) and df["mode"].isin(["supernet", "random_arch"]).any():
         gap = reduction_gap(df)
         tables["reduction_gap"] = gap.set_index("trial_id")
         summary = gap_summary(gap)
         triv = trivial_references(df)
-        ref_text = ", ".join(f"{t} {m} {triv[t][m]:.4g}" for t, m in dict.fromkeys(zip(gap["task"], gap["metric"]))
-                             if m in triv.get(t, {}))
+        ref_text = ", ".join(
+            f"{t} {m} {triv[t][m]:.4g}"
+            for t, m in dict.fromkeys(zip(gap["task"], gap["metric"]))
+            if m in triv.get(t, {})
+        )
         bottom += [
             "## The gap at reduction",
             "",

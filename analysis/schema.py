@@ -14,6 +14,7 @@ Every table and fragment carries the JSON metadata under the key ``dagmtl``:
 ``{"schema_version": 1, "metric_senses": {metric: "min"|"max"}, "tasks": {task: kind}}``. Readers take
 metric senses from it; nothing else knows them.
 """
+
 from __future__ import annotations
 
 import json
@@ -62,7 +63,17 @@ FLOAT_PREFIXES = (METRIC, LOSS, TIME, TRIVIAL, QUALITY, NULL, ORACLE)
 STATUSES = ("finished", "early_stopped", "diverged", "errored", "interrupted")
 # epochs columns: these, plus val_loss/<task> and metric/<task>/<name>, plus experiment, trial_id, node
 VAL_LOSS = "val_loss/"
-RECORD_KEYS = ("stage", "stage_index", "epoch", "step", "train_loss", "squeeze", "score", "params_union", "flops_multitask")
+RECORD_KEYS = (
+    "stage",
+    "stage_index",
+    "epoch",
+    "step",
+    "train_loss",
+    "squeeze",
+    "score",
+    "params_union",
+    "flops_multitask",
+)
 
 
 class SchemaError(ValueError):
@@ -115,7 +126,8 @@ def parse_metadata(schema: pa.Schema, where: str = "table") -> dict[str, Any]:
     version = info.get("schema_version", SCHEMA_VERSION)
     if version > SCHEMA_VERSION:
         raise SchemaError(
-            f"{where} has results schema_version {version}; this analysis package reads up to {SCHEMA_VERSION}: update it"
+            f"{where} has results schema_version {version}; "
+            f"this analysis package reads up to {SCHEMA_VERSION}: update it"
         )
     return info
 
@@ -143,7 +155,9 @@ def fragments(fs: pafs.FileSystem, folder: str) -> list[pafs.FileInfo]:
     if fs.get_file_info(folder).type != pafs.FileType.Directory:
         return []
     infos = fs.get_file_info(pafs.FileSelector(folder, allow_not_found=True))
-    return sorted((i for i in infos if i.type == pafs.FileType.File and i.path.endswith(".parquet")), key=lambda i: i.path)
+    return sorted(
+        (i for i in infos if i.type == pafs.FileType.File and i.path.endswith(".parquet")), key=lambda i: i.path
+    )
 
 
 def _unified_schema(schemas: Iterable[pa.Schema]) -> pa.Schema:

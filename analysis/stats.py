@@ -21,6 +21,7 @@ are: the exact two-sided Wilcoxon signed-rank test on n pairs cannot go below ``
 0.0625, so at alpha = 0.05 it needs at least 6 paired seeds), Mann-Whitney U on n1 and n2 seeds not
 below ``2 / C(n1 + n2, n1)`` (3 + 3: 0.1; 4 + 4: 0.029). With fewer seeds the answer is "not decidable".
 """
+
 from __future__ import annotations
 
 import math
@@ -104,8 +105,9 @@ def wilcoxon_test(a: np.ndarray, b: np.ndarray, alpha: float = ALPHA) -> RankTes
         r = (t_plus - t_minus) / (t_plus + t_minus)
         res = sps.wilcoxon(a, b, zero_method="wilcox", alternative="two-sided")
         stat, p = float(res.statistic), float(res.pvalue)
-    return RankTest("Wilcoxon signed-rank", stat, p, float(r), "matched-pairs rank-biserial r", n, True,
-                      min_p_value(True, n), alpha)
+    return RankTest(
+        "Wilcoxon signed-rank", stat, p, float(r), "matched-pairs rank-biserial r", n, True, min_p_value(True, n), alpha
+    )
 
 
 def mann_whitney_test(a: np.ndarray, b: np.ndarray, alpha: float = ALPHA) -> RankTest:
@@ -120,8 +122,17 @@ def mann_whitney_test(a: np.ndarray, b: np.ndarray, alpha: float = ALPHA) -> Ran
     u = float(res.statistic)
     delta = 2.0 * u / (len(a) * len(b)) - 1.0
     p = float(res.pvalue) if np.isfinite(res.pvalue) else 1.0
-    return RankTest("Mann-Whitney U", u, p, delta, "Cliff's delta", (len(a), len(b)), False,
-                      min_p_value(False, (len(a), len(b))), alpha)
+    return RankTest(
+        "Mann-Whitney U",
+        u,
+        p,
+        delta,
+        "Cliff's delta",
+        (len(a), len(b)),
+        False,
+        min_p_value(False, (len(a), len(b))),
+        alpha,
+    )
 
 
 def compare_samples(a: Mapping[object, float], b: Mapping[object, float], alpha: float = ALPHA) -> RankTest:
@@ -141,7 +152,8 @@ def attainment_surface(y: np.ndarray, sets: np.ndarray, level: int) -> np.ndarra
     """Minimal points of the region attained (weakly dominated) by at least ``level`` of the sets, 2+ objectives.
 
     ``y`` (n, k) minimise form, ``sets`` (n,) the set (seed) of each row; NaN rows are skipped (a set
-    with no finite row attains nothing). Returns the surface's points sorted by the first objective (empty ``(0, k)`` if no point is attained).
+    with no finite row attains nothing). Returns the surface's points sorted by the first objective (empty ``(0, k)``
+    if no point is attained).
     """
     y, sets = pareto.as_matrix(y), np.asarray(sets)
     ok = pareto.finite_rows(y)
@@ -207,7 +219,9 @@ def eaf_difference(ya: np.ndarray, sa: np.ndarray, yb: np.ndarray, sb: np.ndarra
 # ----------------------------------------------------------------------------- DataFrame adapters
 
 
-def group_points(df: pd.DataFrame, objectives: Sequence[Objective], groups: Sequence[str] = GROUPS) -> dict[str, pd.DataFrame]:
+def group_points(
+    df: pd.DataFrame, objectives: Sequence[Objective], groups: Sequence[str] = GROUPS
+) -> dict[str, pd.DataFrame]:
     """Valid rows of each group (mode) present, with finite objectives; single_task = one ensemble row per seed."""
     out = {}
     for g in groups:
@@ -262,12 +276,19 @@ class SeedHypervolumes:
         """Per group: seeds, points per seed, median / min / max of the per-seed hypervolumes, and the median of
         each objective over the group's points (to check that the random architectures are of the method's size)."""
         g = self.table.groupby("group", sort=False)
-        out = pd.DataFrame({
-            "seeds": g.size(), "points_per_seed": g["points"].median(),
-            "hv_median": g["hypervolume"].median(), "hv_min": g["hypervolume"].min(), "hv_max": g["hypervolume"].max(),
-        })
+        out = pd.DataFrame(
+            {
+                "seeds": g.size(),
+                "points_per_seed": g["points"].median(),
+                "hv_median": g["hypervolume"].median(),
+                "hv_min": g["hypervolume"].min(),
+                "hv_max": g["hypervolume"].max(),
+            }
+        )
         for o in self.objectives:
-            out[f"{o.name} median"] = [float(self.points[k][o.column].median()) if k in self.points else np.nan for k in out.index]
+            out[f"{o.name} median"] = [
+                float(self.points[k][o.column].median()) if k in self.points else np.nan for k in out.index
+            ]
         return out
 
 
@@ -296,8 +317,15 @@ def seed_hypervolumes(
         keys = _seed_key(p)
         for key in sorted(set(keys), key=lambda k: (k[0], k[1])):
             sel = np.array([k == key for k in keys])
-            rows.append({"group": g, "experiment": key[0], "seed": key[1], "points": int(sel.sum()),
-                         "hypervolume": pareto.hypervolume(y[sel], ref, ideal=ideal, nadir=nadir)})
+            rows.append(
+                {
+                    "group": g,
+                    "experiment": key[0],
+                    "seed": key[1],
+                    "points": int(sel.sum()),
+                    "hypervolume": pareto.hypervolume(y[sel], ref, ideal=ideal, nadir=nadir),
+                }
+            )
     table = pd.DataFrame(rows, columns=["group", "experiment", "seed", "points", "hypervolume"])
     return SeedHypervolumes(objs, ideal, nadir, ref, table, pts)
 
@@ -335,10 +363,21 @@ def tests_against(hv: SeedHypervolumes, against: str = METHOD, alpha: float = AL
         if g == against or not a:
             continue
         t = compare_samples(a, hv.values(g), alpha)
-        rows.append({"comparison": f"{against} vs {g}", "test": t.test, "n": t.n_text().removeprefix("n = "),
-                     "statistic": t.statistic, "p_value": t.p_value, "effect": t.effect, "effect_size": t.effect_name,
-                     "decidable": t.decidable})
-    return pd.DataFrame(rows, columns=["comparison", "test", "n", "statistic", "p_value", "effect", "effect_size", "decidable"])
+        rows.append(
+            {
+                "comparison": f"{against} vs {g}",
+                "test": t.test,
+                "n": t.n_text().removeprefix("n = "),
+                "statistic": t.statistic,
+                "p_value": t.p_value,
+                "effect": t.effect,
+                "effect_size": t.effect_name,
+                "decidable": t.decidable,
+            }
+        )
+    return pd.DataFrame(
+        rows, columns=["comparison", "test", "n", "statistic", "p_value", "effect", "effect_size", "decidable"]
+    )
 
 
 def answer_from(hv: SeedHypervolumes | None, alpha: float = ALPHA, missing: str | None = None) -> Answer:
@@ -346,17 +385,25 @@ def answer_from(hv: SeedHypervolumes | None, alpha: float = ALPHA, missing: str 
     if hv is None or missing:
         return Answer("not decidable", f"Not decidable: {(missing or 'no valid trials').rstrip('.')}.", hv)
     tests = tests_against(hv, METHOD, alpha)
-    for g, what in ((METHOD, "no valid supernet (method) trial"), (RANDOM, f"no random_arch rows; {HOW_TO_ADD_RANDOM}")):
+    for g, what in (
+        (METHOD, "no valid supernet (method) trial"),
+        (RANDOM, f"no random_arch rows; {HOW_TO_ADD_RANDOM}"),
+    ):
         if g not in hv.groups:
             return Answer("not decidable", f"Not decidable: the results have {what}.", hv, None, tests)
     objs = " and ".join(o.name for o in hv.objectives)
     t = compare_samples(hv.values(METHOD), hv.values(RANDOM), alpha)
-    stats_text = (f"{t.test}, two-sided p = {_fmt_p(t.p_value)}, {t.effect_name} = {t.effect:+.2f}, {t.n_text()}")
+    stats_text = f"{t.test}, two-sided p = {_fmt_p(t.p_value)}, {t.effect_name} = {t.effect:+.2f}, {t.n_text()}"
     if not t.decidable:
-        why = (f"only {t.n} paired seeds of supernet and random_arch" if t.paired
-               else f"only {t.n[0]} supernet and {t.n[1]} random_arch seeds, not the same seeds")
-        sentence = (f"Not decidable: {why}, and the smallest p-value {t.test} can reach with them is "
-                    f"{_fmt_p(t.min_p)} >= alpha = {alpha:g} ({_min_seeds_text(alpha)}); run more seeds.")
+        why = (
+            f"only {t.n} paired seeds of supernet and random_arch"
+            if t.paired
+            else f"only {t.n[0]} supernet and {t.n[1]} random_arch seeds, not the same seeds"
+        )
+        sentence = (
+            f"Not decidable: {why}, and the smallest p-value {t.test} can reach with them is "
+            f"{_fmt_p(t.min_p)} >= alpha = {alpha:g} ({_min_seeds_text(alpha)}); run more seeds."
+        )
         return Answer("not decidable", sentence, hv, t, tests)
     med_m = float(np.median(list(hv.values(METHOD).values())))
     med_r = float(np.median(list(hv.values(RANDOM).values())))
@@ -369,8 +416,10 @@ def answer_from(hv: SeedHypervolumes | None, alpha: float = ALPHA, missing: str 
         sentence = f"No: random architectures of the same size beat the search ({meds}; {stats_text})."
     else:
         verdict = "no evidence"
-        sentence = (f"No evidence of a difference at alpha = {alpha:g} between the search and random architectures "
-                    f"of the same size ({meds}; {stats_text}), which does not show that they are equal.")
+        sentence = (
+            f"No evidence of a difference at alpha = {alpha:g} between the search and random architectures "
+            f"of the same size ({meds}; {stats_text}), which does not show that they are equal."
+        )
     return Answer(verdict, sentence, hv, t, tests)
 
 
@@ -476,8 +525,13 @@ def eaf_data(
     corners = natural(np.array([lo, hi]))
     arrow = {"max": "↑", "min": "↓"}
     return EafData(
-        x_label=f"{objs[1].name} ({arrow[objs[1].sense]} better)", y_label=f"{objs[0].name} ({arrow[objs[0].sense]} better)",
+        x_label=f"{objs[1].name} ({arrow[objs[1].sense]} better)",
+        y_label=f"{objs[0].name} ({arrow[objs[0].sense]} better)",
         xlim=(float(corners[:, 0].min()), float(corners[:, 0].max())),
         ylim=(float(corners[:, 1].min()), float(corners[:, 1].max())),
-        surfaces=surfaces, seeds=seeds, diff=diff, diff_seeds=n_diff, diff_pair=pair,
+        surfaces=surfaces,
+        seeds=seeds,
+        diff=diff,
+        diff_seeds=n_diff,
+        diff_pair=pair,
     )

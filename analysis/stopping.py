@@ -6,6 +6,7 @@ by its step: with one report per epoch that is the rung's milestone, and a trial
 a milestone (a stage replayed from the stage cache reports its last epoch only) shows the step it
 reached. Its other figures are those of that last report, so it may stand on a front with them.
 """
+
 from __future__ import annotations
 
 import pandas as pd
@@ -34,9 +35,15 @@ def stopped_by_rung(df: pd.DataFrame) -> pd.DataFrame:
         return pd.DataFrame(columns=cols)
     out = []
     for (step, stage), g in rows.groupby([STEP, rows[STAGE].fillna("")], sort=True):
-        out.append({STEP: int(step), STAGE: stage or None, "trials": len(g),
-                    "modes": ", ".join(f"{m} {n}" for m, n in g["mode"].value_counts().sort_index().items()),
-                    "trial_ids": ", ".join(map(str, g["trial_id"]))})
+        out.append(
+            {
+                STEP: int(step),
+                STAGE: stage or None,
+                "trials": len(g),
+                "modes": ", ".join(f"{m} {n}" for m, n in g["mode"].value_counts().sort_index().items()),
+                "trial_ids": ", ".join(map(str, g["trial_id"])),
+            }
+        )
     return pd.DataFrame(out, columns=cols)
 
 

@@ -19,6 +19,7 @@ A test is "not decidable", with its reasons, when the warm-up supernet did not b
 (a hit is then decided by the kept size alone), when the seeds are too few for the test to reach p < alpha
 at all, or when there are no random draws to pair with. Compute here, render in :mod:`analysis.report`.
 """
+
 from __future__ import annotations
 
 import math
@@ -67,7 +68,7 @@ def topology_tasks(df: pd.DataFrame) -> list[str]:
     out: dict[str, None] = {}
     for c in df.columns:
         if isinstance(c, str) and c.startswith(TOPO):
-            out[c[len(TOPO):].split("/", 1)[0]] = None
+            out[c[len(TOPO) :].split("/", 1)[0]] = None
     return list(out)
 
 
@@ -79,14 +80,17 @@ def needs_edges(df: pd.DataFrame) -> dict[str, int]:
             v = _num(df, c)
             v = v[np.isfinite(v)]
             if len(v):
-                out[c[len(NEEDS_EDGES):]] = int(v[0])
+                out[c[len(NEEDS_EDGES) :]] = int(v[0])
     return out
 
 
 def setting_columns(df: pd.DataFrame) -> list[str]:
     """The swept ``config/<key>`` columns that make a search setting: all but seeds, mode and draw index."""
-    return [c for c in df.columns if isinstance(c, str) and c.startswith("config/") and c not in _NOT_SETTING
-            and not c.endswith(".seed")]
+    return [
+        c
+        for c in df.columns
+        if isinstance(c, str) and c.startswith("config/") and c not in _NOT_SETTING and not c.endswith(".seed")
+    ]
 
 
 def _setting_labels(df: pd.DataFrame) -> pd.Series:
@@ -94,7 +98,7 @@ def _setting_labels(df: pd.DataFrame) -> pd.Series:
     cols = setting_columns(df)
     if not cols:
         return pd.Series("", index=df.index)
-    parts = [[f"{c[len('config/'):]}={_text(v)}" for v in df[c]] for c in cols]
+    parts = [[f"{c[len('config/') :]}={_text(v)}" for v in df[c]] for c in cols]
     return pd.Series([", ".join(p) for p in zip(*parts)], index=df.index)
 
 
@@ -123,25 +127,45 @@ def topology_table(df: pd.DataFrame) -> pd.DataFrame:
     tasks = topology_tasks(df)
     settings = setting_columns(df)
     draw = [c for c in ("config/trial.random_draw",) if c in df.columns]
-    cols = ["trial_id", "mode", "seed", *[c[len("config/"):] for c in settings + draw], "task", *TOPO_MEASURES,
-            *[f"shared/{u}" for u in tasks], "collapsed"]
+    cols = [
+        "trial_id",
+        "mode",
+        "seed",
+        *[c[len("config/") :] for c in settings + draw],
+        "task",
+        *TOPO_MEASURES,
+        *[f"shared/{u}" for u in tasks],
+        "collapsed",
+    ]
     if not tasks:
         return pd.DataFrame(columns=cols)
     collapsed = pd.array([bool(v) if np.isfinite(v) else pd.NA for v in _collapsed(df, tasks)], dtype="boolean")
-    ident = {"trial_id": df["trial_id"].to_numpy(), "mode": df["mode"].to_numpy(), "seed": df["seed"].to_numpy(),
-             **{c[len("config/"):]: df[c].to_numpy() for c in settings + draw}}
+    ident = {
+        "trial_id": df["trial_id"].to_numpy(),
+        "mode": df["mode"].to_numpy(),
+        "seed": df["seed"].to_numpy(),
+        **{c[len("config/") :]: df[c].to_numpy() for c in settings + draw},
+    }
     frames = []
     for t in tasks:  # a task shares nothing with itself: its own shared/ column stays null
         counts = {k: _num(df, f"{TOPO}{t}/{k}") for k in TOPO_MEASURES}
-        counts |= {f"shared/{u}": _num(df, f"{TOPO}{t}/shared/{u}") if u != t else np.full(len(df), np.nan) for u in tasks}
+        counts |= {
+            f"shared/{u}": _num(df, f"{TOPO}{t}/shared/{u}") if u != t else np.full(len(df), np.nan) for u in tasks
+        }
         kept = np.isfinite(np.stack([counts[k] for k in TOPO_MEASURES], axis=1)).any(axis=1)
-        part = pd.DataFrame({**ident, "task": t, **{k: pd.array(v, dtype="Float64").astype("Int64") for k, v in counts.items()},
-                             "collapsed": collapsed})
+        part = pd.DataFrame(
+            {
+                **ident,
+                "task": t,
+                **{k: pd.array(v, dtype="Float64").astype("Int64") for k, v in counts.items()},
+                "collapsed": collapsed,
+            }
+        )
         frames.append(part[kept])
     out = pd.concat(frames, ignore_index=True)[cols]
     order = {METHOD: 0, RANDOM: 1}  # the method first, its random draws next, then the baselines
     out["_rank"] = [order.get(m, 2) for m in out["mode"]]
-    keys = ["_rank", "mode", *[c[len("config/"):] for c in settings], "seed", "trial_id"]
+    keys = ["_rank", "mode", *[c[len("config/") :] for c in settings], "seed", "trial_id"]
     return out.sort_values(keys, kind="stable").drop(columns="_rank").reset_index(drop=True)
 
 
@@ -164,11 +188,17 @@ def collapsed_count(df: pd.DataFrame) -> CollapsedCount:
     """Trials with a known ``collapsed`` flag (or every task's kept edges) counted per mode."""
     flag = _collapsed(df, topology_tasks(df))
     known = np.isfinite(flag)
-    rows = [{"mode": m, "trials": int((known & (df["mode"] == m).to_numpy(bool)).sum()),
-             "collapsed": int(((flag == 1) & (df["mode"] == m).to_numpy(bool)).sum())}
-            for m in dict.fromkeys(df["mode"][known])]
-    return CollapsedCount(pd.DataFrame(rows, columns=["mode", "trials", "collapsed"]),
-                          [str(t) for t in df["trial_id"][flag == 1]])
+    rows = [
+        {
+            "mode": m,
+            "trials": int((known & (df["mode"] == m).to_numpy(bool)).sum()),
+            "collapsed": int(((flag == 1) & (df["mode"] == m).to_numpy(bool)).sum()),
+        }
+        for m in dict.fromkeys(df["mode"][known])
+    ]
+    return CollapsedCount(
+        pd.DataFrame(rows, columns=["mode", "trials", "collapsed"]), [str(t) for t in df["trial_id"][flag == 1]]
+    )
 
 
 # ----------------------------------------------------------------------------- oracle
@@ -202,14 +232,16 @@ def oracles(df: pd.DataFrame) -> dict[str, Oracle]:
     for c in df.columns:
         if not (isinstance(c, str) and c.startswith(ORACLE)):
             continue
-        task, metric, k = c[len(ORACLE):].rsplit("/", 2)
+        task, metric, k = c[len(ORACLE) :].rsplit("/", 2)
         v = _num(df, c)
         v = v[np.isfinite(v)]
         if not len(v):
             continue
         if not np.allclose(v, v[0]):
-            raise AnalysisError(f"column {c!r} differs between trials ({v.min():.4g} to {v.max():.4g}): the table mixes "
-                                "data sets; analyse one data set's experiments at a time")
+            raise AnalysisError(
+                f"column {c!r} differs between trials ({v.min():.4g} to {v.max():.4g}): the table mixes "
+                "data sets; analyse one data set's experiments at a time"
+            )
         found.setdefault(task, {}).setdefault(metric, {})[int(k)] = float(v[0])
     needs = needs_edges(df)
     out = {}
@@ -222,7 +254,9 @@ def oracles(df: pd.DataFrame) -> dict[str, Oracle]:
             values.append(ks.get(k, values[-1] if values else math.nan))
         if not math.isfinite(values[0]):
             raise AnalysisError(f"the oracle of task {task!r} lacks k = 0 (column {ORACLE}{task}/{metric}/0)")
-        out[task] = Oracle(task, metric, metric_sense(metric, df.attrs.get("metric_senses")), tuple(values), needs.get(task))
+        out[task] = Oracle(
+            task, metric, metric_sense(metric, df.attrs.get("metric_senses")), tuple(values), needs.get(task)
+        )
     return out
 
 
@@ -244,8 +278,10 @@ class OracleComparison:
         parts = []
         for task, g in m.groupby("task", sort=False):
             ok = g["within"].dropna()
-            parts.append(f"{task} ({g['metric'].iloc[0]}) is within {100 * self.within:g}% of the oracle bound of the "
-                         f"path it kept in {int(ok.sum())} of {len(ok)} supernet trials")
+            parts.append(
+                f"{task} ({g['metric'].iloc[0]}) is within {100 * self.within:g}% of the oracle bound of the "
+                f"path it kept in {int(ok.sum())} of {len(ok)} supernet trials"
+            )
         return "; ".join(parts) + "."
 
 
@@ -260,9 +296,19 @@ def oracle_comparison(df: pd.DataFrame, within: float = WITHIN) -> OracleCompari
     orc = oracles(df)
     width = max((len(o.by_edges) for o in orc.values()), default=0)
     ks = [f"k={k}" for k in range(width - 1)] + ([f"k>={width - 1}"] if width else [])
-    table = pd.DataFrame([{"task": t, "needs_edges": o.needs_edges, "metric": o.metric, "sense": o.sense,
-                           **{name: o.bound(k) for k, name in enumerate(ks)}} for t, o in orc.items()],
-                         columns=["task", "needs_edges", "metric", "sense", *ks])
+    table = pd.DataFrame(
+        [
+            {
+                "task": t,
+                "needs_edges": o.needs_edges,
+                "metric": o.metric,
+                "sense": o.sense,
+                **{name: o.bound(k) for k, name in enumerate(ks)},
+            }
+            for t, o in orc.items()
+        ],
+        columns=["task", "needs_edges", "metric", "sense", *ks],
+    )
     labels = _setting_labels(df)
     rows = []
     valid = df["is_valid"].to_numpy(bool) if "is_valid" in df.columns else np.ones(len(df), bool)
@@ -273,12 +319,41 @@ def oracle_comparison(df: pd.DataFrame, within: float = WITHIN) -> OracleCompari
             bound = o.bound(path[i])
             excess = value[i] - bound if o.sense == "min" else bound - value[i]
             tol = within * abs(bound if bound != 0 else o.bound(0))
-            rows.append({"trial_id": df["trial_id"].iloc[i], "mode": df["mode"].iloc[i], "seed": df["seed"].iloc[i],
-                         "setting": labels.iloc[i], "task": t, "needs_edges": o.needs_edges, "metric": o.metric,
-                         "longest_path": int(path[i]), "bound": bound, "value": value[i], "excess": excess,
-                         "tolerance": tol, "within": bool(excess <= tol) if np.isfinite(excess) else pd.NA})
-    gaps = pd.DataFrame(rows, columns=["trial_id", "mode", "seed", "setting", "task", "needs_edges", "metric",
-                                       "longest_path", "bound", "value", "excess", "tolerance", "within"])
+            rows.append(
+                {
+                    "trial_id": df["trial_id"].iloc[i],
+                    "mode": df["mode"].iloc[i],
+                    "seed": df["seed"].iloc[i],
+                    "setting": labels.iloc[i],
+                    "task": t,
+                    "needs_edges": o.needs_edges,
+                    "metric": o.metric,
+                    "longest_path": int(path[i]),
+                    "bound": bound,
+                    "value": value[i],
+                    "excess": excess,
+                    "tolerance": tol,
+                    "within": bool(excess <= tol) if np.isfinite(excess) else pd.NA,
+                }
+            )
+    gaps = pd.DataFrame(
+        rows,
+        columns=[
+            "trial_id",
+            "mode",
+            "seed",
+            "setting",
+            "task",
+            "needs_edges",
+            "metric",
+            "longest_path",
+            "bound",
+            "value",
+            "excess",
+            "tolerance",
+            "within",
+        ],
+    )
     return OracleComparison(table, gaps, within)
 
 
@@ -291,7 +366,7 @@ def poisson_binomial_sf(p: Sequence[float], k: int) -> float:
     dist = np.ones(1)
     for q in np.asarray(p, float):
         dist = np.concatenate([dist * (1 - q), [0.0]]) + np.concatenate([[0.0], dist * q])
-    return float(min(1.0, dist[max(int(k), 0):].sum()))
+    return float(min(1.0, dist[max(int(k), 0) :].sum()))
 
 
 def hit_p_value(p0: Sequence[float], hits: int) -> tuple[float, str]:
@@ -349,15 +424,29 @@ class HitTest:
     def sentence(self) -> str:
         where = f" at {self.setting}" if self.setting else ""
         p0 = self.table["p0"].to_numpy(float)
-        p0_text = f"{p0[0]:.3g}" if len(p0) and np.all(p0 == p0[0]) else f"{np.nanmin(p0):.3g} to {np.nanmax(p0):.3g}" if len(p0) else "-"
-        counts = (f"{self.task} (needs {self.needs_edges} edges) kept a path of >= {self.needs_edges} edges in "
-                  f"{self.hits} of {self.n} seeds{where}, against a null hit probability p0 of {p0_text}")
+        p0_text = (
+            f"{p0[0]:.3g}"
+            if len(p0) and np.all(p0 == p0[0])
+            else f"{np.nanmin(p0):.3g} to {np.nanmax(p0):.3g}"
+            if len(p0)
+            else "-"
+        )
+        counts = (
+            f"{self.task} (needs {self.needs_edges} edges) kept a path of >= {self.needs_edges} edges in "
+            f"{self.hits} of {self.n} seeds{where}, against a null hit probability p0 of {p0_text}"
+        )
         if self.verdict == "not decidable":
             return f"Not decidable: {'; '.join(self.reasons)} ({counts})."
         stats = f"one-sided {self.test} p = {_fmt_p(self.p_value)}"
-        local = "" if self.local_shorter is None else (
-            "; every local task kept a shorter path in every seed" if self.local_shorter
-            else "; a local task kept a path as long as it in some seed")
+        local = (
+            ""
+            if self.local_shorter is None
+            else (
+                "; every local task kept a shorter path in every seed"
+                if self.local_shorter
+                else "; a local task kept a path as long as it in some seed"
+            )
+        )
         if self.verdict == "beats chance":
             return f"Yes: {counts} ({stats}){local}."
         return f"No evidence that the search beats chance at alpha = {self.alpha:g}: {counts} ({stats}){local}."
@@ -379,12 +468,16 @@ def _warmup_reasons(rows: pd.DataFrame, task: str, oracle: Oracle | None) -> lis
     out = []
     if failed:
         vals = ", ".join(f"{v:.3g}" for _, v in failed)
-        out.append(f"the warm-up supernet did not beat the k = 0 oracle bound ({oracle.metric} {b0:.3g}) in seed(s) "
-                   f"{_seeds_text([s for s, _ in failed])} ({vals}): it never used a deep path, so the search had none "
-                   "to keep; lengthen the warm-up")
+        out.append(
+            f"the warm-up supernet did not beat the k = 0 oracle bound ({oracle.metric} {b0:.3g}) in seed(s) "
+            f"{_seeds_text([s for s, _ in failed])} ({vals}): it never used a deep path, so the search had none "
+            "to keep; lengthen the warm-up"
+        )
     if unknown:
-        out.append(f"the warm-up quality ({oracle.metric}) of seed(s) {_seeds_text(unknown)} is not recorded, so "
-                   "whether the supernet used a deep path is unknown")
+        out.append(
+            f"the warm-up quality ({oracle.metric}) of seed(s) {_seeds_text(unknown)} is not recorded, so "
+            "whether the supernet used a deep path is unknown"
+        )
     return out
 
 
@@ -396,8 +489,10 @@ def _group(rows: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
         g = rows[(labels == label).to_numpy(bool)]
         dup = g.duplicated(["experiment", "seed"]) if "experiment" in g.columns else g.duplicated(["seed"])
         if dup.any():
-            raise AnalysisError(f"seed {g['seed'][dup].iloc[0]} has several supernet trials at the setting "
-                                f"{label or '(no swept axis)'}: sweep the key that tells them apart, so that it is a config column")
+            raise AnalysisError(
+                f"seed {g['seed'][dup].iloc[0]} has several supernet trials at the setting "
+                f"{label or '(no swept axis)'}: sweep the key that tells them apart, so that it is a config column"
+            )
         out.append((label, g.sort_values("seed", kind="stable")))
     return out
 
@@ -419,8 +514,9 @@ def hit_tests(df: pd.DataFrame, alpha: float = ALPHA) -> list[HitTest]:
     return out
 
 
-def _hit_test(g: pd.DataFrame, task: str, k: int, label: str, local: list[str], oracle: Oracle | None,
-              alpha: float) -> HitTest:
+def _hit_test(
+    g: pd.DataFrame, task: str, k: int, label: str, local: list[str], oracle: Oracle | None, alpha: float
+) -> HitTest:
     path = _num(g, f"{TOPO}{task}/longest_path")
     probs = [c for c in g.columns if isinstance(c, str) and c.startswith(f"{NULL}{task}/longest_path/")]
     tail = [c for c in probs if int(c.rsplit("/", 1)[1]) >= k]
@@ -429,16 +525,24 @@ def _hit_test(g: pd.DataFrame, task: str, k: int, label: str, local: list[str], 
     p0 = np.where(known, np.nansum(np.stack([_num(g, c) for c in tail], axis=1), axis=1) if tail else 0.0, np.nan)
     p0 = np.clip(p0, 0.0, 1.0)  # sums of rounded probabilities may pass 1 by a hair
     hit = path >= k
-    local_paths = np.stack([_num(g, f"{TOPO}{t}/longest_path") for t in local], axis=1) if local else np.full((len(g), 0), np.nan)
+    local_paths = (
+        np.stack([_num(g, f"{TOPO}{t}/longest_path") for t in local], axis=1) if local else np.full((len(g), 0), np.nan)
+    )
     local_known = np.isfinite(local_paths).all(axis=1) & (local_paths.shape[1] > 0)
     local_longest = np.where(local_known, local_paths.max(axis=1, initial=-np.inf), np.nan)
-    table = pd.DataFrame({
-        "experiment": g["experiment"].to_numpy() if "experiment" in g.columns else "",
-        "seed": g["seed"].to_numpy(), "trial_id": g["trial_id"].to_numpy(), "longest_path": path.astype(int),
-        "hit": hit, "p0": p0, "exact": [bool(v) if np.isfinite(v) else pd.NA for v in _num(g, f"{NULL}{task}/exact")],
-        "local_longest": local_longest,
-        "local_shorter": [bool(v < p) if np.isfinite(v) else pd.NA for v, p in zip(local_longest, path)],
-    })
+    table = pd.DataFrame(
+        {
+            "experiment": g["experiment"].to_numpy() if "experiment" in g.columns else "",
+            "seed": g["seed"].to_numpy(),
+            "trial_id": g["trial_id"].to_numpy(),
+            "longest_path": path.astype(int),
+            "hit": hit,
+            "p0": p0,
+            "exact": [bool(v) if np.isfinite(v) else pd.NA for v in _num(g, f"{NULL}{task}/exact")],
+            "local_longest": local_longest,
+            "local_shorter": [bool(v < p) if np.isfinite(v) else pd.NA for v, p in zip(local_longest, path)],
+        }
+    )
     n, hits = len(g), int(hit.sum())
     # None when there is no local task, or one's kept path is unknown in some seed
     local_shorter = bool((local_longest < path).all()) if local and n and local_known.all() else None
@@ -450,16 +554,20 @@ def _hit_test(g: pd.DataFrame, task: str, k: int, label: str, local: list[str], 
     ok = p0[np.isfinite(p0)]
     settled = bool(n and not missing and np.all((ok == 0) | (ok == 1)))
     if settled:
-        reasons.append(f"every seed's kept size makes p0 0 or 1 (p0 = {_seeds_text(sorted({f'{v:g}' for v in ok}))}), so "
-                       "a hit says nothing about the search; sweep tau so that the method keeps an intermediate size")
+        reasons.append(
+            f"every seed's kept size makes p0 0 or 1 (p0 = {_seeds_text(sorted({f'{v:g}' for v in ok}))}), so "
+            "a hit says nothing about the search; sweep tau so that the method keeps an intermediate size"
+        )
     p_value, test = hit_p_value(ok, hits) if n and not missing else (math.nan, "exact binomial")
     min_p = hit_min_p(ok) if n and not missing else 1.0
     if n and not missing and not settled and min_p >= alpha:
         mid = ok[(ok > 0) & (ok < 1)]
         at = float(np.median(mid))
         need = math.floor(math.log(alpha) / math.log(at)) + 1  # the smallest n with at**n < alpha
-        reasons.append(f"too few seeds: with these p0 the smallest p-value the test can reach is {_fmt_p(min_p)} >= "
-                       f"alpha = {alpha:g}; at p0 = {at:.3g} it needs at least {need} seeds that all hit; run more seeds")
+        reasons.append(
+            f"too few seeds: with these p0 the smallest p-value the test can reach is {_fmt_p(min_p)} >= "
+            f"alpha = {alpha:g}; at p0 = {at:.3g} it needs at least {need} seeds that all hit; run more seeds"
+        )
     verdict = "not decidable" if reasons else ("beats chance" if p_value < alpha else "no evidence")
     return HitTest(task, k, label, table, hits, n, test, p_value, min_p, local_shorter, verdict, reasons, alpha)
 
@@ -467,12 +575,40 @@ def _hit_test(g: pd.DataFrame, task: str, k: int, label: str, local: list[str], 
 def hit_test_table(tests: Sequence[HitTest]) -> pd.DataFrame:
     """One row per hit test: task, setting, K, seeds, hits, the p0s, test, p-value, smallest reachable p,
     whether every local task kept a shorter path, verdict and the reasons when not decidable."""
-    cols = ["task", "setting", "needs_edges", "seeds", "hits", "p0", "test", "p_value", "min_p", "local_shorter",
-            "verdict", "reasons"]
-    return pd.DataFrame([{"task": t.task, "setting": t.setting, "needs_edges": t.needs_edges, "seeds": t.n, "hits": t.hits,
-                          "p0": ", ".join(f"{v:.3g}" for v in t.table["p0"]), "test": t.test, "p_value": t.p_value,
-                          "min_p": t.min_p, "local_shorter": t.local_shorter, "verdict": t.verdict,
-                          "reasons": "; ".join(t.reasons)} for t in tests], columns=cols)
+    cols = [
+        "task",
+        "setting",
+        "needs_edges",
+        "seeds",
+        "hits",
+        "p0",
+        "test",
+        "p_value",
+        "min_p",
+        "local_shorter",
+        "verdict",
+        "reasons",
+    ]
+    return pd.DataFrame(
+        [
+            {
+                "task": t.task,
+                "setting": t.setting,
+                "needs_edges": t.needs_edges,
+                "seeds": t.n,
+                "hits": t.hits,
+                "p0": ", ".join(f"{v:.3g}" for v in t.table["p0"]),
+                "test": t.test,
+                "p_value": t.p_value,
+                "min_p": t.min_p,
+                "local_shorter": t.local_shorter,
+                "verdict": t.verdict,
+                "reasons": "; ".join(t.reasons),
+            }
+            for t in tests
+        ],
+        columns=cols,
+    )
 
 
 # ----------------------------------------------------------------------------- paired quality test
@@ -506,8 +642,10 @@ class PairedTest:
         if self.n:
             m, r = float(self.table["method"].median()), float(self.table["random"].median())
             wins = int((self.table["gain"] > 0).sum())
-            what = (f"{self.task} {self.metric} ({self.sense}) of the search {m:.4g} vs its size-matched random draws "
-                    f"{r:.4g} (medians), better in {wins} of {self.n} paired seeds{where}")
+            what = (
+                f"{self.task} {self.metric} ({self.sense}) of the search {m:.4g} vs its size-matched random draws "
+                f"{r:.4g} (medians), better in {wins} of {self.n} paired seeds{where}"
+            )
         else:
             what = f"{self.task} {self.metric}{where}: no pair of a supernet trial and its random draws"
         if self.verdict == "not decidable":
@@ -520,7 +658,7 @@ class PairedTest:
 
 def signed_rank_min_p(n: int) -> float:
     """The smallest one-sided p-value of the exact signed-rank test on n pairs: every sign one way, 1 / 2**n."""
-    return 1.0 / 2.0 ** n if n > 0 else 1.0
+    return 1.0 / 2.0**n if n > 0 else 1.0
 
 
 def signed_rank_greater(gain: np.ndarray) -> tuple[float, float]:
@@ -559,16 +697,25 @@ def paired_tests(df: pd.DataFrame, alpha: float = ALPHA) -> list[PairedTest]:
                 if not len(vals) or not np.isfinite(m):
                     continue
                 mean = float(vals.mean())
-                rows.append({"experiment": r.get("experiment", ""), "seed": r["seed"], "trial_id": r["trial_id"],
-                             "method": m, "random": mean, "draws": len(vals),
-                             "gain": (mean - m) if o.sense == "min" else (m - mean)})
+                rows.append(
+                    {
+                        "experiment": r.get("experiment", ""),
+                        "seed": r["seed"],
+                        "trial_id": r["trial_id"],
+                        "method": m,
+                        "random": mean,
+                        "draws": len(vals),
+                        "gain": (mean - m) if o.sense == "min" else (m - mean),
+                    }
+                )
             table = pd.DataFrame(rows, columns=["experiment", "seed", "trial_id", "method", "random", "draws", "gain"])
             out.append(_paired_test(table, g, task, o, label, bool(len(rand)), alpha))
     return out
 
 
-def _paired_test(table: pd.DataFrame, g: pd.DataFrame, task: str, o: Oracle, label: str, has_random: bool,
-                 alpha: float) -> PairedTest:
+def _paired_test(
+    table: pd.DataFrame, g: pd.DataFrame, task: str, o: Oracle, label: str, has_random: bool, alpha: float
+) -> PairedTest:
     n = len(table)
     reasons = _warmup_reasons(g, task, o)
     if not has_random:
@@ -578,8 +725,10 @@ def _paired_test(table: pd.DataFrame, g: pd.DataFrame, task: str, o: Oracle, lab
     min_p = signed_rank_min_p(n)
     if has_random and n and min_p >= alpha:
         need = next(m for m in range(1, 64) if signed_rank_min_p(m) < alpha)
-        reasons.append(f"too few seeds: with {n} paired seeds the one-sided signed-rank test cannot go below "
-                       f"{_fmt_p(min_p)} >= alpha = {alpha:g}; it needs at least {need}")
+        reasons.append(
+            f"too few seeds: with {n} paired seeds the one-sided signed-rank test cannot go below "
+            f"{_fmt_p(min_p)} >= alpha = {alpha:g}; it needs at least {need}"
+        )
     stat, p = signed_rank_greater(table["gain"].to_numpy(float)) if n else (math.nan, math.nan)
     verdict = "not decidable" if reasons else ("better" if p < alpha else "no evidence")
     return PairedTest(task, o.metric, o.sense, label, table, n, stat, p, min_p, verdict, reasons, alpha)
@@ -588,11 +737,39 @@ def _paired_test(table: pd.DataFrame, g: pd.DataFrame, task: str, o: Oracle, lab
 def paired_test_table(tests: Sequence[PairedTest]) -> pd.DataFrame:
     """One row per paired test: task, metric, sense, setting, pairs, median method and random values, wins,
     statistic, p-value, smallest reachable p, verdict and the reasons when not decidable."""
-    cols = ["task", "metric", "sense", "setting", "pairs", "method_median", "random_median", "wins", "statistic",
-            "p_value", "min_p", "verdict", "reasons"]
-    return pd.DataFrame([{"task": t.task, "metric": t.metric, "sense": t.sense, "setting": t.setting, "pairs": t.n,
-                          "method_median": float(t.table["method"].median()) if t.n else math.nan,
-                          "random_median": float(t.table["random"].median()) if t.n else math.nan,
-                          "wins": int((t.table["gain"] > 0).sum()), "statistic": t.statistic, "p_value": t.p_value,
-                          "min_p": t.min_p, "verdict": t.verdict, "reasons": "; ".join(t.reasons)} for t in tests],
-                        columns=cols)
+    cols = [
+        "task",
+        "metric",
+        "sense",
+        "setting",
+        "pairs",
+        "method_median",
+        "random_median",
+        "wins",
+        "statistic",
+        "p_value",
+        "min_p",
+        "verdict",
+        "reasons",
+    ]
+    return pd.DataFrame(
+        [
+            {
+                "task": t.task,
+                "metric": t.metric,
+                "sense": t.sense,
+                "setting": t.setting,
+                "pairs": t.n,
+                "method_median": float(t.table["method"].median()) if t.n else math.nan,
+                "random_median": float(t.table["random"].median()) if t.n else math.nan,
+                "wins": int((t.table["gain"] > 0).sum()),
+                "statistic": t.statistic,
+                "p_value": t.p_value,
+                "min_p": t.min_p,
+                "verdict": t.verdict,
+                "reasons": "; ".join(t.reasons),
+            }
+            for t in tests
+        ],
+        columns=cols,
+    )

@@ -8,22 +8,21 @@ runs ``configs/nyuv2.yaml``'s trial config on them with ``--epochs`` epochs per 
 stage's epoch time and peak GPU memory (NaN on CPU) from the trial's ``metrics.jsonl``. On a GPU machine
 this gives the per-epoch figures of a real NYUv2 trial (scaled by 795 / samples for the train split).
 """
+
 from __future__ import annotations
 
 import argparse
 import json
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from run import parse_args, trial_config
+from supernet.trial import run_trial
 
-from run import parse_args, trial_config  # noqa: E402
-from supernet.trial import run_trial  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def write_random_nyuv2(root: Path, n: int, seed: int = 0, h: int = 288, w: int = 384) -> None:
@@ -58,27 +57,49 @@ def main() -> None:
         write_random_nyuv2(data, a.samples)
         written = time.perf_counter() - t0
         e = a.epochs
-        sets = [f"data.root={data}", f"warmup.epochs={e}", f"search.epochs={e}", f"finetune.epochs={e}",
-                "trial.progress=false", "trial.latency_repeats=3", *a.overrides]
-        cfg = trial_config(parse_args(["--trial", "--config", str(ROOT / "configs" / "nyuv2.yaml"),
-                                       *[x for s in sets for x in ("--set", s)]]))
+        sets = [
+            f"data.root={data}",
+            f"warmup.epochs={e}",
+            f"search.epochs={e}",
+            f"finetune.epochs={e}",
+            "trial.progress=false",
+            "trial.latency_repeats=3",
+            *a.overrides,
+        ]
+        cfg = trial_config(
+            parse_args(
+                ["--trial", "--config", str(ROOT / "configs" / "nyuv2.yaml"), *[x for s in sets for x in ("--set", s)]]
+            )
+        )
         out = Path(d) / "trial"
         t0 = time.perf_counter()
         summary = run_trial(cfg, out)
         total = time.perf_counter() - t0
-        records = [json.loads(l) for l in (out / "metrics.jsonl").read_text().splitlines()]
+        records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     per_stage = {}
     for r in records:
         s = per_stage.setdefault(r["stage"], {"epoch_time_s": [], "gpu_peak_mem_mb": []})
         s["epoch_time_s"].append(round(r["epoch_time_s"], 3))
         s["gpu_peak_mem_mb"].append(None if r["gpu_peak_mem_mb"] is None else round(r["gpu_peak_mem_mb"], 1))
-    print(json.dumps({
-        "device": summary["device"], "samples_per_split": a.samples, "image": [3, 288, 384],
-        "batch_size": cfg.data.batch_size, "precision": cfg.trial.precision, "stem": cfg.model.stem,
-        "write_s": round(written, 2), "trial_s": round(total, 2), "per_stage": per_stage,
-        "params_union": summary["params"]["union"], "params_supernet": summary["params"]["supernet"],
-        "latency_ms": round(summary["latency_ms"], 2),
-    }, indent=1))
+    print(
+        json.dumps(
+            {
+                "device": summary["device"],
+                "samples_per_split": a.samples,
+                "image": [3, 288, 384],
+                "batch_size": cfg.data.batch_size,
+                "precision": cfg.trial.precision,
+                "stem": cfg.model.stem,
+                "write_s": round(written, 2),
+                "trial_s": round(total, 2),
+                "per_stage": per_stage,
+                "params_union": summary["params"]["union"],
+                "params_supernet": summary["params"]["supernet"],
+                "latency_ms": round(summary["latency_ms"], 2),
+            },
+            indent=1,
+        )
+    )
 
 
 if __name__ == "__main__":

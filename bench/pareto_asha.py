@@ -40,6 +40,7 @@ Figures per way (the schedulers': median, [min, max] and each order's):
                      the most a rung after the reduction can save (the stages before it run in every trial)
 Targets: pareto_asha hv_fraction >= 0.95 with compute_fraction <= 0.50, and above asha's hv_fraction.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -52,26 +53,48 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from bench.sweep import session  # noqa: E402 - a Ray session of its own per sweep
+from bench.sweep import session
 
 STEPS = 8 + 3 + 8
 RUNG = 8 + 3 + 1  # the first report after the reduction
 SCHEDULERS = {
-    "asha": {"type": "asha", "metric": "score", "mode": "min", "grace_period": RUNG, "reduction_factor": 3, "max_t": STEPS},
+    "asha": {
+        "type": "asha",
+        "metric": "score",
+        "mode": "min",
+        "grace_period": RUNG,
+        "reduction_factor": 3,
+        "max_t": STEPS,
+    },
     "pareto_asha": {"type": "pareto_asha", "grace_period": RUNG, "reduction_factor": 3, "max_t": STEPS},
 }
 OBJECTIVES = {"score": "min", "params": "min"}  # analysis' names for the sweep's score and params_union
 DOC = {
     "preset": "tiny",
-    "config": {"data.n_train": 256, "data.n_val": 32, "warmup.epochs": 8, "search.epochs": 3, "finetune.epochs": 8,
-               "search.prune_epochs": 1, "search.train_weights": True, "trial.progress": False,
-               "trial.latency_repeats": 1},
-    "sweep": {"search": "grid", "num_samples": 2, "resources": {"cpu": 1}, "max_concurrent": 2,
-              "baselines": ["hard_sharing"], "objectives": {"score": "min", "params_union": "min"},
-              "axes": {"model.flow_width": {"grid": [1, 2]}, "search.lambda_sq": {"grid": [0.1, 0.5, 2.0]},
-                       "reduction.tau": {"grid": [0.02, 0.05, 0.1, 0.2]}}},
+    "config": {
+        "data.n_train": 256,
+        "data.n_val": 32,
+        "warmup.epochs": 8,
+        "search.epochs": 3,
+        "finetune.epochs": 8,
+        "search.prune_epochs": 1,
+        "search.train_weights": True,
+        "trial.progress": False,
+        "trial.latency_repeats": 1,
+    },
+    "sweep": {
+        "search": "grid",
+        "num_samples": 2,
+        "resources": {"cpu": 1},
+        "max_concurrent": 2,
+        "baselines": ["hard_sharing"],
+        "objectives": {"score": "min", "params_union": "min"},
+        "axes": {
+            "model.flow_width": {"grid": [1, 2]},
+            "search.lambda_sq": {"grid": [0.1, 0.5, 2.0]},
+            "reduction.tau": {"grid": [0.02, 0.05, 0.1, 0.2]},
+        },
+    },
 }
 
 
@@ -104,7 +127,6 @@ def run(storage: str, name: str, scheduler: dict | None, order: int | None) -> d
 
 def figures(storage: str, runs: dict[str, dict]) -> dict[str, dict]:
     """hv_fraction, hv_fraction_finished, front_survival, stopped of every sweep (one normalisation for all)."""
-    import numpy as np
 
     from analysis import compare_fronts, load_results, pareto
     from analysis.compare import objective_matrix
@@ -119,16 +141,26 @@ def figures(storage: str, runs: dict[str, dict]) -> dict[str, dict]:
     cmp = compare_fronts(df, by="experiment", objectives=OBJECTIVES, budgets={})
     full_front = set(cmp.fronts["full"]["key"])
     method = df[df["mode"] == "supernet"]
-    out = {name: {"modelled_s": _modelled_s(df[df["experiment"] == name], df[df["experiment"] == "full"],
-                                            runs["full"]["trial_s"])} for name in runs}
+    out = {
+        name: {
+            "modelled_s": _modelled_s(
+                df[df["experiment"] == name], df[df["experiment"] == "full"], runs["full"]["trial_s"]
+            )
+        }
+        for name in runs
+    }
     for name in runs:
         rows = method[method["experiment"] == name]
         done = rows[rows["status"] == "finished"]
         usable = done[done["trial_id"].isin(cmp.points[name]["trial_id"])] if name in cmp.points else done.iloc[:0]
         y = pareto.normalise(objective_matrix(usable, cmp.objectives), cmp.ideal, cmp.nadir)
-        out[name] |= {"hv": float(cmp.table.loc[name, "hypervolume"]), "hv_finished": pareto.hypervolume(y, cmp.ref_point),
-                     "front_survival": len(full_front & set(done["key"])) / len(full_front),
-                     "stopped": int((rows["status"] == "early_stopped").sum()), "front_size": int(cmp.table.loc[name, "front_size"])}
+        out[name] |= {
+            "hv": float(cmp.table.loc[name, "hypervolume"]),
+            "hv_finished": pareto.hypervolume(y, cmp.ref_point),
+            "front_survival": len(full_front & set(done["key"])) / len(full_front),
+            "stopped": int((rows["status"] == "early_stopped").sum()),
+            "front_size": int(cmp.table.loc[name, "front_size"]),
+        }
     epochs = DOC["config"]["finetune.epochs"]
     fine = df.loc[df["experiment"] == "full", "time/finetune"].fillna(0.0)
     out["full"]["finetune_after_rung_s"] = float(fine.sum()) * (1 - (RUNG - (STEPS - epochs)) / epochs)
@@ -150,14 +182,22 @@ def _modelled_s(rows, full, full_trial_s: float) -> float:
     for key, status, step in zip(rows["key"], rows["status"], rows["stopped_step"]):
         t = times.loc[key]
         ran = 1.0 if status == "finished" else (step - (RUNG - 1)) / DOC["config"]["finetune.epochs"]
-        total += t["time/search"] + t["time/reduction"] + ran * t["time/finetune"] + (remainder if status == "finished" else 0.0)
+        total += (
+            t["time/search"]
+            + t["time/reduction"]
+            + ran * t["time/finetune"]
+            + (remainder if status == "finished" else 0.0)
+        )
     return total
 
 
 def _summary(values: list[float]) -> dict:
     values = [float(v) for v in values]
-    return {"median": round(statistics.median(values), 3), "range": [round(min(values), 3), round(max(values), 3)],
-            "each_order": [round(v, 3) for v in values]}
+    return {
+        "median": round(statistics.median(values), 3),
+        "range": [round(min(values), 3), round(max(values), 3)],
+        "each_order": [round(v, 3) for v in values],
+    }
 
 
 def main(orders: int, keep: str | None = None) -> None:
@@ -182,13 +222,21 @@ def summarise(runs: dict[str, dict], fig: dict[str, dict], orders: int) -> dict:
     from tune.space import parse_sweep
 
     full_s = runs["full"]["trial_s"]
-    out: dict = {"full": {"trial_compute_s": round(float(full_s), 1), "wall_s": round(float(runs["full"]["wall_s"]), 1),
-                          "n_trials": runs["full"]["n_trials"], "front_size": fig["full"]["front_size"]}}
+    out: dict = {
+        "full": {
+            "trial_compute_s": round(float(full_s), 1),
+            "wall_s": round(float(runs["full"]["wall_s"]), 1),
+            "n_trials": runs["full"]["n_trials"],
+            "front_size": fig["full"]["front_size"],
+        }
+    }
     for way in SCHEDULERS:
         names = [f"{way}_{o}" for o in range(orders)]
         out[way] = {
             "compute_fraction": _summary([runs[n]["trial_s"] / full_s for n in names]),
-            "compute_fraction_at_full_speeds": _summary([fig[n]["modelled_s"] / fig["full"]["modelled_s"] for n in names]),
+            "compute_fraction_at_full_speeds": _summary(
+                [fig[n]["modelled_s"] / fig["full"]["modelled_s"] for n in names]
+            ),
             "hv_fraction": _summary([fig[n]["hv_fraction"] for n in names]),
             "hv_fraction_finished": _summary([fig[n]["hv_fraction_finished"] for n in names]),
             "front_survival": _summary([fig[n]["front_survival"] for n in names]),
@@ -204,13 +252,22 @@ def summarise(runs: dict[str, dict], fig: dict[str, dict], orders: int) -> dict:
         "compute_pareto_over_asha": round(p["compute_fraction"]["median"] / a["compute_fraction"]["median"], 3),
         "pareto_compute_fraction_at_full_speeds_le_0.50": bool(p["compute_fraction_at_full_speeds"]["median"] <= 0.50),
         "compute_pareto_over_asha_at_full_speeds": round(
-            p["compute_fraction_at_full_speeds"]["median"] / a["compute_fraction_at_full_speeds"]["median"], 3),
+            p["compute_fraction_at_full_speeds"]["median"] / a["compute_fraction_at_full_speeds"]["median"], 3
+        ),
         # the most any rung after the reduction can save: the full grid's fine-tune time after the rung's epoch
         "finetune_share_after_rung": round(fig["full"]["finetune_after_rung_s"] / full_s, 3),
     }
     baselines = len(parse_sweep({**DOC, "sweep": {**DOC["sweep"], "name": "x"}}).baseline_points())
-    out["setup"] = {"method_trials": runs["full"]["n_trials"] - baselines, "baselines": baselines, "steps": STEPS,
-                    "rung": RUNG, "reduction_factor": 3, "orders": orders, "slots": 2, "stage_reuse": True}
+    out["setup"] = {
+        "method_trials": runs["full"]["n_trials"] - baselines,
+        "baselines": baselines,
+        "steps": STEPS,
+        "rung": RUNG,
+        "reduction_factor": 3,
+        "orders": orders,
+        "slots": 2,
+        "stage_reuse": True,
+    }
     return out
 
 

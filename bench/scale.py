@@ -21,6 +21,7 @@ Targets: ours <= 1.5x the floor; last tenth <= 1.2x the first; RSS < 2 GB extrap
 (peak + slope of the largest K); every row present and finished. Runs share one driver process, so a
 later K starts from the earlier one's RSS.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -31,8 +32,6 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
 def _rss_mb() -> float:
@@ -81,7 +80,7 @@ def _clock():
                 "driver_cpu_ms_per_trial_first_tenth": round(1000 * (ends[tenth - 1] - self.start_cpu) / tenth, 1),
                 "driver_cpu_ms_per_trial_last_tenth": round(1000 * (ends[-1] - ends[-1 - tenth]) / tenth, 1),
                 "driver_peak_rss_mb": round(max(self.rss), 1),
-                "driver_rss_mb_per_1000_trials": round(1000 * _slope(self.rss[len(self.rss) // 2:]), 1),
+                "driver_rss_mb_per_1000_trials": round(1000 * _slope(self.rss[len(self.rss) // 2 :]), 1),
             }
 
     return DriverClock()
@@ -114,8 +113,12 @@ def floor_trainable(config: dict, setup=None) -> None:
 def sweep_of(k: int, name: str):
     from tune.space import parse_sweep
 
-    return parse_sweep({"preset": "nano", "sweep": {"name": name, "num_samples": k, "resources": {"cpu": 1},
-                                                    "max_concurrent": 2, "max_failures": 0}})
+    return parse_sweep(
+        {
+            "preset": "nano",
+            "sweep": {"name": name, "num_samples": k, "resources": {"cpu": 1}, "max_concurrent": 2, "max_failures": 0},
+        }
+    )
 
 
 def run(k: int, storage: str, floor_shape: dict | None = None) -> tuple[dict, object]:
@@ -126,8 +129,9 @@ def run(k: int, storage: str, floor_shape: dict | None = None) -> tuple[dict, ob
     t0 = time.perf_counter()
     with contextlib.redirect_stdout(sys.stderr):  # Tune's progress tables; the JSON alone goes to stdout
         if floor_shape:
-            build_tuner(sweep, storage, extra_config=floor_shape, train_fn=floor_trainable, results=False,
-                        callbacks=[clock]).fit()
+            build_tuner(
+                sweep, storage, extra_config=floor_shape, train_fn=floor_trainable, results=False, callbacks=[clock]
+            ).fit()
         else:
             build_tuner(sweep, storage, callbacks=[clock]).fit()
     wall = time.perf_counter() - t0
@@ -145,15 +149,18 @@ def measure(k: int, storage: str) -> dict:
     shape = {"_reports": reports, "_checkpoints": checkpoints, "_keys": clock.n_keys}
     floor, _ = run(k, storage, floor_shape=shape)
     return {
-        "trials": k, **ours,
-        "rows": int(len(df)), "all_finished": bool(len(df) == k and (df["status"] == "finished").all() and df["trial_id"].is_unique),
+        "trials": k,
+        **ours,
+        "rows": int(len(df)),
+        "all_finished": bool(len(df) == k and (df["status"] == "finished").all() and df["trial_id"].is_unique),
         "floor_driver_cpu_ms_per_trial": floor["driver_cpu_ms_per_trial"],
         "floor_driver_cpu_ms_per_trial_first_tenth": floor["driver_cpu_ms_per_trial_first_tenth"],
         "floor_driver_cpu_ms_per_trial_last_tenth": floor["driver_cpu_ms_per_trial_last_tenth"],
         "floor_driver_peak_rss_mb": floor["driver_peak_rss_mb"],
         "floor_driver_rss_mb_per_1000_trials": floor["driver_rss_mb_per_1000_trials"],
         "floor_trials_per_minute": floor["trials_per_minute"],
-        "reports_per_trial": reports, "checkpoints_per_trial": checkpoints,
+        "reports_per_trial": reports,
+        "checkpoints_per_trial": checkpoints,
     }
 
 
@@ -183,7 +190,9 @@ def main(argv: list[str] | None = None) -> None:
     slope = max(last["driver_rss_mb_per_1000_trials"], 0.0) / 1000  # MB per trial, over the last half of the largest K
     out["rss_mb_extrapolated_10000"] = round(last["driver_peak_rss_mb"] + slope * max(10_000 - int(k), 0), 1)
     out["rss_mb_extrapolated_100000"] = round(last["driver_peak_rss_mb"] + slope * (100_000 - int(k)), 1)
-    out["cpu_s_extrapolated_100000"] = round(last["driver_cpu_ms_per_trial_last_tenth"] * 100, 1)  # at the last tenth's rate
+    out["cpu_s_extrapolated_100000"] = round(
+        last["driver_cpu_ms_per_trial_last_tenth"] * 100, 1
+    )  # at the last tenth's rate
     print(json.dumps(out, indent=1))
 
 

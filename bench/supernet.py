@@ -11,29 +11,26 @@ Measured side by side in one run (medians of interleaved repeats, CPU or CUDA as
     (target <= 1.15), and the compact forward's speed-up over running each task's sub-network alone
     (for the searched-looking architecture, and for one where all tasks share a chain).
 """
+
 from __future__ import annotations
 
 import argparse
 import json
 import statistics
-import sys
 import time
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from supernet.compact import CompactNet  # noqa: E402
-from supernet.dag import Supernet  # noqa: E402
-from supernet.ops import edge_key  # noqa: E402
-from supernet.reduction import reduce  # noqa: E402
-from supernet.spec import ArchSpec  # noqa: E402
-from supernet.runtime import keep_freed_memory  # noqa: E402
-from supernet.squeeze import squeeze_loss  # noqa: E402
-from supernet.stages import set_trainable  # noqa: E402
-from supernet.tasks import TaskSpec, losses  # noqa: E402
+from supernet.compact import CompactNet
+from supernet.dag import Supernet
+from supernet.ops import edge_key
+from supernet.reduction import reduce
+from supernet.runtime import keep_freed_memory
+from supernet.spec import ArchSpec
+from supernet.squeeze import squeeze_loss
+from supernet.stages import set_trainable
+from supernet.tasks import TaskSpec, losses
 
 TASKS = {
     "segmentation": TaskSpec("segmentation", "segmentation", num_classes=4),
@@ -123,7 +120,7 @@ def op_replay_fn(c: CompactNet, x: torch.Tensor):
                 terms.append(c.edges[edge_key(i, j)](h[s]))
             h[k] = F.relu(sum(terms))
         seen = set()
-        for k, (j, r, srcs) in enumerate(c.instances):
+        for j, r, srcs in c.instances:
             if r is not None and ("r", j) not in seen:
                 seen.add(("r", j))
                 calls.append((c.read_in[str(j)], x0))
@@ -132,8 +129,10 @@ def op_replay_fn(c: CompactNet, x: torch.Tensor):
                     seen.add((i, j, s))
                     calls.append((c.edges[edge_key(i, j)], h[s]))
         sums = []
-        for k, (j, r, srcs) in enumerate(c.instances):
-            terms = ([c.read_in[str(j)](x0)] if r is not None else []) + [c.edges[edge_key(i, j)](h[s]) for i, s, _ in srcs]
+        for j, r, srcs in c.instances:
+            terms = ([c.read_in[str(j)](x0)] if r is not None else []) + [
+                c.edges[edge_key(i, j)](h[s]) for i, s, _ in srcs
+            ]
             sums.append(terms)
         size = tuple(x.shape[-2:])
         heads = []
@@ -200,11 +199,15 @@ def main() -> None:
 
     n1, n2, n_static = net(args.nodes), net(2 * args.nodes), net(args.nodes)
     n_static.load_state_dict(n1.state_dict())
-    t = median_times({
-        "supernet_step": search_step_fn(n1, x, y, gated=True),
-        "static_step": search_step_fn(n_static, x, y, gated=False),
-        "supernet_step_2n": search_step_fn(n2, x, y, gated=True),
-    }, args.repeats, device)
+    t = median_times(
+        {
+            "supernet_step": search_step_fn(n1, x, y, gated=True),
+            "static_step": search_step_fn(n_static, x, y, gated=False),
+            "supernet_step_2n": search_step_fn(n2, x, y, gated=True),
+        },
+        args.repeats,
+        device,
+    )
 
     # a searched-looking architecture: random gates, reduced at tau
     g = torch.Generator().manual_seed(1)
@@ -220,13 +223,29 @@ def main() -> None:
     compact_all, compact_separate = forward_fns(c, x)
     chain_all, chain_separate = forward_fns(chain, x)
 
-    tc = median_times({"compact": compact_all, "op_replay": op_replay_fn(c, x), "separate": compact_separate,
-                       "chain": chain_all, "chain_separate": chain_separate}, args.repeats, device)
+    tc = median_times(
+        {
+            "compact": compact_all,
+            "op_replay": op_replay_fn(c, x),
+            "separate": compact_separate,
+            "chain": chain_all,
+            "chain_separate": chain_separate,
+        },
+        args.repeats,
+        device,
+    )
     result = {
         "device": str(device),
         "threads": torch.get_num_threads(),
         "malloc_tuned": malloc_tuned,
-        "setup": {"N": args.nodes, "M": args.width, "C": args.channels, "size": args.size, "batch": args.batch, "tasks": len(TASKS)},
+        "setup": {
+            "N": args.nodes,
+            "M": args.width,
+            "C": args.channels,
+            "size": args.size,
+            "batch": args.batch,
+            "tasks": len(TASKS),
+        },
         "search_step_ms": round(t["supernet_step"] * 1e3, 3),
         "static_step_ms": round(t["static_step"] * 1e3, 3),
         "a_supernet_over_static": round(t["supernet_step"] / t["static_step"], 3),

@@ -19,6 +19,7 @@ what Tune itself adds to those trials. Figures:
                        ours torch and the supernet too; the floor imports neither)
   replayed_stage_s     per reuse sweep, the time its trials spent in stages replayed from the stage cache
 """
+
 from __future__ import annotations
 
 import argparse
@@ -32,16 +33,29 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
 SLOTS = 2
 DOC = {
     "preset": "tiny",
-    "config": {"data.n_train": 768, "data.n_val": 32, "model.n_nodes": 3, "warmup.epochs": 6, "search.epochs": 6,
-               "finetune.epochs": 2, "trial.progress": False, "trial.latency_repeats": 1},
-    "sweep": {"search": "grid", "resources": {"cpu": 1}, "max_concurrent": SLOTS,
-              "axes": {"model.flow_width": {"grid": [1, 2]}, "search.lambda_sq": {"grid": [0.1, 1.0]},
-                       "reduction.tau": {"grid": [0.05, 0.2]}}},
+    "config": {
+        "data.n_train": 768,
+        "data.n_val": 32,
+        "model.n_nodes": 3,
+        "warmup.epochs": 6,
+        "search.epochs": 6,
+        "finetune.epochs": 2,
+        "trial.progress": False,
+        "trial.latency_repeats": 1,
+    },
+    "sweep": {
+        "search": "grid",
+        "resources": {"cpu": 1},
+        "max_concurrent": SLOTS,
+        "axes": {
+            "model.flow_width": {"grid": [1, 2]},
+            "search.lambda_sq": {"grid": [0.1, 1.0]},
+            "reduction.tau": {"grid": [0.05, 0.2]},
+        },
+    },
 }
 
 
@@ -89,17 +103,30 @@ def run(storage: str, name: str, reuse: bool, replay: dict | None = None) -> dic
     if replay is None:
         tuner = build_tuner(sweep, storage, stage_reuse=reuse, callbacks=[starts])
     else:
-        tuner = build_tuner(sweep, storage, extra_config={"_replay": replay}, stage_reuse=False,
-                            train_fn=replay_trainable, results=False, callbacks=[starts])
+        tuner = build_tuner(
+            sweep,
+            storage,
+            extra_config={"_replay": replay},
+            stage_reuse=False,
+            train_fn=replay_trainable,
+            results=False,
+            callbacks=[starts],
+        )
     with contextlib.redirect_stdout(sys.stderr):  # Tune's progress tables; the JSON alone goes to stdout
         grid = tuner.fit()
     wall = time.perf_counter() - t0
     first = min(starts.at) - t0  # Tuner set-up and the first Tune actors' start, before any trial runs
     assert all(r.metrics.get("trial_finished") == 1 for r in grid), "every benchmark trial should finish"
     times = [r.metrics["time_total_s"] for r in grid]
-    out = {"wall_s": wall, "trial_s": sum(times), "n_trials": len(times), "startup_s": first,
-           "replay": {_key(r.config["overrides"]): [r.metrics["time_total_s"], r.metrics["training_iteration"]]
-                      for r in grid}}
+    out = {
+        "wall_s": wall,
+        "trial_s": sum(times),
+        "n_trials": len(times),
+        "startup_s": first,
+        "replay": {
+            _key(r.config["overrides"]): [r.metrics["time_total_s"], r.metrics["training_iteration"]] for r in grid
+        },
+    }
     if replay is None:
         # what perfect reuse would save: every warm-up but one per M, every search but one per (M, lambda_sq)
         import pyarrow.parquet as pq
@@ -147,22 +174,34 @@ def main(repeats: int) -> None:
     # the ratio if reuse cost nothing: the no-reuse sweep minus every repeated warm-up and search
     reuse_floor = [round((n["trial_s"] - n["reusable_s"]) / n["trial_s"], 3) for n in nos]
     after = [ratio(y, y["startup_s"]) for y in yeses]
-    print(json.dumps({
-        "reuse_compute_ratio": statistics.median(reuse),
-        "reuse_floor": statistics.median(reuse_floor),
-        "wall_over_ideal": statistics.median(wall),
-        "floor_wall_over_ideal": ratio(floor),
-        # the same without the time before the first trial starts (a fixed cost per sweep, not per trial)
-        "wall_over_ideal_after_startup": statistics.median(after),
-        "floor_wall_over_ideal_after_startup": ratio(floor, floor["startup_s"]),
-        # the direct cost of reuse: time in the stages that the reuse sweeps' trials replayed from the cache
-        "replayed_stage_s": [round(y["replayed_s"], 2) for y in yeses],
-        "each_repeat": {"reuse_compute_ratio": reuse, "reuse_floor": reuse_floor, "wall_over_ideal": wall,
-                        "wall_over_ideal_after_startup": after},
-        "slots": SLOTS, "repeats": repeats,
-        **{k: {f: round(v, 2) for f, v in r.items() if f != "replay"}
-           for k, r in (("with_reuse", yes), ("floor", floor))},
-    }, indent=1))
+    print(
+        json.dumps(
+            {
+                "reuse_compute_ratio": statistics.median(reuse),
+                "reuse_floor": statistics.median(reuse_floor),
+                "wall_over_ideal": statistics.median(wall),
+                "floor_wall_over_ideal": ratio(floor),
+                # the same without the time before the first trial starts (a fixed cost per sweep, not per trial)
+                "wall_over_ideal_after_startup": statistics.median(after),
+                "floor_wall_over_ideal_after_startup": ratio(floor, floor["startup_s"]),
+                # the direct cost of reuse: time in the stages that the reuse sweeps' trials replayed from the cache
+                "replayed_stage_s": [round(y["replayed_s"], 2) for y in yeses],
+                "each_repeat": {
+                    "reuse_compute_ratio": reuse,
+                    "reuse_floor": reuse_floor,
+                    "wall_over_ideal": wall,
+                    "wall_over_ideal_after_startup": after,
+                },
+                "slots": SLOTS,
+                "repeats": repeats,
+                **{
+                    k: {f: round(v, 2) for f, v in r.items() if f != "replay"}
+                    for k, r in (("with_reuse", yes), ("floor", floor))
+                },
+            },
+            indent=1,
+        )
+    )
 
 
 def ratio(r: dict, less: float = 0.0) -> float:

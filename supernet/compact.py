@@ -17,6 +17,7 @@ and updates its running statistics once, weighting each input by the number of t
 rule the supernet follows with 0/1 gates (``supernet/ops.py``). So fine-tune trains the function that
 search evaluated.
 """
+
 from __future__ import annotations
 
 from typing import Sequence
@@ -54,9 +55,7 @@ def plan_instances(spec: ArchSpec) -> tuple[list[Instance], dict[str, dict[int, 
         per_task[task] = mine
     order = sorted(range(len(instances)), key=lambda k: (instances[k][0], k))  # by node: topological
     remap = {old: new for new, old in enumerate(order)}
-    instances = [
-        (j, r, tuple((i, remap[s], w) for i, s, w in srcs)) for j, r, srcs in (instances[k] for k in order)
-    ]
+    instances = [(j, r, tuple((i, remap[s], w) for i, s, w in srcs)) for j, r, srcs in (instances[k] for k in order)]
     per_task = {t: {j: remap[k] for j, k in m.items()} for t, m in per_task.items()}
     return instances, per_task
 

@@ -14,6 +14,7 @@ Sections
 ``finetune``   stage 3 (paper): the compact network's kept Theta and heads
 ``trial``      mode (the method or a baseline), seed, device, precision, checkpointing
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -45,7 +46,9 @@ class DataError(ValueError):
 
 @dataclass(frozen=True)
 class DataConfig:
-    name: str = "synthetic"  # synthetic | planted (known answer: supernet/data/planted.py) | nyuv2 | cityscapes | omniglot
+    name: str = (
+        "synthetic"  # synthetic | planted (known answer: supernet/data/planted.py) | nyuv2 | cityscapes | omniglot
+    )
     root: str | None = None  # local folder of a real data set (nothing is ever downloaded)
     tasks: tuple[str, ...] = ()  # empty = every task the data set offers
     image_size: tuple[int, int] = (32, 32)  # (H, W): synthetic render size / resize target for real data
@@ -69,7 +72,9 @@ class ModelConfig:
     stem_weights: str | None = None  # local .pth file for the ResNet trunk; None = random init
     stem_layers: int = 2  # ResNet: how many residual stages (1-4) the trunk keeps
     norm: str = "bn"  # normalisation inside an edge op: bn | gn
-    gate: str = "sigmoid"  # sigmoid | straight_through | gumbel | hard_concrete (ours: gate relaxation, supernet/dag.py relax)
+    gate: str = (
+        "sigmoid"  # sigmoid | straight_through | gumbel | hard_concrete (ours: gate relaxation, supernet/dag.py relax)
+    )
     temperature: float = 1.0  # g = sigmoid(logit / temperature)
     arch_init: float = 0.0  # initial logit of every gate (sigmoid(0) = 0.5: all paths on, equally weighted)
 
@@ -317,8 +322,11 @@ def _check_fields(cfg: Config) -> None:
             if isinstance(v, float) and key not in NONFINITE_OK:
                 _check(math.isfinite(v), key, f"must be a finite number, got {v}")
             if f.name.endswith("seed"):
-                _check(isinstance(v, int) and not isinstance(v, bool) and 0 <= v < SEED_LIMIT, key,
-                       f"a seed must be an integer in [0, 2**32), got {v!r}")
+                _check(
+                    isinstance(v, int) and not isinstance(v, bool) and 0 <= v < SEED_LIMIT,
+                    key,
+                    f"a seed must be an integer in [0, 2**32), got {v!r}",
+                )
 
 
 def _check(ok: bool, key: str, msg: str) -> None:
@@ -339,8 +347,11 @@ def validate(cfg: Config) -> None:
     _check(len(set(d.tasks)) == len(d.tasks), "data.tasks", f"duplicate task names in {list(d.tasks)}")
     _check(m.n_nodes >= 1, "model.n_nodes", f"N must be >= 1, got {m.n_nodes}")
     if m.n_nodes > 1:
-        _check(1 <= m.flow_width < m.n_nodes, "model.flow_width",
-               f"M must satisfy 1 <= M < N (N={m.n_nodes}), got {m.flow_width}; M = N-1 is the unrestricted DAG")
+        _check(
+            1 <= m.flow_width < m.n_nodes,
+            "model.flow_width",
+            f"M must satisfy 1 <= M < N (N={m.n_nodes}), got {m.flow_width}; M = N-1 is the unrestricted DAG",
+        )
     else:
         _check(m.flow_width >= 1, "model.flow_width", "must be >= 1")
     _check(m.channels >= 1, "model.channels", "must be >= 1")
@@ -350,15 +361,20 @@ def validate(cfg: Config) -> None:
     _check(m.gate in GATES, "model.gate", f"{m.gate!r} is not one of {GATES}")
     _check(m.temperature > 0, "model.temperature", "must be > 0")
     te = cfg.search.temperature_end
-    _check(te is None or (math.isfinite(te) and te > 0), "search.temperature_end",
-           f"must be > 0 (or null: no annealing), got {te}")
+    _check(
+        te is None or (math.isfinite(te) and te > 0),
+        "search.temperature_end",
+        f"must be > 0 (or null: no annealing), got {te}",
+    )
     for name, st in (("warmup", cfg.warmup), ("search", cfg.search), ("finetune", cfg.finetune)):
         _check(st.epochs >= 0, f"{name}.epochs", "must be >= 0")
         _check(st.lr >= 0, f"{name}.lr", "must be >= 0")
         _check(st.weight_decay >= 0, f"{name}.weight_decay", "must be >= 0")
         _check(0 <= st.momentum < 1, f"{name}.momentum", "must be in [0, 1)")
     _check(cfg.search.arch_lr >= 0, "search.arch_lr", "must be >= 0")
-    _check(cfg.search.prune_epochs >= 0, "search.prune_epochs", f"must be >= 0 (0 = off), got {cfg.search.prune_epochs}")
+    _check(
+        cfg.search.prune_epochs >= 0, "search.prune_epochs", f"must be >= 0 (0 = off), got {cfg.search.prune_epochs}"
+    )
     _check(cfg.search.lambda_sq >= 0, "search.lambda_sq", f"must be >= 0 (a weight), got {cfg.search.lambda_sq}")
     _check(cfg.search.squeeze in SQUEEZE, "search.squeeze", f"{cfg.search.squeeze!r} is not one of {SQUEEZE}")
     _check(0 <= r.tau < 1, "reduction.tau", f"must be in [0, 1), got {r.tau}")

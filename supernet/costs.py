@@ -1,4 +1,5 @@
 """Costs: parameters (union and per task), FLOPs (torch.utils.flop_counter) and latency."""
+
 from __future__ import annotations
 
 import time

@@ -15,6 +15,7 @@ All tasks run in one forward: the stem runs once, and each edge op runs once on 
 statistics (``supernet/ops.py``), so tasks stay separate in train mode too: a task's output and the
 gradient of its loss depend on its own gates only.
 """
+
 from __future__ import annotations
 
 import math
@@ -144,13 +145,13 @@ class Supernet(nn.Module):
         ``prune_mask``; the initial gates while ``hold_gates``."""
         if self.hold_gates:
             return self.initial_gates()
-        r = lambda l: relax(l, self.gate, self.temperature, self.training)  # noqa: E731
+        r = lambda x: relax(x, self.gate, self.temperature, self.training)  # noqa: E731
         return self._masked(Gates(r(self.alpha), r(self.beta), r(self.gamma)))
 
     def eval_gates(self) -> Gates:
         """The gates an eval-mode forward computes with (no Gumbel noise; 0/1 for straight-through), times
         ``prune_mask``."""
-        r = lambda l: relax(l, self.gate, self.temperature, False)  # noqa: E731
+        r = lambda x: relax(x, self.gate, self.temperature, False)  # noqa: E731
         return self._masked(Gates(r(self.alpha), r(self.beta), r(self.gamma)))
 
     def _masked(self, g: Gates) -> Gates:
@@ -164,13 +165,13 @@ class Supernet(nn.Module):
 
     def initial_gates(self) -> Gates:
         """The eval-mode gates of the initial logits (``arch_init``): what warm-up trains the weights with."""
-        r = lambda l: relax(torch.full_like(l, self.arch_init), self.gate, self.temperature, False)  # noqa: E731
+        r = lambda x: relax(torch.full_like(x, self.arch_init), self.gate, self.temperature, False)  # noqa: E731
         return Gates(r(self.alpha), r(self.beta), r(self.gamma))
 
     def gate_probs(self) -> Gates:
         """The probability that each gate is used (``open_probability``: sigmoid(logit / T), or P(gate > 0)
         for hard_concrete): what the squeeze loss and the reduction read."""
-        s = lambda l: open_probability(l, self.gate, self.temperature)  # noqa: E731
+        s = lambda x: open_probability(x, self.gate, self.temperature)  # noqa: E731
         return Gates(s(self.alpha), s(self.beta), s(self.gamma))
 
     def discrete_gates(self, spec: ArchSpec) -> Gates:
@@ -191,7 +192,9 @@ class Supernet(nn.Module):
 
     # ---------------------------------------------------------------- forward
 
-    def forward(self, x: torch.Tensor, gates: Gates | None = None, tasks: Sequence[str] | None = None) -> dict[str, torch.Tensor]:
+    def forward(
+        self, x: torch.Tensor, gates: Gates | None = None, tasks: Sequence[str] | None = None
+    ) -> dict[str, torch.Tensor]:
         """{task: output}; ``tasks``: compute only these tasks' rows (one task's own path, e.g. for its FLOPs)."""
         g = gates if gates is not None else self.gates()
         names = self.task_names
@@ -227,8 +230,12 @@ class Supernet(nn.Module):
     def op_costs(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Parameter count of each edge op (E,) and each read-in op (N,)."""
         dev = self.alpha.device
-        ce = torch.tensor([sum(p.numel() for p in self.edges[edge_key(i, j)].parameters()) for i, j in self.edges_ij], device=dev)
-        cr = torch.tensor([sum(p.numel() for p in self.read_in[str(j)].parameters()) for j in range(1, self.n_nodes + 1)], device=dev)
+        ce = torch.tensor(
+            [sum(p.numel() for p in self.edges[edge_key(i, j)].parameters()) for i, j in self.edges_ij], device=dev
+        )
+        cr = torch.tensor(
+            [sum(p.numel() for p in self.read_in[str(j)].parameters()) for j in range(1, self.n_nodes + 1)], device=dev
+        )
         return ce.float(), cr.float()
 
 
@@ -236,6 +243,15 @@ def build_supernet(model_cfg, tasks: dict[str, TaskSpec]) -> Supernet:
     """Supernet from a ``ModelConfig`` (unpacked here, at the edge)."""
     m = model_cfg
     return Supernet(
-        tasks, m.n_nodes, m.flow_width, m.channels, m.stem, m.stem_weights, m.stem_layers, m.norm, m.gate,
-        m.temperature, m.arch_init,
+        tasks,
+        m.n_nodes,
+        m.flow_width,
+        m.channels,
+        m.stem,
+        m.stem_weights,
+        m.stem_layers,
+        m.norm,
+        m.gate,
+        m.temperature,
+        m.arch_init,
     )

@@ -19,11 +19,11 @@ Normalisation (ours, ``model.norm``; the paper does not say):
 - ``gn``: GroupNorm, batch-independent (no running statistics): the same guarantees with nothing to
   keep in step, at some cost in speed of learning.
 """
+
 from __future__ import annotations
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
 
 def edge_key(i: int, j: int) -> str:

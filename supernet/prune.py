@@ -13,6 +13,7 @@ computes exactly what the compact net with folded gates computes right after red
 The squeeze loss still reads the unmasked gate probabilities (``gate_probs``), so a pruned element keeps
 being pushed down; an element can come back when the flows move above tau again.
 """
+
 from __future__ import annotations
 
 from typing import Callable

@@ -17,6 +17,7 @@ folded gates both arms are plain 0/1 networks.
 Uniform draws: each of edges, read-ins and read-outs is a uniform subset of its size; draws with a node
 off every read-in-to-read-out path are rejected (``ArchSpec.validate``) and drawn again.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -26,13 +27,16 @@ from .spec import ArchSpec, TaskArch, edge_list
 MAX_DRAWS = 100_000
 
 
-def random_task_arch(n_nodes: int, flow_width: int, n_edges: int, n_read_in: int, n_read_out: int,
-                     rng: np.random.Generator) -> TaskArch:
+def random_task_arch(
+    n_nodes: int, flow_width: int, n_edges: int, n_read_in: int, n_read_out: int, rng: np.random.Generator
+) -> TaskArch:
     """A uniformly drawn valid architecture with exactly these counts."""
     edges = edge_list(n_nodes, flow_width)
     if not (0 <= n_edges <= len(edges) and 1 <= n_read_in <= n_nodes and 1 <= n_read_out <= n_nodes):
-        raise ValueError(f"no architecture of N={n_nodes}, M={flow_width} has {n_edges} edges, "
-                         f"{n_read_in} read-ins and {n_read_out} read-outs")
+        raise ValueError(
+            f"no architecture of N={n_nodes}, M={flow_width} has {n_edges} edges, "
+            f"{n_read_in} read-ins and {n_read_out} read-outs"
+        )
     for _ in range(MAX_DRAWS):
         arch = TaskArch(
             edges=tuple(sorted(edges[k] for k in rng.choice(len(edges), n_edges, replace=False))),
@@ -59,9 +63,13 @@ def random_like(spec: ArchSpec, seed: int, draw: int) -> ArchSpec:
         r = random_task_arch(spec.n_nodes, spec.flow_width, len(a.edges), len(a.read_in), len(a.read_out), rng)
         if a.has_gates:
             deal = lambda values: tuple(float(v) for v in rng.permutation(np.asarray(values, dtype=float)))  # noqa: E731
-            r = TaskArch(r.edges, r.read_in, r.read_out,
-                         edge_gates=deal([a.edge_gate(e) for e in a.edges]),
-                         read_in_gates=deal([a.read_in_gate(j) for j in a.read_in]),
-                         read_out_gates=deal([a.read_out_gate(j) for j in a.read_out]))
+            r = TaskArch(
+                r.edges,
+                r.read_in,
+                r.read_out,
+                edge_gates=deal([a.edge_gate(e) for e in a.edges]),
+                read_in_gates=deal([a.read_in_gate(j) for j in a.read_in]),
+                read_out_gates=deal([a.read_out_gate(j) for j in a.read_out]),
+            )
         tasks.append((t, r))
     return ArchSpec(spec.n_nodes, spec.flow_width, tuple(tasks))

@@ -46,6 +46,7 @@ supernet minus the pruned paths instead of a 0/1 network whose node sums and rea
 differently. (The kept read-outs are not renormalised to sum to 1: that would rescale the features a
 head reads whenever a read-out is pruned.)
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -54,7 +55,9 @@ from .config import FLOW_RULES
 from .spec import ArchSpec, TaskArch, edge_list
 
 
-def normalised_capacities(a: np.ndarray, b: np.ndarray, g: np.ndarray, edges: list[tuple[int, int]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def normalised_capacities(
+    a: np.ndarray, b: np.ndarray, g: np.ndarray, edges: list[tuple[int, int]]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """node_share's capacities: each node's input gates (read-in and in-edges) divided by their sum, and
     the read-out gates divided by theirs (a node or read-out with all gates 0 keeps 0)."""
     into = np.array(b, dtype=float)
@@ -66,7 +69,9 @@ def normalised_capacities(a: np.ndarray, b: np.ndarray, g: np.ndarray, edges: li
     return a_hat, np.asarray(b, dtype=float) / safe, np.asarray(g, dtype=float) / (g_sum if g_sum > 0 else 1.0)
 
 
-def edge_flows(a: np.ndarray, b: np.ndarray, g: np.ndarray, edges: list[tuple[int, int]], rule: str = "path_product") -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+def edge_flows(
+    a: np.ndarray, b: np.ndarray, g: np.ndarray, edges: list[tuple[int, int]], rule: str = "path_product"
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
     """Flow share of every edge (E,), read-in (N,) and read-out (N,) of one task, and the total flow.
 
     a: edge capacities (E,), b: read-in capacities (N,), g: read-out capacities (N,), all in [0, 1].
@@ -146,13 +151,16 @@ class _BestPaths:
         return path, start, end
 
 
-def max_product_path(a: np.ndarray, b: np.ndarray, g: np.ndarray, edges: list[tuple[int, int]]) -> tuple[list[int], int, int]:
+def max_product_path(
+    a: np.ndarray, b: np.ndarray, g: np.ndarray, edges: list[tuple[int, int]]
+) -> tuple[list[int], int, int]:
     """The S->K path with the largest product of capacities: (edge indices, read-in node, read-out node)."""
     return _BestPaths(a, b, g, edges).best_path()
 
 
-def reduce_task(a: np.ndarray, b: np.ndarray, g: np.ndarray, n_nodes: int, flow_width: int, tau: float,
-                rule: str = "path_product") -> TaskArch:
+def reduce_task(
+    a: np.ndarray, b: np.ndarray, g: np.ndarray, n_nodes: int, flow_width: int, tau: float, rule: str = "path_product"
+) -> TaskArch:
     """Discrete architecture of one task from its gate probabilities (see module docstring)."""
     if rule not in FLOW_RULES:
         raise ValueError(f"unknown flow rule {rule!r}; rules are {FLOW_RULES}")
@@ -168,7 +176,10 @@ def reduce_task(a: np.ndarray, b: np.ndarray, g: np.ndarray, n_nodes: int, flow_
     keep_out = {j for j in range(1, n_nodes + 1) if fout[j - 1] >= tau}
     best = _BestPaths(a, b, g, edges)
     path, start, end = best.best_path()
-    if rule in ("node_share", "own_gate"):  # connect: every kept element joins a read-in and a read-out by its best chains
+    if rule in (
+        "node_share",
+        "own_gate",
+    ):  # connect: every kept element joins a read-in and a read-out by its best chains
 
         def add_in(j: int) -> None:
             if (c := best.chain_in(j)) is not None:
@@ -207,8 +218,9 @@ def reduce_task(a: np.ndarray, b: np.ndarray, g: np.ndarray, n_nodes: int, flow_
     )
 
 
-def reduce(probs, task_names: tuple[str, ...], n_nodes: int, flow_width: int, tau: float,
-           rule: str = "path_product") -> ArchSpec:
+def reduce(
+    probs, task_names: tuple[str, ...], n_nodes: int, flow_width: int, tau: float, rule: str = "path_product"
+) -> ArchSpec:
     """ArchSpec from a supernet's gate probabilities (``Supernet.gate_probs()``)."""
     a = probs.alpha.detach().double().cpu().numpy()
     b = probs.beta.detach().double().cpu().numpy()
@@ -231,10 +243,17 @@ def fold_gates(spec: ArchSpec, gates, task_names: tuple[str, ...]) -> ArchSpec:
     tasks = []
     for t, arch in spec.tasks:
         k = row[t]
-        tasks.append((t, TaskArch(
-            arch.edges, arch.read_in, arch.read_out,
-            edge_gates=tuple(float(a[k, index[e]]) for e in arch.edges),
-            read_in_gates=tuple(float(b[k, j - 1]) for j in arch.read_in),
-            read_out_gates=tuple(float(g[k, j - 1]) for j in arch.read_out),
-        )))
+        tasks.append(
+            (
+                t,
+                TaskArch(
+                    arch.edges,
+                    arch.read_in,
+                    arch.read_out,
+                    edge_gates=tuple(float(a[k, index[e]]) for e in arch.edges),
+                    read_in_gates=tuple(float(b[k, j - 1]) for j in arch.read_in),
+                    read_out_gates=tuple(float(g[k, j - 1]) for j in arch.read_out),
+                ),
+            )
+        )
     return ArchSpec(spec.n_nodes, spec.flow_width, tuple(tasks))

@@ -6,6 +6,7 @@ that cost grows faster than the compute (``bench/supernet.py`` measured search-s
 of 2.4-2.9 without this and 2.1 with it, at N = 8, M = 2 on 2 CPU cores). Raising both thresholds
 keeps freed activation memory in the process for the next step.
 """
+
 from __future__ import annotations
 
 import ctypes

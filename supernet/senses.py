@@ -2,6 +2,7 @@
 
 Torch-free on purpose: the analysis package (numpy/pandas only) reads the same table as the trainer.
 """
+
 from __future__ import annotations
 
 METRIC_SENSES: dict[str, str] = {

@@ -11,6 +11,7 @@ minus the pruned paths (the kept read-outs keep the weights they had; they are n
 them every kept edge and read-in has gate 1 and the read-out is the mean of the kept read-outs (the plain
 0/1 architecture).
 """
+
 from __future__ import annotations
 
 import json
@@ -130,7 +131,9 @@ class ArchSpec:
             edges, read_in, read_out = sorted(edges), sorted(read_in), sorted(read_out)
             gated = bool(g)
             return TaskArch(
-                edges=tuple(e for e, _ in edges), read_in=tuple(j for j, _ in read_in), read_out=tuple(j for j, _ in read_out),
+                edges=tuple(e for e, _ in edges),
+                read_in=tuple(j for j, _ in read_in),
+                read_out=tuple(j for j, _ in read_out),
                 edge_gates=tuple(float(v) for _, v in edges) if gated else (),
                 read_in_gates=tuple(float(v) for _, v in read_in) if gated else (),
                 read_out_gates=tuple(float(v) for _, v in read_out) if gated else (),

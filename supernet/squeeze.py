@@ -9,6 +9,7 @@ each op, and return a scalar in [0, 1].
 - ``l1``: mean gate over tasks and ops (each task pays for its own ops).
 - ``bimodal``: mean ``g (1 - g)``, pushes gates towards 0 or 1 without preferring either.
 """
+
 from __future__ import annotations
 
 import torch
@@ -30,8 +31,15 @@ def bimodal(g: torch.Tensor, cost: torch.Tensor) -> torch.Tensor:
 SQUEEZE_LOSSES = {"union_params": union_params, "l1": l1, "bimodal": bimodal}
 
 
-def squeeze_loss(kind: str, alpha: torch.Tensor, beta: torch.Tensor, edge_cost: torch.Tensor, read_in_cost: torch.Tensor,
-                 gamma: torch.Tensor | None = None, read_out_cost: torch.Tensor | None = None) -> torch.Tensor:
+def squeeze_loss(
+    kind: str,
+    alpha: torch.Tensor,
+    beta: torch.Tensor,
+    edge_cost: torch.Tensor,
+    read_in_cost: torch.Tensor,
+    gamma: torch.Tensor | None = None,
+    read_out_cost: torch.Tensor | None = None,
+) -> torch.Tensor:
     """Squeeze loss over edges (alpha gates (T, E)) and read-ins (beta gates (T, N)), and read-outs (gamma gates
     (T, N) at ``read_out_cost`` (N,)) when given."""
     g = torch.cat([alpha, beta] + ([gamma] if gamma is not None else []), dim=1)  # (T, E + N [+ N])

@@ -8,6 +8,7 @@ the architecture logits, single-level search on the training split, task losses 
 Every epoch reseeds torch from (trial seed, stage, epoch), so a stage resumed at an epoch boundary or
 started from a reused checkpoint computes exactly what an uninterrupted run computes.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -33,11 +34,19 @@ def stage_seed(seed: int, stage: str, epoch: int) -> int:
     return int(digest[:12], 16)
 
 
-def make_loader(ds: Dataset, batch_size: int, shuffle: bool, seed: int, num_workers: int = 0, pin_memory: bool = False) -> DataLoader:
+def make_loader(
+    ds: Dataset, batch_size: int, shuffle: bool, seed: int, num_workers: int = 0, pin_memory: bool = False
+) -> DataLoader:
     gen = torch.Generator().manual_seed(seed)
     return DataLoader(
-        ds, batch_size=batch_size, shuffle=shuffle, generator=gen, num_workers=num_workers,
-        pin_memory=pin_memory, drop_last=False, persistent_workers=False,
+        ds,
+        batch_size=batch_size,
+        shuffle=shuffle,
+        generator=gen,
+        num_workers=num_workers,
+        pin_memory=pin_memory,
+        drop_last=False,
+        persistent_workers=False,
     )
 
 
@@ -87,7 +96,7 @@ def train_epoch(
         if extra is not None:
             loss = loss + extra
         if not torch.isfinite(loss):
-            bad = [t for t, l in task_losses.items() if not torch.isfinite(l)] or ["squeeze"]
+            bad = [t for t, v in task_losses.items() if not torch.isfinite(v)] or ["squeeze"]
             raise DivergenceError(
                 f"{where}, batch {b}: the loss became {float(loss.detach())} (non-finite in {bad}). "
                 "Lower the stage's learning rate (e.g. --set warmup.lr=...) or use trial.precision=fp32."

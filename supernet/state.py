@@ -6,6 +6,7 @@ and cannot run code. ``TrialState.resume(cfg, saved)`` rebuilds it and refuses a
 one the checkpoint was written with, naming the keys that differ (``RESUME_MAY_CHANGE`` excepted).
 Also here: the atomic file writes every driver uses.
 """
+
 from __future__ import annotations
 
 import copy
@@ -48,8 +49,10 @@ def check_resume_config(cfg: Config, saved: dict[str, Any]) -> None:
     old = saved.get("config") or {}
     keys = sorted(k for k in set(old) | set(now["config"]) if old.get(k) != now["config"].get(k))
     diff = ", ".join(f"{k}: {old.get(k)!r} in the checkpoint, {now['config'].get(k)!r} now" for k in keys)
-    raise ConfigError(f"resume: the config differs from the checkpoint's ({diff}); resume with the checkpoint's "
-                      "config, or start the trial afresh in another folder")
+    raise ConfigError(
+        f"resume: the config differs from the checkpoint's ({diff}); resume with the checkpoint's "
+        "config, or start the trial afresh in another folder"
+    )
 
 
 @dataclass
@@ -65,7 +68,9 @@ class TrialState:
     step: int = 0  # epochs done over every stage: metrics.jsonl's ``step``
     timings: dict[str, float] = field(default_factory=dict)  # wall seconds per stage
     reused: dict[str, bool] = field(default_factory=dict)  # stage -> loaded from the stage store
-    stage_quality: dict[str, dict[str, float]] = field(default_factory=dict)  # stage -> metric/ and val_loss/ at its end
+    stage_quality: dict[str, dict[str, float]] = field(
+        default_factory=dict
+    )  # stage -> metric/ and val_loss/ at its end
     spec: dict[str, Any] | None = None  # ArchSpec.to_dict() of the compact net, baseline chain or full supernet
     model_kind: str | None = None  # supernet | compact: which network ``model`` holds
     model: dict[str, torch.Tensor] | None = None  # state_dict of the network
@@ -92,11 +97,16 @@ class TrialState:
             state.config, state.config_hash = ident["config"], ident["config_hash"]
         return state
 
-    def to_dict(self, model: torch.nn.Module | None = None, optim: list | None = None, sched: list | None = None) -> dict[str, Any]:
+    def to_dict(
+        self, model: torch.nn.Module | None = None, optim: list | None = None, sched: list | None = None
+    ) -> dict[str, Any]:
         """A snapshot: the state as plain data, with ``model``'s weights (CPU copies) and, mid-stage, the
         optimiser and scheduler states. Later changes to the trial never reach a snapshot."""
-        d = {f.name: copy.deepcopy(getattr(self, f.name)) for f in dataclasses.fields(self)
-             if f.name not in ("model", "optim", "sched")}
+        d = {
+            f.name: copy.deepcopy(getattr(self, f.name))
+            for f in dataclasses.fields(self)
+            if f.name not in ("model", "optim", "sched")
+        }
         if model is not None:
             d["model"] = cpu_weights(model)
         if optim is not None:  # optimiser states alias live tensors

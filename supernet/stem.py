@@ -4,6 +4,7 @@ The ResNet trunk is torchvision's resnet18/34/50 cut after ``stem_layers`` resid
 1x1 projection to ``channels``. Its weights load from a local file only (``model.stem_weights``); with
 no file it is randomly initialised. Nothing is ever downloaded.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -37,8 +38,12 @@ class ResNetStem(nn.Module):
             load_trunk_weights(net, weights)
         stages = [net.layer1, net.layer2, net.layer3, net.layer4][:layers]
         self.trunk = nn.Sequential(net.conv1, net.bn1, net.relu, net.maxpool, *stages)
-        trunk_out = stages[-1][-1].conv3.out_channels if hasattr(stages[-1][-1], "conv3") else stages[-1][-1].conv2.out_channels
-        self.proj = nn.Sequential(nn.Conv2d(trunk_out, channels, 1, bias=False), norm_layer(norm, channels), nn.ReLU(inplace=True))
+        trunk_out = (
+            stages[-1][-1].conv3.out_channels if hasattr(stages[-1][-1], "conv3") else stages[-1][-1].conv2.out_channels
+        )
+        self.proj = nn.Sequential(
+            nn.Conv2d(trunk_out, channels, 1, bias=False), norm_layer(norm, channels), nn.ReLU(inplace=True)
+        )
 
         # images arrive in [0, 1]; torchvision ResNets expect ImageNet-normalised input
         self.register_buffer("mean", torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1), persistent=False)

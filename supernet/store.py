@@ -4,6 +4,7 @@ A trial asks the store for a stage's result under ``supernet.trial.stage_key`` (
 stage depends on) before computing it, and offers what it computed. ``DirStageStore`` keeps them in a
 local or NFS folder; a result is the same with or without reuse (tests/test_trial.py).
 """
+
 from __future__ import annotations
 
 import os
@@ -64,8 +65,12 @@ class DirStageStore:
         except FileNotFoundError:  # another reader moved it first, or a writer is about to replace it
             return
         aside.unlink(missing_ok=True)
-        print(f"stage cache: {p} was unreadable ({type(err).__name__}); removed it, the stage is recomputed and "
-              "stored again", file=sys.stderr, flush=True)
+        print(
+            f"stage cache: {p} was unreadable ({type(err).__name__}); removed it, the stage is recomputed and "
+            "stored again",
+            file=sys.stderr,
+            flush=True,
+        )
 
     def put(self, stage: str, key: str, state: dict[str, Any]) -> bool:
         p = self._path(stage, key)

@@ -7,7 +7,7 @@ kind            target per sample                        loss (invalid pixels ma
 =============== ======================================= ================================= =================
 segmentation    int64 (H, W), ``ignore_index`` = -1      cross-entropy                     miou (max), pixel_acc (max)
 depth           float32 (1, H, W), 0 = invalid           L1                                abs_err (min), rel_err (min)
-normal          float32 (3, H, W) unit, all-0 = invalid  1 - cosine similarity             mean_angle, median_angle (min);
+normal          float32 (3, H, W) unit, all-0 = invalid  1 - cosine similarity             mean/median_angle (min);
                                                                                            within_11.25/22.5/30 (max, %)
 classification  int64 scalar, -1 = not this task's        cross-entropy                     accuracy (max)
 =============== ======================================= ================================= =================
@@ -16,6 +16,7 @@ Definitions follow MTAN / LibMTL: mIoU is the mean over classes present in predi
 per-class IoU accumulated over the whole split; depth errors are means over all valid pixels of the split,
 ``rel_err = mean(|pred - gt| / gt)``; normal angles are in degrees between unit vectors.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -75,7 +76,9 @@ class Head(nn.Module):
             self.net = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(channels, task.out_channels))
         else:
             self.net = nn.Sequential(
-                nn.Conv2d(channels, channels, 3, padding=1), nn.ReLU(inplace=True), nn.Conv2d(channels, task.out_channels, 1)
+                nn.Conv2d(channels, channels, 3, padding=1),
+                nn.ReLU(inplace=True),
+                nn.Conv2d(channels, task.out_channels, 1),
             )
 
     def forward(self, feat: torch.Tensor, out_size: tuple[int, int]) -> torch.Tensor:
@@ -127,7 +130,9 @@ def task_loss(task: TaskSpec, pred: torch.Tensor, target: torch.Tensor) -> torch
     return total / max(count, 1)
 
 
-def losses(tasks: dict[str, TaskSpec], outputs: dict[str, torch.Tensor], targets: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+def losses(
+    tasks: dict[str, TaskSpec], outputs: dict[str, torch.Tensor], targets: dict[str, torch.Tensor]
+) -> dict[str, torch.Tensor]:
     """{task: mean loss over the batch's valid targets} for the tasks present in outputs."""
     return {name: task_loss(tasks[name], out, targets[name]) for name, out in outputs.items()}
 

@@ -13,6 +13,7 @@ probability of each longest-path length, by exact enumeration (``MAX_ENUMERATED`
 beyond that a Monte Carlo estimate of ``MC_DRAWS`` uniform draws, flagged ``exact: false``; empty ``probs``
 when the size is too rare to draw uniformly).
 """
+
 from __future__ import annotations
 
 import functools
@@ -50,8 +51,13 @@ def task_topology(spec: ArchSpec) -> dict[str, dict]:
         for u, b in spec.tasks:
             if u != t:
                 shared[u] = len(ops & ({("e", e) for e in b.edges} | {("r", j) for j in b.read_in}))
-        out[t] = {"edges": len(a.edges), "longest_path": longest_path(a), "read_in": len(a.read_in),
-                  "read_out": len(a.read_out), "shared": shared}
+        out[t] = {
+            "edges": len(a.edges),
+            "longest_path": longest_path(a),
+            "read_in": len(a.read_in),
+            "read_out": len(a.read_out),
+            "shared": shared,
+        }
     return out
 
 
@@ -81,8 +87,10 @@ def null_longest_path(n_nodes: int, flow_width: int, n_edges: int, n_read_in: in
                     valid += 1
                     counts[_longest(set(ri), set(ro), es)] += 1
         if valid == 0:
-            raise ValueError(f"no valid architecture of N={n_nodes}, M={flow_width} has {n_edges} edges, "
-                             f"{n_read_in} read-ins and {n_read_out} read-outs")
+            raise ValueError(
+                f"no valid architecture of N={n_nodes}, M={flow_width} has {n_edges} edges, "
+                f"{n_read_in} read-ins and {n_read_out} read-outs"
+            )
         return {"probs": (counts / valid).tolist(), "exact": True, "n_archs": valid}
     rng = np.random.default_rng(0)
     try:
@@ -104,5 +112,7 @@ def _closure(start: set[int], edges, forward: bool) -> set[int]:
 
 def spec_null(spec: ArchSpec) -> dict[str, dict]:
     """``null_longest_path`` of every task's kept size."""
-    return {t: null_longest_path(spec.n_nodes, spec.flow_width, len(a.edges), len(a.read_in), len(a.read_out))
-            for t, a in spec.tasks}
+    return {
+        t: null_longest_path(spec.n_nodes, spec.flow_width, len(a.edges), len(a.read_in), len(a.read_out))
+        for t, a in spec.tasks
+    }

@@ -21,6 +21,7 @@ tasks on one plain chain of the same ops, separate heads), ``single_task`` (one 
 ``random_arch`` (the method's stages, then a random topology of the searched size: supernet/random_arch.py).
 Baselines train warm-up + fine-tune epochs (the method's weight-training budget) on their fixed spec.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -42,22 +43,36 @@ from .config import Config, ConfigError, to_dict
 from .costs import cost_summary, count_flops, n_params
 from .dag import Supernet, build_supernet
 from .data import build_data
+from .data.planted import planted_summary
+from .prune import chain, prunes, pruning_hook, reduction_mask, reduction_spec, set_reduction_mask
 from .random_arch import random_like
-from .prune import chain, pruning_hook, prunes, reduction_mask, reduction_spec, set_reduction_mask
 from .reduction import fold_gates
 from .runtime import keep_freed_memory
 from .spec import ArchSpec
 from .squeeze import squeeze_loss
 from .stages import (
-    DivergenceError, evaluate, make_loader, recalibrate_norms, set_trainable, sgd, stage_seed, train_epoch,
+    DivergenceError,
+    evaluate,
+    make_loader,
+    recalibrate_norms,
+    set_trainable,
+    sgd,
+    stage_seed,
+    train_epoch,
 )
 from .state import (  # noqa: F401 - re-exported: the checkpoint API drivers use
-    CHECKPOINT_VERSION, TrialState, atomic_torch_save, check_resume_config, config_identity, cpu_weights, jsonable,
-    load_checkpoint, write_json,
+    CHECKPOINT_VERSION,
+    TrialState,
+    atomic_torch_save,
+    check_resume_config,
+    config_identity,
+    cpu_weights,
+    jsonable,
+    load_checkpoint,
+    write_json,
 )
 from .store import DirStageStore, StageStore  # noqa: F401 - re-exported
 from .tasks import TaskSpec
-from .data.planted import planted_summary
 from .topology import collapsed, spec_null, task_topology
 from .trivial import learned_tasks, trivial_references
 
@@ -160,7 +175,9 @@ class Run:
 
     def loader(self, split: str, shuffle: bool = False, seed: int = 0):
         d = self.cfg.data
-        return make_loader(self.train if split == "train" else self.val, d.batch_size, shuffle, seed, d.num_workers, d.pin_memory)
+        return make_loader(
+            self.train if split == "train" else self.val, d.batch_size, shuffle, seed, d.num_workers, d.pin_memory
+        )
 
     def evaluate(self, model: nn.Module) -> tuple[dict, dict]:
         return evaluate(model, self.loader("val"), self.tasks, self.device, self.cfg.trial.precision)
@@ -196,7 +213,10 @@ def _optimizers(stage: Stage, cfg: Config, model: nn.Module) -> tuple[list[torch
         train_weights = cfg.search.train_weights
         set_trainable(model, weights=train_weights, heads=True, arch=True)
         weight_params = model.head_parameters() + (model.weight_parameters() if train_weights else [])
-        opts = [sgd(weight_params, sc.lr, sc.momentum, sc.weight_decay), torch.optim.Adam(model.arch_parameters(), lr=sc.arch_lr)]
+        opts = [
+            sgd(weight_params, sc.lr, sc.momentum, sc.weight_decay),
+            torch.optim.Adam(model.arch_parameters(), lr=sc.arch_lr),
+        ]
     else:  # gates held (warm-up) or fixed (fine-tune, the baselines' chains)
         set_trainable(model, weights=True, heads=True, arch=False)
         opts = [sgd(model.weight_parameters() + model.head_parameters(), sc.lr, sc.momentum, sc.weight_decay)]
@@ -213,8 +233,9 @@ def _squeeze(cfg: Config, model: Supernet) -> Callable[[], torch.Tensor]:
 
     def loss() -> torch.Tensor:
         p = model.gate_probs()
-        return s.lambda_sq * squeeze_loss(s.squeeze, p.alpha, p.beta, edge_cost, read_in_cost,
-                                          p.gamma if s.squeeze_read_out else None, read_out_cost)
+        return s.lambda_sq * squeeze_loss(
+            s.squeeze, p.alpha, p.beta, edge_cost, read_in_cost, p.gamma if s.squeeze_read_out else None, read_out_cost
+        )
 
     return loss
 
@@ -235,8 +256,9 @@ def _annealing(cfg: Config, model: Supernet, epoch: int, epochs: int, n_batches:
     return before_step
 
 
-def train_stage(run: Run, stage: Stage, model: nn.Module, start: int = 0, optim: list | None = None,
-                sched: list | None = None) -> Iterator[EpochResult]:
+def train_stage(
+    run: Run, stage: Stage, model: nn.Module, start: int = 0, optim: list | None = None, sched: list | None = None
+) -> Iterator[EpochResult]:
     """Train ``model`` (in place) for the stage's epochs from epoch ``start`` (with the saved optimiser and
     scheduler states when resuming inside the stage), evaluating after every epoch.
 
@@ -262,10 +284,24 @@ def train_stage(run: Run, stage: Stage, model: nn.Module, start: int = 0, optim:
         torch.manual_seed(seed)
         loader = run.loader("train", shuffle=True, seed=seed)
         # search: the gate annealing, and (search.prune_epochs) the reduction's mask, before every step
-        before_step = chain(_annealing(cfg, model, epoch, epochs, len(loader)),
-                            pruning_hook(cfg, model, epoch, epochs)) if searching else None
-        tr = train_epoch(model, loader, run.tasks, opts, device, cfg.trial.precision, extra, scaler,
-                         f"stage {stage.name}, epoch {epoch + 1}/{epochs}", cfg.trial.progress, before_step)
+        before_step = (
+            chain(_annealing(cfg, model, epoch, epochs, len(loader)), pruning_hook(cfg, model, epoch, epochs))
+            if searching
+            else None
+        )
+        tr = train_epoch(
+            model,
+            loader,
+            run.tasks,
+            opts,
+            device,
+            cfg.trial.precision,
+            extra,
+            scaler,
+            f"stage {stage.name}, epoch {epoch + 1}/{epochs}",
+            cfg.trial.progress,
+            before_step,
+        )
         for s in scheds:
             s.step()
         if searching and epoch + 1 == epochs and prunes(cfg):
@@ -341,7 +377,11 @@ class MetricsLog:
         if keep_until is None or not path.is_file():
             path.write_text("")
             return
-        kept = [ln for ln in path.read_text().splitlines(keepends=True) if ln.strip() and json.loads(ln)["step"] <= keep_until]
+        kept = [
+            ln
+            for ln in path.read_text().splitlines(keepends=True)
+            if ln.strip() and json.loads(ln)["step"] <= keep_until
+        ]
         tmp = path.with_suffix(".tmp")
         tmp.write_text("".join(kept))
         tmp.replace(path)
@@ -383,8 +423,14 @@ def _quality(metrics: dict, vloss: dict) -> dict[str, float]:
 
 def epoch_record(stage: str, index: int, step: int, res: EpochResult, costs: dict[str, float]) -> dict[str, Any]:
     """One line of metrics.jsonl: the same keys at every epoch of every stage."""
-    rec: dict[str, Any] = {"stage": stage, "stage_index": index, "epoch": res.epoch, "step": step,
-                           "train_loss": res.train["train_loss"], "squeeze": res.train["squeeze"]}
+    rec: dict[str, Any] = {
+        "stage": stage,
+        "stage_index": index,
+        "epoch": res.epoch,
+        "step": step,
+        "train_loss": res.train["train_loss"],
+        "squeeze": res.train["squeeze"],
+    }
     rec.update(_quality(res.metrics, res.val_loss))
     rec["score"] = sum(res.val_loss.values()) / len(res.val_loss)  # the scheduler's scalar: mean val loss (min)
     rec.update(costs)
@@ -420,16 +466,20 @@ def summarize(run: Run, state: TrialState, model: nn.Module, last_eval: tuple[di
         "arch_spec": "arch_spec.json" if state.spec else None,
         # what each task kept (supernet/topology.py): edges, longest path, ops shared with each other task, and
         # the longest path's distribution over random valid architectures of the same size (the hit test's null)
-        **({"topology": task_topology(spec), "collapsed": collapsed(spec), "null_longest_path": spec_null(spec)}
-           if spec else {}),
+        **(
+            {"topology": task_topology(spec), "collapsed": collapsed(spec), "null_longest_path": spec_null(spec)}
+            if spec
+            else {}
+        ),
         **({"planted": planted_summary(tuple(run.tasks))} if cfg.data.name == "planted" else {}),
         "node": socket.gethostname(),
         "device": str(run.device),
     }
 
 
-def trial_events(cfg: Config, out_dir: str | Path, resume: dict[str, Any] | None = None,
-                 store: StageStore | None = None) -> Iterator[Event]:
+def trial_events(
+    cfg: Config, out_dir: str | Path, resume: dict[str, Any] | None = None, store: StageStore | None = None
+) -> Iterator[Event]:
     """Run every stage of ``cfg.trial.mode`` not yet done in ``resume`` (a checkpoint dict), yielding events.
 
     A config other than the checkpoint's is a ConfigError naming the keys, before anything is written.
@@ -458,7 +508,11 @@ def trial_events(cfg: Config, out_dir: str | Path, resume: dict[str, Any] | None
             if stage.name in state.done:
                 continue
             t0, records, final = time.perf_counter(), [], i == len(stages) - 1
-            key = stage_key(cfg, stage.name) if stage.reusable and store is not None and state.stage != stage.name else None
+            key = (
+                stage_key(cfg, stage.name)
+                if stage.reusable and store is not None and state.stage != stage.name
+                else None
+            )
             hit = store.get(stage.name, key) if key else None
             if hit is not None:
                 model.load_state_dict(hit["model"])
@@ -474,7 +528,9 @@ def trial_events(cfg: Config, out_dir: str | Path, resume: dict[str, Any] | None
                 resuming = state.stage == stage.name and state.optim is not None
                 start = state.epoch if resuming else 0
                 epochs = stage.epochs(cfg)
-                for res in stage.run(run, stage, model, start, state.optim if resuming else None, state.sched if resuming else None):
+                for res in stage.run(
+                    run, stage, model, start, state.optim if resuming else None, state.sched if resuming else None
+                ):
                     state.step += 1
                     rec = epoch_record(stage.name, i, state.step, res, costs)  # i: the stage's index in the plan
                     log.write([rec])
@@ -484,14 +540,24 @@ def trial_events(cfg: Config, out_dir: str | Path, resume: dict[str, Any] | None
                     if res.epoch + 1 < epochs:  # the stage's last epoch goes out with its boundary checkpoint
                         k = cfg.trial.checkpoint_every
                         due = bool(k) and (res.epoch + 1) % k == 0
-                        yield Epoch(rec, state.to_dict(model, [o.state_dict() for o in res.optimizers],
-                                                       [s.state_dict() for s in res.schedulers]) if due else None)
+                        yield Epoch(
+                            rec,
+                            state.to_dict(
+                                model,
+                                [o.state_dict() for o in res.optimizers],
+                                [s.state_dict() for s in res.schedulers],
+                            )
+                            if due
+                            else None,
+                        )
                 if key:
                     store.put(stage.name, key, {"model": cpu_weights(model), "records": records})
             if stage.reusable:
                 state.reused[stage.name] = hit is not None
             if records:  # quality at the end of this stage: the last epoch's (or the reduced net's) validation
-                state.stage_quality[stage.name] = {k: v for k, v in records[-1].items() if k.startswith(("metric/", "val_loss/"))}
+                state.stage_quality[stage.name] = {
+                    k: v for k, v in records[-1].items() if k.startswith(("metric/", "val_loss/"))
+                }
             if stage.name == "search" and cfg.trial.mode == "full_supernet":
                 state.spec = ArchSpec.full(cfg.model.n_nodes, cfg.model.flow_width, run.tasks).to_dict()
             state.end_stage(stage.name, time.perf_counter() - t0)
@@ -510,8 +576,10 @@ def trial_events(cfg: Config, out_dir: str | Path, resume: dict[str, Any] | None
             ArchSpec.from_dict(state.spec).to_json(out / "arch_spec.json")
         summary = summarize(run, state, model, last_eval)
     except DivergenceError as e:
-        write_json(out / "summary.json", {"status": "diverged", "error": str(e), "mode": cfg.trial.mode,
-                                          "timings": state.timings})
+        write_json(
+            out / "summary.json",
+            {"status": "diverged", "error": str(e), "mode": cfg.trial.mode, "timings": state.timings},
+        )
         raise
     write_json(out / "summary.json", summary)
     yield Finished(held, checkpoint if checkpoint is not None else state.to_dict(model), summary)
@@ -547,14 +615,22 @@ class LocalHooks(TrialHooks):
     def on_epoch(self, record: dict[str, Any]) -> None:
         if self.verbose:
             vl = " ".join(f"{k.split('/', 1)[1]}={v:.4f}" for k, v in record.items() if k.startswith("val_loss/"))
-            print(f"[{record['stage']:>8} {record['epoch'] + 1:>3}] train_loss={record['train_loss']:.4f} {vl}", flush=True)
+            print(
+                f"[{record['stage']:>8} {record['epoch'] + 1:>3}] train_loss={record['train_loss']:.4f} {vl}",
+                flush=True,
+            )
 
     def save_checkpoint(self, state: dict[str, Any]) -> None:
         atomic_torch_save(state, self.path)
 
 
-def run_trial(cfg: Config, out_dir: str | Path, hooks: TrialHooks | None = None, resume: dict[str, Any] | None = None,
-              store: StageStore | None = None) -> dict[str, Any]:
+def run_trial(
+    cfg: Config,
+    out_dir: str | Path,
+    hooks: TrialHooks | None = None,
+    resume: dict[str, Any] | None = None,
+    store: StageStore | None = None,
+) -> dict[str, Any]:
     """``trial_events`` driven through ``hooks``; returns the summary."""
     hooks = hooks or TrialHooks()
     for ev in trial_events(cfg, out_dir, resume, store):

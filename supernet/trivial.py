@@ -19,6 +19,7 @@ A trial has *learned* a task when it beats that task's trivial reference by the 
 ``LEARNED_MARGINS``, and has learned when it has learned every task. A missing (NaN) metric
 or reference is "not learned".
 """
+
 from __future__ import annotations
 
 import math
@@ -96,7 +97,9 @@ def _constant_prediction(spec: TaskSpec, const: torch.Tensor, target: torch.Tens
 
 
 @torch.no_grad()
-def trivial_references(train: Dataset, val: Dataset, tasks: dict[str, TaskSpec], batch_size: int = 64) -> dict[str, dict[str, float]]:
+def trivial_references(
+    train: Dataset, val: Dataset, tasks: dict[str, TaskSpec], batch_size: int = 64
+) -> dict[str, dict[str, float]]:
     """{task: {metric: value}} of the trivial predictors fitted on ``train``, evaluated on ``val``."""
     consts = fit_constants(train, tasks, batch_size)
     acc = {t: MetricAccumulator(spec) for t, spec in tasks.items()}

@@ -9,6 +9,7 @@ metrics, one trial errored and one early-stopped. Rows carry the issue-11 column
 Deterministic for a given ``rng``.
 No torch or ray: usable by any test.
 """
+
 from __future__ import annotations
 
 import itertools
@@ -26,21 +27,28 @@ KIND_METRICS: dict[str, dict[str, tuple[str, float]]] = {  # kind -> metric -> (
     "segmentation": {"miou": ("max", 0.42), "pixel_acc": ("max", 0.71)},
     "depth": {"abs_err": ("min", 0.61), "rel_err": ("min", 0.24)},
     "normal": {
-        "mean_angle": ("min", 24.0), "median_angle": ("min", 18.0),
-        "within_11.25": ("max", 28.0), "within_22.5": ("max", 55.0), "within_30": ("max", 67.0),
+        "mean_angle": ("min", 24.0),
+        "median_angle": ("min", 18.0),
+        "within_11.25": ("max", 28.0),
+        "within_22.5": ("max", 55.0),
+        "within_30": ("max", 67.0),
     },
     "classification": {"accuracy": ("max", 0.80)},
 }
 METRIC_SENSES = {m: s for ms in KIND_METRICS.values() for m, (s, _) in ms.items()}
 # trivial predictors' values per kind (all metrics beat them comfortably in generated rows)
 TRIVIAL_BY_KIND: dict[str, dict[str, float]] = {
-    "segmentation": {"miou": 0.15, "pixel_acc": 0.60}, "depth": {"abs_err": 1.0, "rel_err": 0.40},
-    "normal": {"mean_angle": 37.0, "median_angle": 35.0}, "classification": {"accuracy": 0.2},
+    "segmentation": {"miou": 0.15, "pixel_acc": 0.60},
+    "depth": {"abs_err": 1.0, "rel_err": 0.40},
+    "normal": {"mean_angle": 37.0, "median_angle": 35.0},
+    "classification": {"accuracy": 0.2},
 }
 # as in the results metadata: "<kind>/<metric>" -> {"sense", "factor"} (supernet/trivial.py LEARNED_MARGINS)
 LEARNED_MARGINS: dict[str, dict] = {
-    "segmentation/miou": {"sense": "max", "factor": 2.0}, "classification/accuracy": {"sense": "max", "factor": 2.0},
-    "depth/abs_err": {"sense": "min", "factor": 0.75}, "normal/mean_angle": {"sense": "min", "factor": 0.75},
+    "segmentation/miou": {"sense": "max", "factor": 2.0},
+    "classification/accuracy": {"sense": "max", "factor": 2.0},
+    "depth/abs_err": {"sense": "min", "factor": 0.75},
+    "normal/mean_angle": {"sense": "min", "factor": 0.75},
 }
 STAGES = ("warmup", "search", "reduction", "finetune")
 
@@ -69,7 +77,9 @@ def apply_learned(df: pd.DataFrame, tasks: Mapping[str, str] = DEFAULT_TASKS) ->
                 if k != kind:
                     continue
                 v, ref = r.get(f"metric/{t}/{metric}"), r.get(f"trivial/{t}/{metric}")
-                ok &= bool(np.isfinite(v) and (v >= m["factor"] * ref if m["sense"] == "max" else v <= m["factor"] * ref))
+                ok &= bool(
+                    np.isfinite(v) and (v >= m["factor"] * ref if m["sense"] == "max" else v <= m["factor"] * ref)
+                )
             flags[t].append(ok)
             ok_all &= ok
         overall.append(ok_all)
@@ -101,7 +111,9 @@ def _add_learning_columns(df: pd.DataFrame, tasks: Mapping[str, str]) -> pd.Data
     return apply_learned(df, tasks)
 
 
-def random_arch_spec(rng: np.random.Generator, n_nodes: int, flow_width: int, tasks: Sequence[str], keep: float) -> dict:
+def random_arch_spec(
+    rng: np.random.Generator, n_nodes: int, flow_width: int, tasks: Sequence[str], keep: float
+) -> dict:
     """A valid spec: a shared edge set plus a few task-specific edges; every task has a read-in and read-out."""
     pairs = [(i, j) for i, j in itertools.combinations(range(1, n_nodes + 1), 2)]
     shared = [p for p in pairs if rng.random() < keep]
@@ -152,19 +164,40 @@ def make_results(
     gen = np.random.default_rng(rng)
     rows, specs = [], {}
     base = {  # per seed: task -> metric -> baseline value
-        s: {t: {m: b * (1 + 0.02 * gen.standard_normal()) for m, (_, b) in KIND_METRICS[k].items()} for t, k in tasks.items()}
+        s: {
+            t: {m: b * (1 + 0.02 * gen.standard_normal()) for m, (_, b) in KIND_METRICS[k].items()}
+            for t, k in tasks.items()
+        }
         for s in seeds
     }
 
     def common(tid: str, mode: str, seed: int, fw: int, lam: float, tau: float) -> dict:
         return {
-            "experiment": experiment, "trial_id": tid, "status": "finished", "error": None, "mode": mode,
-            "baseline_task": None, "seed": seed, "n_nodes": n_nodes, "flow_width": fw, "lambda_sq": lam, "tau": tau,
-            "config/model.n_nodes": n_nodes, "config/model.flow_width": fw, "config/search.lambda_sq": lam,
-            "config/reduction.tau": tau, "config/train.seed": seed,
-            "time/warmup": 10 + gen.random(), "time/search": 20 + gen.random(), "time/reduction": 0.1,
-            "time/finetune": 15 + gen.random(), "reused/warmup": bool(gen.random() < 0.5), "reused/search": False,
-            "node": "node-0", "arch_spec_path": f"{tid}/arch_spec.json", "trial_dir": f"{tid}",
+            "experiment": experiment,
+            "trial_id": tid,
+            "status": "finished",
+            "error": None,
+            "mode": mode,
+            "baseline_task": None,
+            "seed": seed,
+            "n_nodes": n_nodes,
+            "flow_width": fw,
+            "lambda_sq": lam,
+            "tau": tau,
+            "config/model.n_nodes": n_nodes,
+            "config/model.flow_width": fw,
+            "config/search.lambda_sq": lam,
+            "config/reduction.tau": tau,
+            "config/train.seed": seed,
+            "time/warmup": 10 + gen.random(),
+            "time/search": 20 + gen.random(),
+            "time/reduction": 0.1,
+            "time/finetune": 15 + gen.random(),
+            "reused/warmup": bool(gen.random() < 0.5),
+            "reused/search": False,
+            "node": "node-0",
+            "arch_spec_path": f"{tid}/arch_spec.json",
+            "trial_dir": f"{tid}",
         }
 
     def costs(params: int, per_task: Mapping[str, int]) -> dict:
@@ -183,12 +216,19 @@ def make_results(
         params = 50_000 + 9 * (16 * fw) ** 2 * e + 10_000 * len(tasks)
         per_task = {t: 50_000 + 9 * (16 * fw) ** 2 * len(s["edges"]) + 10_000 for t, s in spec["tasks"].items()}
         gain = 0.08 * (1 - np.exp(-e * fw / 6)) - 0.03
-        row = common(tid, "supernet", seed, fw, lam, tau) | costs(params, per_task) | _metrics(base[seed], gain, gen, 0.01)
+        row = (
+            common(tid, "supernet", seed, fw, lam, tau)
+            | costs(params, per_task)
+            | _metrics(base[seed], gain, gen, 0.01)
+        )
         row |= {f"loss/{t}": 1.0 - gain + 0.01 * gen.standard_normal() for t in tasks}
         rows.append(row)
     if errored:
-        rows[-1] |= {"status": "errored", "error": "RuntimeError: out of memory",
-                     **{k: np.nan for k in rows[-1] if k.startswith(("metric/", "loss/"))}}
+        rows[-1] |= {
+            "status": "errored",
+            "error": "RuntimeError: out of memory",
+            **{k: np.nan for k in rows[-1] if k.startswith(("metric/", "loss/"))},
+        }
         rows[-2]["status"] = "early_stopped"
     for seed in seeds:
         for k in range(random_archs):
@@ -200,7 +240,11 @@ def make_results(
             params = 50_000 + 9 * (16 * fw) ** 2 * e + 10_000 * len(tasks)
             per_task = {t: 50_000 + 9 * (16 * fw) ** 2 * len(s["edges"]) + 10_000 for t, s in spec["tasks"].items()}
             gain = 0.08 * (1 - np.exp(-e * fw / 6)) - 0.03 + random_gain
-            row = common(tid, "random_arch", seed, fw, 0.0, 0.0) | costs(params, per_task) | _metrics(base[seed], gain, gen, 0.01)
+            row = (
+                common(tid, "random_arch", seed, fw, 0.0, 0.0)
+                | costs(params, per_task)
+                | _metrics(base[seed], gain, gen, 0.01)
+            )
             row |= {f"loss/{t}": 1.0 - gain for t in tasks}
             rows.append(row)
     if baselines:
@@ -214,13 +258,23 @@ def make_results(
                 row |= _metrics({t: base[seed][t]}, 0.0, gen, 0.0) | nan_others | {"baseline_task": t}
                 row |= {f"loss/{u}": (1.0 if u == t else np.nan) for u in tasks}
                 rows.append(row)
-            for mode, gain, p in (("hard_sharing", -0.01, 60_000 + 9 * (16 * fw0) ** 2 * 6), ("full_supernet", 0.04, 400_000)):
+            for mode, gain, p in (
+                ("hard_sharing", -0.01, 60_000 + 9 * (16 * fw0) ** 2 * 6),
+                ("full_supernet", 0.04, 400_000),
+            ):
                 tid = f"{mode}_s{seed}"
                 row = common(tid, mode, seed, fw0, lam0, tau0) | costs(p, {t: p for t in tasks})
                 row |= _metrics(base[seed], gain, gen, 0.005) | {f"loss/{t}": 1.0 - gain for t in tasks}
                 rows.append(row)
     df = _add_learning_columns(pd.DataFrame(rows), tasks)
-    for c in ("seed", "n_nodes", "flow_width", "params_union", "flops_multitask", *[c for c in df if c.startswith(("params/", "flops/"))]):
+    for c in (
+        "seed",
+        "n_nodes",
+        "flow_width",
+        "params_union",
+        "flops_multitask",
+        *[c for c in df if c.startswith(("params/", "flops/"))],
+    ):
         df[c] = df[c].astype("int64")
     return df, specs
 
@@ -239,26 +293,40 @@ def topology_columns(spec: dict) -> dict:
     tasks = spec["tasks"]
     out: dict = {}
     for t, s in tasks.items():
-        out |= {f"topo/{t}/edges": len(s["edges"]), f"topo/{t}/longest_path": _longest_path(s),
-                f"topo/{t}/read_in": len(s["read_in"]), f"topo/{t}/read_out": len(s["read_out"])}
+        out |= {
+            f"topo/{t}/edges": len(s["edges"]),
+            f"topo/{t}/longest_path": _longest_path(s),
+            f"topo/{t}/read_in": len(s["read_in"]),
+            f"topo/{t}/read_out": len(s["read_out"]),
+        }
         for u, o in tasks.items():
             if u != t:  # ops kept by both: edges and read-ins
-                out[f"topo/{t}/shared/{u}"] = (len({tuple(e) for e in s["edges"]} & {tuple(e) for e in o["edges"]})
-                                               + len(set(s["read_in"]) & set(o["read_in"])))
+                out[f"topo/{t}/shared/{u}"] = len(
+                    {tuple(e) for e in s["edges"]} & {tuple(e) for e in o["edges"]}
+                ) + len(set(s["read_in"]) & set(o["read_in"]))
     out["collapsed"] = float(all(len(s["edges"]) == 0 for s in tasks.values()))
     return out
 
 
 # a planted variant of the default tasks: depth needs a path of 2 edges, the others are local (oracle per task)
 PLANTED_NEEDS = {"segmentation": 0, "depth": 2, "normal": 0}
-PLANTED_ORACLE = {"segmentation": ("miou", (0.3,)), "depth": ("abs_err", (1.0, 0.8, 0.5)), "normal": ("mean_angle", (40.0,))}
+PLANTED_ORACLE = {
+    "segmentation": ("miou", (0.3,)),
+    "depth": ("abs_err", (1.0, 0.8, 0.5)),
+    "normal": ("mean_angle", (40.0,)),
+}
 
 
-def add_planted(df: pd.DataFrame, specs: Mapping[str, dict], null: Sequence[float] = (0.2, 0.3, 0.3, 0.2)) -> pd.DataFrame:
+def add_planted(
+    df: pd.DataFrame, specs: Mapping[str, dict], null: Sequence[float] = (0.2, 0.3, 0.3, 0.2)
+) -> pd.DataFrame:
     """``df`` with the topology of each finished trial's spec (other trials: none), a null distribution P(L) of
     the longest path for every task (the same for every trial) and the planted needs and oracle."""
     df = df.copy()
-    rows = [topology_columns(specs[t]) if t in specs and st == "finished" else {} for t, st in zip(df["trial_id"], df["status"])]
+    rows = [
+        topology_columns(specs[t]) if t in specs and st == "finished" else {}
+        for t, st in zip(df["trial_id"], df["status"])
+    ]
     topo = pd.DataFrame(rows, index=df.index)
     extra = {}
     for t in PLANTED_NEEDS:
@@ -271,14 +339,27 @@ def add_planted(df: pd.DataFrame, specs: Mapping[str, dict], null: Sequence[floa
     return pd.concat([df, topo], axis=1)
 
 
-def write_results(df: pd.DataFrame, path: Path, tasks: Mapping[str, str] = DEFAULT_TASKS, metadata: bool = True) -> Path:
+def write_results(
+    df: pd.DataFrame, path: Path, tasks: Mapping[str, str] = DEFAULT_TASKS, metadata: bool = True
+) -> Path:
     """Write ``df`` as a results.parquet with the ``dagmtl`` key-value metadata (unless ``metadata=False``)."""
     table = pa.Table.from_pandas(df, preserve_index=False)
     if metadata:
-        trivial = {t: {m: float(df[c].dropna().iloc[0]) for m in KIND_METRICS.get(k, {})
-                       if (c := f"trivial/{t}/{m}") in df.columns and df[c].notna().any()} for t, k in tasks.items()}
-        meta = {"schema_version": 1, "metric_senses": METRIC_SENSES, "tasks": dict(tasks),
-                "trivial": {t: v for t, v in trivial.items() if v}, "learned_margins": LEARNED_MARGINS}
+        trivial = {
+            t: {
+                m: float(df[c].dropna().iloc[0])
+                for m in KIND_METRICS.get(k, {})
+                if (c := f"trivial/{t}/{m}") in df.columns and df[c].notna().any()
+            }
+            for t, k in tasks.items()
+        }
+        meta = {
+            "schema_version": 1,
+            "metric_senses": METRIC_SENSES,
+            "tasks": dict(tasks),
+            "trivial": {t: v for t, v in trivial.items() if v},
+            "learned_margins": LEARNED_MARGINS,
+        }
         table = table.replace_schema_metadata({**(table.schema.metadata or {}), b"dagmtl": json.dumps(meta).encode()})
     path.parent.mkdir(parents=True, exist_ok=True)
     pq.write_table(table, path)
@@ -294,7 +375,11 @@ def make_epochs(df: pd.DataFrame, tasks: Sequence[str], rng: int = 0) -> pd.Data
     for exp, tid, mode in df[["experiment", "trial_id", "mode"]].itertuples(index=False):
         final = df[(df["experiment"] == exp) & (df["trial_id"] == tid)].iloc[0]
         step = 0
-        stages = ("warmup", "search", "finetune") if mode in ("supernet", "random_arch", "full_supernet") else ("warmup", "finetune")
+        stages = (
+            ("warmup", "search", "finetune")
+            if mode in ("supernet", "random_arch", "full_supernet")
+            else ("warmup", "finetune")
+        )
         for si, stage in enumerate(stages):
             for epoch in range(2):
                 step += 1
@@ -306,9 +391,21 @@ def make_epochs(df: pd.DataFrame, tasks: Sequence[str], rng: int = 0) -> pd.Data
                         triv = TRIVIAL_BY_KIND[kinds[t]].get(m, v[1])
                         fin = final.get(f"metric/{t}/{m}", np.nan)
                         metrics[f"metric/{t}/{m}"] = triv + frac * (fin - triv)
-                rows.append({"experiment": exp, "trial_id": tid, "mode": mode, "stage": stage,
-                             "stage_index": si, "epoch": epoch, "step": step, "train_loss": loss,
-                             **{f"val_loss/{t}": loss * 1.1 for t in tasks}, **metrics, "score": -loss})
+                rows.append(
+                    {
+                        "experiment": exp,
+                        "trial_id": tid,
+                        "mode": mode,
+                        "stage": stage,
+                        "stage_index": si,
+                        "epoch": epoch,
+                        "step": step,
+                        "train_loss": loss,
+                        **{f"val_loss/{t}": loss * 1.1 for t in tasks},
+                        **metrics,
+                        "score": -loss,
+                    }
+                )
     return pd.DataFrame(rows)
 
 

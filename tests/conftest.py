@@ -1,4 +1,5 @@
 """Shared fixtures: one Ray session for every test that needs Ray (starting Ray takes seconds)."""
+
 from __future__ import annotations
 
 import pytest

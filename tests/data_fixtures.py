@@ -6,6 +6,7 @@
 - ``write_omniglot``: torchvision's ``ROOT/omniglot-py/images_background/<alphabet>/<character>/*.png``
   with 1-bit PNGs like the real ones (105x105 by default).
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -29,9 +30,17 @@ def dense_sample(rng: np.random.Generator, h: int, w: int, num_classes: int) -> 
     return {"image": image, "label": label, "depth": depth, "normal": normal}
 
 
-def write_dense_npy(root: str | Path, name: str = "nyuv2", n_train: int = 4, n_val: int = 2,
-                    size: tuple[int, int] = (24, 32), layout: str = "hwc", depth_2d: bool = False,
-                    label_folder: str = "label", seed: int = 0) -> Path:
+def write_dense_npy(
+    root: str | Path,
+    name: str = "nyuv2",
+    n_train: int = 4,
+    n_val: int = 2,
+    size: tuple[int, int] = (24, 32),
+    layout: str = "hwc",
+    depth_2d: bool = False,
+    label_folder: str = "label",
+    seed: int = 0,
+) -> Path:
     """Write a tiny NYUv2 (image/label/depth/normal) or CityScapes (no normal) fixture; return ROOT."""
     root = Path(root)
     rng = np.random.default_rng(seed)
@@ -52,8 +61,14 @@ def write_dense_npy(root: str | Path, name: str = "nyuv2", n_train: int = 4, n_v
     return root
 
 
-def write_omniglot(root: str | Path, alphabets: dict[str, int] | None = None, drawings: int = 20,
-                   size: int = 105, nest: bool = True, seed: int = 0) -> Path:
+def write_omniglot(
+    root: str | Path,
+    alphabets: dict[str, int] | None = None,
+    drawings: int = 20,
+    size: int = 105,
+    nest: bool = True,
+    seed: int = 0,
+) -> Path:
     """Write ``alphabets`` = {name: number of characters}, ``drawings`` 1-bit PNGs each; return ROOT.
 
     Drawing ``k`` of character ``c`` has a white background and a dark bar whose row is ``c`` and column
@@ -74,7 +89,7 @@ def write_omniglot(root: str | Path, alphabets: dict[str, int] | None = None, dr
                 img = np.ones((size, size), dtype=bool)  # white
                 r = (c * 7) % (size - 4)
                 col = int(rng.integers(0, size - 4))
-                img[r:r + 3, :] = False
-                img[:, col:col + 2] = False
+                img[r : r + 3, :] = False
+                img[:, col : col + 2] = False
                 Image.fromarray(img).convert("1").save(folder / f"{cid:04d}_{k + 1:02d}.png")
     return root

@@ -1,18 +1,14 @@
 """Fronts of tables and front comparisons: hand-made groups with hand-computed volumes, order invariance."""
-from __future__ import annotations
 
-import sys
-from pathlib import Path
+from __future__ import annotations
 
 import numpy as np
 import pandas as pd
 import pytest
+from analysis_fixtures import write_experiment
 
-from analysis import AnalysisError, compare_fronts, load_results, parse_objectives, pareto_front, single_task_ensemble
+from analysis import AnalysisError, compare_fronts, load_results, pareto_front, parse_objectives, single_task_ensemble
 from analysis.compare import with_ranks
-
-sys.path.insert(0, str(Path(__file__).parent))
-from analysis_fixtures import write_experiment  # noqa: E402
 
 
 def _t(rows: list[tuple]) -> pd.DataFrame:
@@ -23,15 +19,17 @@ def _t(rows: list[tuple]) -> pd.DataFrame:
 def hand_groups() -> pd.DataFrame:
     # delta_mtl max, params min. Minimise form (-delta, params): ideal (-3, 10), nadir (0, 30) over the
     # supernet points, so normalised A = {(2/3, 0), (0, .5)}, B = {(1/3, 1), (1, 0)}.
-    return _t([
-        ("a1", "supernet", "finished", True, 0, 1, 1.0, 10),
-        ("a2", "supernet", "finished", True, 1, 1, 3.0, 20),
-        ("b1", "supernet", "finished", True, 0, 2, 2.0, 30),
-        ("b2", "supernet", "early_stopped", True, 0, 2, 0.0, 10),
-        ("b3", "supernet", "finished", True, 0, 2, np.nan, 5),        # NaN objective: not a point
-        ("bx", "supernet", "errored", False, 0, 2, 99.0, 1),          # would dominate all: excluded
-        ("hs", "hard_sharing", "finished", True, 0, 1, 50.0, 1),      # baseline mode: not competing
-    ])
+    return _t(
+        [
+            ("a1", "supernet", "finished", True, 0, 1, 1.0, 10),
+            ("a2", "supernet", "finished", True, 1, 1, 3.0, 20),
+            ("b1", "supernet", "finished", True, 0, 2, 2.0, 30),
+            ("b2", "supernet", "early_stopped", True, 0, 2, 0.0, 10),
+            ("b3", "supernet", "finished", True, 0, 2, np.nan, 5),  # NaN objective: not a point
+            ("bx", "supernet", "errored", False, 0, 2, 99.0, 1),  # would dominate all: excluded
+            ("hs", "hard_sharing", "finished", True, 0, 1, 50.0, 1),  # baseline mode: not competing
+        ]
+    )
 
 
 def test_pareto_front_mixed_senses_aliases_nan_errored():
@@ -48,8 +46,13 @@ def test_pareto_front_mixed_senses_aliases_nan_errored():
 
 
 def test_duplicates_both_on_front():
-    df = _t([("x", "supernet", "finished", True, 0, 1, 1.0, 10), ("y", "supernet", "finished", True, 1, 1, 1.0, 10),
-             ("z", "supernet", "finished", True, 0, 1, 0.5, 10)])
+    df = _t(
+        [
+            ("x", "supernet", "finished", True, 0, 1, 1.0, 10),
+            ("y", "supernet", "finished", True, 1, 1, 1.0, 10),
+            ("z", "supernet", "finished", True, 0, 1, 0.5, 10),
+        ]
+    )
     assert pareto_front(df)["trial_id"].tolist() == ["x", "y"]
 
 
@@ -140,7 +143,11 @@ def test_single_task_ensemble(generated):
 def test_objective_parsing_and_errors(generated):
     objs = parse_objectives("delta_mtl,params,metric/depth/abs_err,flops:max", generated)
     assert [(o.column, o.sense) for o in objs] == [
-        ("delta_mtl", "max"), ("params_union", "min"), ("metric/depth/abs_err", "min"), ("flops_multitask", "max")]
+        ("delta_mtl", "max"),
+        ("params_union", "min"),
+        ("metric/depth/abs_err", "min"),
+        ("flops_multitask", "max"),
+    ]
     with pytest.raises(AnalysisError, match="no column 'nope'"):
         parse_objectives("nope:max", generated)
     with pytest.raises(AnalysisError, match="no known sense"):

@@ -1,15 +1,16 @@
 """Models that learn, analysis side: trials that did not beat their trivial references are kept off the
 fronts and counted, delta_mtl refuses a baseline that did not learn, the gap at reduction and learning curves on
 hand-made tables."""
+
 from __future__ import annotations
 
 import math
-import sys
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+from analysis_fixtures import LEARNED_MARGINS, apply_learned, make_results, write_experiment, write_results
 
 from analysis import AnalysisError, compare_fronts, load_results, pareto_front, write_report
 from analysis.compare import parse_objectives
@@ -24,9 +25,6 @@ from analysis.learning import (
 )
 from analysis.plots import front_plot_data
 from analysis.stats import seed_hypervolumes
-
-sys.path.insert(0, str(Path(__file__).parent))
-from analysis_fixtures import LEARNED_MARGINS, apply_learned, make_results, write_experiment, write_results  # noqa: E402
 
 OBJ = "metric/depth/abs_err:min,params:min"
 
@@ -66,8 +64,10 @@ def test_a_non_learning_trial_is_flagged_kept_off_fronts_and_counted(tmp_path):
     cmp = compare_fronts(df, by="flow_width", objectives=OBJ)
     assert all(victim not in set(g["trial_id"]) for g in cmp.points.values())
     hv = seed_hypervolumes(df, parse_objectives(OBJ, df))
-    assert int(hv.table.query("group == 'supernet' and seed == 0")["points"].iloc[0]) == int(
-        ((sn["seed"] == 0) & sn["is_valid"]).sum()) - 1
+    assert (
+        int(hv.table.query("group == 'supernet' and seed == 0")["points"].iloc[0])
+        == int(((sn["seed"] == 0) & sn["is_valid"]).sum()) - 1
+    )
     # without the flag (older results) nothing changes: the trial is back on the front
     older = df.drop(columns=[c for c in df.columns if c.startswith("learned")])
     assert victim in set(pareto_front(older[older["mode"] == "supernet"], OBJ)["trial_id"])
@@ -80,7 +80,9 @@ def test_a_non_learning_trial_is_flagged_kept_off_fronts_and_counted(tmp_path):
     assert victim not in pd.read_csv(out / "front.csv")["trial_id"].tolist()
     assert pd.read_csv(out / "not_learned.csv")["trial_id"].tolist() == [victim]
     gap = pd.read_csv(out / "reduction_gap.csv")
-    assert not gap.loc[gap["trial_id"] == victim, "learned"].any() and gap.loc[gap["trial_id"] != victim, "learned"].all()
+    assert (
+        not gap.loc[gap["trial_id"] == victim, "learned"].any() and gap.loc[gap["trial_id"] != victim, "learned"].all()
+    )
 
 
 def test_a_non_learning_baseline_leaves_the_baseline_points(tmp_path):
@@ -117,8 +119,14 @@ def test_delta_mtl_refused_against_a_baseline_that_did_not_learn(tmp_path, capsy
     s0 = (lenient["seed"] == 0) & (lenient["mode"] != "single_task")
     pd.testing.assert_series_equal(lenient.loc[s0, "delta_mtl"], strict0.loc[s0, "delta_mtl"])
     assert lenient.attrs["delta_mtl_unavailable"] == [
-        {"experiment": lenient["experiment"].iloc[0], "seed": 1, "task": "normal", "trial_id": "single_task_normal_s1",
-         "reason": "did not learn"}]
+        {
+            "experiment": lenient["experiment"].iloc[0],
+            "seed": 1,
+            "task": "normal",
+            "trial_id": "single_task_normal_s1",
+            "reason": "did not learn",
+        }
+    ]
     with pytest.raises(ValueError, match="unusable_baseline"):
         load_results(exp, unusable_baseline="ignore")
     from analysis.__main__ import main
@@ -142,21 +150,57 @@ def _hand_results() -> pd.DataFrame:
         ("s1", "supernet", (0.50, 0.60), (0.40, 0.50), (0.36, 0.55), (0.45, 0.45)),
         ("r1", "random_arch", (0.45, 0.90), (0.50, 0.80), (0.49, 0.80), (0.52, 0.70)),
     ]:
-        row = {"experiment": "e", "trial_id": tid, "status": "finished", "mode": mode, "seed": 0, "is_valid": True,
-               "metric/seg/pixel_acc": 0.9, "metric/seg/miou": fine[0], "metric/dep/abs_err": fine[1], "learned": True}
+        row = {
+            "experiment": "e",
+            "trial_id": tid,
+            "status": "finished",
+            "mode": mode,
+            "seed": 0,
+            "is_valid": True,
+            "metric/seg/pixel_acc": 0.9,
+            "metric/seg/miou": fine[0],
+            "metric/dep/abs_err": fine[1],
+            "learned": True,
+        }
         for stage, (m, a) in zip(("warmup", "search", "reduction", "finetune"), (warm, search, red, fine)):
-            row |= {f"quality/{stage}/seg/pixel_acc": 0.8, f"quality/{stage}/seg/miou": m, f"quality/{stage}/dep/abs_err": a}
+            row |= {
+                f"quality/{stage}/seg/pixel_acc": 0.8,
+                f"quality/{stage}/seg/miou": m,
+                f"quality/{stage}/dep/abs_err": a,
+            }
         rows.append(row)
-    rows.append({"experiment": "e", "trial_id": "st", "status": "finished", "mode": "single_task", "seed": 0,
-                 "is_valid": True, "metric/seg/miou": 0.5, "quality/warmup/seg/miou": 0.3, "quality/finetune/seg/miou": 0.5,
-                 "learned": True})
-    rows.append({"experiment": "e", "trial_id": "x", "status": "errored", "mode": "supernet", "seed": 0,
-                 "is_valid": False, "learned": None})
+    rows.append(
+        {
+            "experiment": "e",
+            "trial_id": "st",
+            "status": "finished",
+            "mode": "single_task",
+            "seed": 0,
+            "is_valid": True,
+            "metric/seg/miou": 0.5,
+            "quality/warmup/seg/miou": 0.3,
+            "quality/finetune/seg/miou": 0.5,
+            "learned": True,
+        }
+    )
+    rows.append(
+        {
+            "experiment": "e",
+            "trial_id": "x",
+            "status": "errored",
+            "mode": "supernet",
+            "seed": 0,
+            "is_valid": False,
+            "learned": None,
+        }
+    )
     df = pd.DataFrame(rows)
-    df.attrs = {"metric_senses": {"pixel_acc": "max", "miou": "max", "abs_err": "min"},
-                "tasks": {"seg": "segmentation", "dep": "depth"},
-                "trivial": {"seg": {"miou": 0.2, "pixel_acc": 0.8}, "dep": {"abs_err": 1.0}},
-                "learned_margins": LEARNED_MARGINS}
+    df.attrs = {
+        "metric_senses": {"pixel_acc": "max", "miou": "max", "abs_err": "min"},
+        "tasks": {"seg": "segmentation", "dep": "depth"},
+        "trivial": {"seg": {"miou": 0.2, "pixel_acc": 0.8}, "dep": {"abs_err": 1.0}},
+        "learned_margins": LEARNED_MARGINS,
+    }
     return df
 
 
@@ -188,12 +232,18 @@ def test_fronts_plot_draws_the_trivial_reference_and_captions_delta_mtl(tmp_path
 def test_reduction_gap_hand_computed():
     gap = reduction_gap(_hand_results()).set_index(["trial_id", "task"])
     assert set(gap.index.get_level_values(0)) == {"s1", "r1"}  # method modes only, valid rows only
-    assert (gap["metric"].to_dict()) == {("s1", "seg"): "miou", ("s1", "dep"): "abs_err",
-                                         ("r1", "seg"): "miou", ("r1", "dep"): "abs_err"}
-    expected = {("s1", "seg"): 10.0,  # |0.36 - 0.40| / 0.40
-                ("s1", "dep"): 10.0,  # |0.55 - 0.50| / 0.50
-                ("r1", "seg"): 2.0,  # |0.49 - 0.50| / 0.50
-                ("r1", "dep"): 0.0}
+    assert (gap["metric"].to_dict()) == {
+        ("s1", "seg"): "miou",
+        ("s1", "dep"): "abs_err",
+        ("r1", "seg"): "miou",
+        ("r1", "dep"): "abs_err",
+    }
+    expected = {
+        ("s1", "seg"): 10.0,  # |0.36 - 0.40| / 0.40
+        ("s1", "dep"): 10.0,  # |0.55 - 0.50| / 0.50
+        ("r1", "seg"): 2.0,  # |0.49 - 0.50| / 0.50
+        ("r1", "dep"): 0.0,
+    }
     for k, v in expected.items():
         assert gap.loc[k, "gap_pct"] == pytest.approx(v)
     # search vs warm-up, > 0 when search improved: miou 0.50 -> 0.40 is -20%; abs_err 0.60 -> 0.50 is +16.7%
@@ -214,12 +264,26 @@ def test_reduction_gap_hand_computed():
 def test_learning_curves_hand_made_epochs():
     stages = [("warmup", 1), ("warmup", 2), ("search", 3), ("finetune", 4)]
     rows = []
-    for tid, mode, miou in [("a", "supernet", [0.2, 0.3, 0.3, 0.5]), ("b", "supernet", [0.2, 0.5, 0.4, 0.7]),
-                            ("c", "single_task", [0.25, 0.45, np.nan, np.nan])]:
+    for tid, mode, miou in [
+        ("a", "supernet", [0.2, 0.3, 0.3, 0.5]),
+        ("b", "supernet", [0.2, 0.5, 0.4, 0.7]),
+        ("c", "single_task", [0.25, 0.45, np.nan, np.nan]),
+    ]:
         plan = stages if mode == "supernet" else [("warmup", 1), ("finetune", 2)]
         for (stage, step), v in zip(plan, miou):
-            rows.append({"experiment": "e", "trial_id": tid, "mode": mode, "stage": stage, "epoch": 0, "step": step,
-                         "metric/seg/miou": v, "metric/seg/pixel_acc": 0.9, "metric/dep/abs_err": 1 - v if v == v else np.nan})
+            rows.append(
+                {
+                    "experiment": "e",
+                    "trial_id": tid,
+                    "mode": mode,
+                    "stage": stage,
+                    "epoch": 0,
+                    "step": step,
+                    "metric/seg/miou": v,
+                    "metric/seg/pixel_acc": 0.9,
+                    "metric/dep/abs_err": 1 - v if v == v else np.nan,
+                }
+            )
     results = _hand_results()
     lc = learning_curves(pd.DataFrame(rows), results)
     assert lc.metrics == ["seg/miou", "dep/abs_err"] and lc.modes == ["supernet", "single_task"]
@@ -236,7 +300,9 @@ def test_learning_curves_hand_made_epochs():
     assert lc.trivial == {"seg/miou": 0.2, "dep/abs_err": 1.0}
     # without a mode column the results table supplies it
     no_mode = pd.DataFrame(rows).drop(columns="mode")
-    modes = pd.DataFrame({"experiment": "e", "trial_id": ["a", "b", "c"], "mode": ["supernet", "supernet", "single_task"]})
+    modes = pd.DataFrame(
+        {"experiment": "e", "trial_id": ["a", "b", "c"], "mode": ["supernet", "supernet", "single_task"]}
+    )
     modes.attrs = results.attrs
     assert learning_curves(no_mode, modes).curve("supernet", "seg/miou")["median"].tolist() == sn["median"].tolist()
     with pytest.raises(AnalysisError, match="no 'mode' column"):

@@ -1,47 +1,57 @@
 """Loading results: delta_mtl by hand, baselines per seed, flags, errors."""
+
 from __future__ import annotations
 
 import json
-import sys
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+from analysis_fixtures import write_experiment, write_results
 
 from analysis import AnalysisError, load_arch_spec, load_epochs, load_results
-
-sys.path.insert(0, str(Path(__file__).parent))
-from analysis_fixtures import write_experiment, write_results  # noqa: E402
 
 TASKS = {"seg": "segmentation", "depth": "depth"}
 
 
 def _row(tid, mode, seed, status="finished", baseline_task=None, **metrics):
-    row = {"experiment": "hand", "trial_id": tid, "status": status, "mode": mode, "baseline_task": baseline_task,
-           "seed": seed, "flow_width": 1, "params_union": 100, "arch_spec_path": f"{tid}/arch_spec.json",
-           "metric/seg/miou": np.nan, "metric/seg/pixel_acc": np.nan, "metric/depth/abs_err": np.nan}
+    row = {
+        "experiment": "hand",
+        "trial_id": tid,
+        "status": status,
+        "mode": mode,
+        "baseline_task": baseline_task,
+        "seed": seed,
+        "flow_width": 1,
+        "params_union": 100,
+        "arch_spec_path": f"{tid}/arch_spec.json",
+        "metric/seg/miou": np.nan,
+        "metric/seg/pixel_acc": np.nan,
+        "metric/depth/abs_err": np.nan,
+    }
     row.update({f"metric/{k.replace('__', '/')}": v for k, v in metrics.items()})
     return row
 
 
 def hand_table() -> pd.DataFrame:
-    return pd.DataFrame([
-        # seed 0 baselines: seg miou mean of 0.4 and 0.6 = 0.5 (pixel_acc not in the baseline: unused)
-        _row("st_seg_a", "single_task", 0, baseline_task="seg", seg__miou=0.4),
-        _row("st_seg_b", "single_task", 0, baseline_task="seg", seg__miou=0.6),
-        _row("st_seg_bad", "single_task", 0, status="errored", baseline_task="seg", seg__miou=100.0),
-        _row("st_depth", "single_task", 0, baseline_task="depth", depth__abs_err=0.4),
-        # seed 1 baselines differ: a row must use its own seed's
-        _row("st_seg_1", "single_task", 1, baseline_task="seg", seg__miou=0.25),
-        _row("st_depth_1", "single_task", 1, baseline_task="depth", depth__abs_err=0.5),
-        # miou +10%, abs_err falls 25% (better): 100/2 * (0.10 + 0.25) = 17.5
-        _row("a", "supernet", 0, seg__miou=0.55, seg__pixel_acc=0.9, depth__abs_err=0.3),
-        # seed 1: miou +20%, abs_err rises 10% (worse): 100/2 * (0.2 - 0.1) = 5
-        _row("b", "supernet", 1, seg__miou=0.3, depth__abs_err=0.55),
-        _row("c", "hard_sharing", 0, seg__miou=0.5, depth__abs_err=0.4),  # equal to baseline: 0
-        _row("d", "supernet", 0, status="errored"),
-    ])
+    return pd.DataFrame(
+        [
+            # seed 0 baselines: seg miou mean of 0.4 and 0.6 = 0.5 (pixel_acc not in the baseline: unused)
+            _row("st_seg_a", "single_task", 0, baseline_task="seg", seg__miou=0.4),
+            _row("st_seg_b", "single_task", 0, baseline_task="seg", seg__miou=0.6),
+            _row("st_seg_bad", "single_task", 0, status="errored", baseline_task="seg", seg__miou=100.0),
+            _row("st_depth", "single_task", 0, baseline_task="depth", depth__abs_err=0.4),
+            # seed 1 baselines differ: a row must use its own seed's
+            _row("st_seg_1", "single_task", 1, baseline_task="seg", seg__miou=0.25),
+            _row("st_depth_1", "single_task", 1, baseline_task="depth", depth__abs_err=0.5),
+            # miou +10%, abs_err falls 25% (better): 100/2 * (0.10 + 0.25) = 17.5
+            _row("a", "supernet", 0, seg__miou=0.55, seg__pixel_acc=0.9, depth__abs_err=0.3),
+            # seed 1: miou +20%, abs_err rises 10% (worse): 100/2 * (0.2 - 0.1) = 5
+            _row("b", "supernet", 1, seg__miou=0.3, depth__abs_err=0.55),
+            _row("c", "hard_sharing", 0, seg__miou=0.5, depth__abs_err=0.4),  # equal to baseline: 0
+            _row("d", "supernet", 0, status="errored"),
+        ]
+    )
 
 
 def test_delta_mtl_hand_computed(tmp_path):
@@ -71,8 +81,14 @@ def test_missing_baseline_raises_naming_it(tmp_path):
 
 def test_early_stopped_baseline_is_never_a_reference(tmp_path):
     # beside finished baselines, an early-stopped one is ignored: a's gain stays 17.5 (not pulled by 100.0)
-    t = pd.concat([hand_table(), pd.DataFrame([
-        _row("st_seg_es", "single_task", 0, status="early_stopped", baseline_task="seg", seg__miou=100.0)])])
+    t = pd.concat(
+        [
+            hand_table(),
+            pd.DataFrame(
+                [_row("st_seg_es", "single_task", 0, status="early_stopped", baseline_task="seg", seg__miou=100.0)]
+            ),
+        ]
+    )
     write_results(t, tmp_path / "exp" / "results.parquet", TASKS)
     df = load_results(tmp_path / "exp").set_index("trial_id")
     assert df.loc["a", "delta_mtl"] == pytest.approx(17.5)
@@ -81,15 +97,19 @@ def test_early_stopped_baseline_is_never_a_reference(tmp_path):
     t2 = hand_table()
     t2.loc[t2["trial_id"] == "st_depth_1", "status"] = "early_stopped"
     write_results(t2, tmp_path / "exp2" / "results.parquet", TASKS)
-    with pytest.raises(AnalysisError, match=r"task 'depth', experiment 'hand', seed 1 did not finish.*early_stopped.*st_depth_1"):
+    with pytest.raises(
+        AnalysisError, match=r"task 'depth', experiment 'hand', seed 1 did not finish.*early_stopped.*st_depth_1"
+    ):
         load_results(tmp_path / "exp2")
 
 
 def test_metric_senses_from_metadata_and_unknown_metric(tmp_path):
-    t = pd.DataFrame([
-        _row("st", "single_task", 0, baseline_task="seg", seg__bleu=10.0),
-        _row("a", "supernet", 0, seg__bleu=12.0),
-    ]).drop(columns=["metric/seg/miou", "metric/seg/pixel_acc", "metric/depth/abs_err"])
+    t = pd.DataFrame(
+        [
+            _row("st", "single_task", 0, baseline_task="seg", seg__bleu=10.0),
+            _row("a", "supernet", 0, seg__bleu=12.0),
+        ]
+    ).drop(columns=["metric/seg/miou", "metric/seg/pixel_acc", "metric/depth/abs_err"])
     f = write_results(t, tmp_path / "x" / "results.parquet", {"seg": "text"}, metadata=False)
     with pytest.raises(AnalysisError, match="'bleu' has no known sense"):
         load_results(f)

@@ -1,4 +1,5 @@
 """Pareto kernels against hand-made tables, closed forms and moocore."""
+
 from __future__ import annotations
 
 import math

@@ -1,4 +1,5 @@
 """Plot data, the report command (as a subprocess) and the notebook, on generated experiments."""
+
 from __future__ import annotations
 
 import os
@@ -9,14 +10,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from analysis_fixtures import write_experiment
 
 from analysis import compare_fronts, load_results
 from analysis.compare import baseline_points
 from analysis.plots import front_plot_data, render_fronts, render_topology, topology_data
 from analysis.report import markdown_table
-
-sys.path.insert(0, str(Path(__file__).parent))
-from analysis_fixtures import write_experiment  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -29,8 +28,14 @@ def exp(tmp_path_factory) -> Path:
 
 def _cli(*args: str | Path) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(ROOT), "MPLBACKEND": "Agg"}
-    return subprocess.run([sys.executable, "-m", "analysis", *map(str, args)], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "analysis", *map(str, args)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 # ----------------------------------------------------------------------------- plot data
@@ -53,15 +58,24 @@ def test_front_plot_data(exp):
 
 
 def test_topology_data_hand_spec(tmp_path):
-    spec = {"n_nodes": 3, "flow_width": 1, "tasks": {
-        "a": {"edges": [[1, 2], [2, 3]], "read_in": [1], "read_out": [3]},
-        "b": {"edges": [[1, 2], [1, 3]], "read_in": [1, 2], "read_out": [3]},
-    }}
+    spec = {
+        "n_nodes": 3,
+        "flow_width": 1,
+        "tasks": {
+            "a": {"edges": [[1, 2], [2, 3]], "read_in": [1], "read_out": [3]},
+            "b": {"edges": [[1, 2], [1, 3]], "read_in": [1, 2], "read_out": [3]},
+        },
+    }
     d = topology_data(spec)
     by_pair = {(e.src, e.dst): e.tasks for e in d.edges}
     assert by_pair == {
-        ("stem", "1"): ("a", "b"), ("stem", "2"): ("b",), ("1", "2"): ("a", "b"), ("1", "3"): ("b",),
-        ("2", "3"): ("a",), ("3", "head:a"): ("a",), ("3", "head:b"): ("b",),
+        ("stem", "1"): ("a", "b"),
+        ("stem", "2"): ("b",),
+        ("1", "2"): ("a", "b"),
+        ("1", "3"): ("b",),
+        ("2", "3"): ("a",),
+        ("3", "head:a"): ("a",),
+        ("3", "head:b"): ("b",),
     }
     assert {(e.src, e.dst) for e in d.edges if e.shared} == {("stem", "1"), ("1", "2")}
     assert d.task_nodes("a") == {"stem", "1", "2", "3", "head:a"}
@@ -75,7 +89,11 @@ def test_topology_data_hand_spec(tmp_path):
 def test_markdown_table():
     t = pd.DataFrame({"x": [1.23456, np.nan], "name": ["a|b", "c"]}, index=pd.Index(["r1", "r2"], name="g"))
     assert markdown_table(t).splitlines() == [
-        "| g | x | name |", "|---|---|---|", "| r1 | 1.235 | a\\|b |", "| r2 |  | c |"]
+        "| g | x | name |",
+        "|---|---|---|",
+        "| r1 | 1.235 | a\\|b |",
+        "| r2 |  | c |",
+    ]
     assert markdown_table(t, index=False).splitlines()[0] == "| x | name |"
 
 
@@ -88,7 +106,15 @@ def test_report_command_writes_files(exp, tmp_path):
     assert r.returncode == 0, r.stderr
     assert Path(r.stdout.strip()) == out / "report.md"
     names = {p.name for p in out.iterdir()}
-    assert {"report.md", "fronts.png", "comparison.csv", "coverage.csv", "per_seed.csv", "front.csv", "baselines.csv"} <= names
+    assert {
+        "report.md",
+        "fronts.png",
+        "comparison.csv",
+        "coverage.csv",
+        "per_seed.csv",
+        "front.csv",
+        "baselines.csv",
+    } <= names
     assert any(n.startswith("topology_") and n.endswith(".png") for n in names)
     assert (out / "fronts.png").read_bytes()[:8] == PNG
     # the CSV holds the same numbers as the library call
@@ -106,8 +132,15 @@ def test_report_command_writes_files(exp, tmp_path):
 def test_report_opens_with_the_answer_and_ends_with_the_effect(tmp_path):
     from analysis import write_report
 
-    exp = write_experiment(tmp_path, seeds=tuple(range(6)), flow_widths=(1, 2), lambda_sqs=(0.0, 0.1), taus=(0.3,),
-                           random_archs=3, random_gain=-0.05)
+    exp = write_experiment(
+        tmp_path,
+        seeds=tuple(range(6)),
+        flow_widths=(1, 2),
+        lambda_sqs=(0.0, 0.1),
+        taus=(0.3,),
+        random_archs=3,
+        random_gain=-0.05,
+    )
     out = write_report(exp, by="flow_width")
     md = (out / "report.md").read_text()
     sections = [line for line in md.splitlines() if line.startswith("## ")]
@@ -120,7 +153,11 @@ def test_report_opens_with_the_answer_and_ends_with_the_effect(tmp_path):
     hv = pd.read_csv(out / "seed_hypervolumes.csv")
     assert set(hv["group"]) == {"supernet", "random_arch", "hard_sharing", "single_task"} and hv["seed"].nunique() == 6
     effect = pd.read_csv(out / "effect.csv", index_col="flow_width")
-    assert effect.index.tolist() == [1, 2] and "params_union median" in effect.columns and "search_s median" in effect.columns
+    assert (
+        effect.index.tolist() == [1, 2]
+        and "params_union median" in effect.columns
+        and "search_s median" in effect.columns
+    )
     assert (effect["params_union median"].diff().dropna() > 0).all()  # a wider flow keeps more parameters
     # without random rows: one line that says so and how to add them, and no EAF figures
     exp2 = write_experiment(tmp_path, name="plain", seeds=(0, 1))
@@ -135,18 +172,37 @@ def test_report_default_out_and_grouping_by_two_columns(tmp_path):
     exp = write_experiment(tmp_path, seeds=(0,))
     from analysis.__main__ import main  # in-process: the subprocess path is covered above
 
-    assert main([str(exp), "--by", "lambda_sq,tau", "--objectives", "metric/depth/abs_err,flops", "--budgets", "flops=3e8,6e8"]) == 0
+    assert (
+        main(
+            [
+                str(exp),
+                "--by",
+                "lambda_sq,tau",
+                "--objectives",
+                "metric/depth/abs_err,flops",
+                "--budgets",
+                "flops=3e8,6e8",
+            ]
+        )
+        == 0
+    )
     table = pd.read_csv(exp / "report" / "comparison.csv", index_col="group")
     assert len(table) == 6 and "lambda_sq=0.0, tau=0.3" in table.index
-    assert list(table.columns[-2:]) == ["best metric/depth/abs_err @ flops<=3e+08", "best metric/depth/abs_err @ flops<=6e+08"]
+    assert list(table.columns[-2:]) == [
+        "best metric/depth/abs_err @ flops<=3e+08",
+        "best metric/depth/abs_err @ flops<=6e+08",
+    ]
 
 
-@pytest.mark.parametrize("case, message", [
-    ("missing", "does not exist"),
-    ("empty", "no results.parquet"),
-    ("no_baseline", "no valid single_task baseline"),
-    ("all_errored", "no valid supernet trials"),
-])
+@pytest.mark.parametrize(
+    "case, message",
+    [
+        ("missing", "does not exist"),
+        ("empty", "no results.parquet"),
+        ("no_baseline", "no valid single_task baseline"),
+        ("all_errored", "no valid supernet trials"),
+    ],
+)
 def test_report_command_errors_are_messages(tmp_path, capsys, case, message):
     if case == "missing":
         path = tmp_path / "nope"
@@ -195,7 +251,9 @@ def test_notebook_executes(exp, tmp_path, monkeypatch):
     monkeypatch.setenv("ANALYSIS_OUT", str(tmp_path / "nb"))
     monkeypatch.setenv("MPLBACKEND", "Agg")
     nb = nbformat.read(ROOT / "notebooks" / "pareto_analysis.ipynb", as_version=4)
-    nbclient.NotebookClient(nb, timeout=120, kernel_name="python3", resources={"metadata": {"path": str(ROOT / "notebooks")}}).execute()
+    nbclient.NotebookClient(
+        nb, timeout=120, kernel_name="python3", resources={"metadata": {"path": str(ROOT / "notebooks")}}
+    ).execute()
     outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs]
     assert not [o for o in outputs if o.output_type == "error"]
     assert (tmp_path / "nb" / "fronts.png").is_file() and (tmp_path / "nb" / "topology.png").is_file()
@@ -212,7 +270,9 @@ def test_notebook_executes(exp, tmp_path, monkeypatch):
 
 
 def test_analysis_imports_neither_torch_nor_ray():
-    code = ("import sys, analysis, analysis.report, analysis.plots, analysis.__main__; "
-            "bad = [m for m in ('torch', 'ray') if m in sys.modules]; assert not bad, bad")
+    code = (
+        "import sys, analysis, analysis.report, analysis.plots, analysis.__main__; "
+        "bad = [m for m in ('torch', 'ray') if m in sys.modules]; assert not bad, bad"
+    )
     r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stderr

@@ -3,17 +3,17 @@
 Hand-made sets with answers written down here; the answer sentence on generated sweeps where the
 method clearly wins, clearly loses, or has too few seeds.
 """
+
 from __future__ import annotations
 
 import json
 import math
 import re
-import sys
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+from analysis_fixtures import write_experiment
 
 from analysis import load_results
 from analysis.effects import ablation_measures, effect_table, kept_edges, search_time
@@ -29,9 +29,6 @@ from analysis.stats import (
     seed_hypervolumes,
     wilcoxon_test,
 )
-
-sys.path.insert(0, str(Path(__file__).parent))
-from analysis_fixtures import write_experiment  # noqa: E402
 
 # ----------------------------------------------------------------------------- rank tests
 
@@ -66,10 +63,17 @@ def test_mann_whitney_hand_computed():
     assert t.min_p == pytest.approx(0.1) and not t.decidable
 
 
-@pytest.mark.parametrize("paired, n, expected", [
-    (True, 5, 2 / 32), (True, 6, 2 / 64), (True, 1, 1.0), (False, (3, 3), 2 / 20), (False, (4, 4), 2 / 70),
-    (False, (0, 4), 1.0),
-])
+@pytest.mark.parametrize(
+    "paired, n, expected",
+    [
+        (True, 5, 2 / 32),
+        (True, 6, 2 / 64),
+        (True, 1, 1.0),
+        (False, (3, 3), 2 / 20),
+        (False, (4, 4), 2 / 70),
+        (False, (0, 4), 1.0),
+    ],
+)
 def test_min_p_value(paired, n, expected):
     assert min_p_value(paired, n) == pytest.approx(expected)
 
@@ -122,11 +126,11 @@ def test_eaf_difference_hand_sets():
     sb = np.array([0, 1])
     rects, n = eaf_difference(ya, sa, yb, sb)
     assert n == 2 and (np.abs(rects[:, 4]) <= 1).all() and (rects[:, 4] != 0).all()
-    assert _diff_at(rects, 1.5, 3.5) == pytest.approx(0.5)    # A: seed 0 of 2; B: none
-    assert _diff_at(rects, 2.2, 2.2) == pytest.approx(0.5)    # A: seed 1; B: none
-    assert _diff_at(rects, 2.7, 2.7) == pytest.approx(-0.5)   # A: seed 1 only; B: both
-    assert _diff_at(rects, 3.5, 3.5) == pytest.approx(0.0)    # everybody
-    assert _diff_at(rects, 0.5, 0.5) == pytest.approx(0.0)    # nobody (seed 2 of A is not compared)
+    assert _diff_at(rects, 1.5, 3.5) == pytest.approx(0.5)  # A: seed 0 of 2; B: none
+    assert _diff_at(rects, 2.2, 2.2) == pytest.approx(0.5)  # A: seed 1; B: none
+    assert _diff_at(rects, 2.7, 2.7) == pytest.approx(-0.5)  # A: seed 1 only; B: both
+    assert _diff_at(rects, 3.5, 3.5) == pytest.approx(0.0)  # everybody
+    assert _diff_at(rects, 0.5, 0.5) == pytest.approx(0.0)  # nobody (seed 2 of A is not compared)
     same, _ = eaf_difference(yb, sb, yb, sb)
     assert len(same) == 0
 
@@ -136,8 +140,13 @@ def test_eaf_difference_hand_sets():
 
 def _hand() -> pd.DataFrame:
     # delta_mtl max, params min; minimise form (-delta, params): ideal (-2, 10), nadir (0, 20) over all groups
-    rows = [("s0", "supernet", 0, 2.0, 10), ("s1", "supernet", 1, 1.0, 10), ("r0", "random_arch", 0, 0.0, 20),
-            ("r1", "random_arch", 1, 2.0, 20), ("x", "random_arch", 1, 9.0, 1)]
+    rows = [
+        ("s0", "supernet", 0, 2.0, 10),
+        ("s1", "supernet", 1, 1.0, 10),
+        ("r0", "random_arch", 0, 0.0, 20),
+        ("r1", "random_arch", 1, 2.0, 20),
+        ("x", "random_arch", 1, 9.0, 1),
+    ]
     df = pd.DataFrame(rows, columns=["trial_id", "mode", "seed", "delta_mtl", "params_union"])
     df["experiment"], df["status"] = "hand", "finished"
     df["is_valid"] = df["trial_id"] != "x"  # an errored trial that would dominate everything
@@ -170,11 +179,14 @@ def test_seed_hypervolumes_share_one_normalisation():
 _SMALL = dict(flow_widths=(1, 2), lambda_sqs=(0.0, 0.1), taus=(0.3,), random_archs=3)
 
 
-@pytest.mark.parametrize("gain, seeds, verdict, start", [
-    (-0.05, 6, "better", "Yes: the search beats random architectures of the same size"),
-    (+0.05, 6, "worse", "No: random architectures of the same size beat the search"),
-    (-0.05, 4, "not decidable", "Not decidable: only 4 paired seeds"),
-])
+@pytest.mark.parametrize(
+    "gain, seeds, verdict, start",
+    [
+        (-0.05, 6, "better", "Yes: the search beats random architectures of the same size"),
+        (+0.05, 6, "worse", "No: random architectures of the same size beat the search"),
+        (-0.05, 4, "not decidable", "Not decidable: only 4 paired seeds"),
+    ],
+)
 def test_answer_sentence(tmp_path, gain, seeds, verdict, start):
     df = load_results(write_experiment(tmp_path, seeds=tuple(range(seeds)), random_gain=gain, **_SMALL))
     a = search_vs_random(df)
@@ -193,11 +205,15 @@ def test_answer_sentence(tmp_path, gain, seeds, verdict, start):
 def test_answer_without_random_rows_or_with_unpaired_seeds(tmp_path):
     df = load_results(write_experiment(tmp_path, seeds=(0, 1, 2), **{**_SMALL, "random_archs": 0}))
     a = search_vs_random(df)
-    assert a.verdict == "not decidable" and "no random_arch rows" in a.sentence and "sweep.random_archs: k" in a.sentence
+    assert (
+        a.verdict == "not decidable" and "no random_arch rows" in a.sentence and "sweep.random_archs: k" in a.sentence
+    )
     assert a.test is None and "random_arch" not in a.hv.groups
     # random rows on other seeds than the method's: Mann-Whitney U, and 3 + 3 seeds cannot reach 0.05
     df2 = load_results(write_experiment(tmp_path, name="b", seeds=(0, 1, 2, 3, 4, 5), **_SMALL))
-    df2 = df2[~((df2["mode"] == "supernet") & (df2["seed"] >= 3)) & ~((df2["mode"] == "random_arch") & (df2["seed"] < 3))]
+    df2 = df2[
+        ~((df2["mode"] == "supernet") & (df2["seed"] >= 3)) & ~((df2["mode"] == "random_arch") & (df2["seed"] < 3))
+    ]
     b = search_vs_random(df2)
     assert b.test.test == "Mann-Whitney U" and b.verdict == "not decidable"
     assert "only 3 supernet and 3 random_arch seeds" in b.sentence
@@ -205,11 +221,18 @@ def test_answer_without_random_rows_or_with_unpaired_seeds(tmp_path):
 
 def test_answer_no_evidence_says_not_equal():
     # hand values with no consistent direction over 6 paired seeds
-    df = pd.DataFrame({
-        "trial_id": [f"t{i}" for i in range(12)], "mode": ["supernet"] * 6 + ["random_arch"] * 6,
-        "seed": list(range(6)) * 2, "delta_mtl": [1, 3, 2, 5, 4, 6, 2, 2, 3, 4, 5, 5.5],
-        "params_union": [10] * 12, "experiment": "e", "status": "finished", "is_valid": True,
-    })
+    df = pd.DataFrame(
+        {
+            "trial_id": [f"t{i}" for i in range(12)],
+            "mode": ["supernet"] * 6 + ["random_arch"] * 6,
+            "seed": list(range(6)) * 2,
+            "delta_mtl": [1, 3, 2, 5, 4, 6, 2, 2, 3, 4, 5, 5.5],
+            "params_union": [10] * 12,
+            "experiment": "e",
+            "status": "finished",
+            "is_valid": True,
+        }
+    )
     a = search_vs_random(df)
     assert a.verdict == "no evidence" and a.sentence.startswith("No evidence of a difference at alpha = 0.05")
     assert "does not show that they are equal" in a.sentence and a.test.p_value >= 0.05
@@ -234,23 +257,36 @@ def test_eaf_data_natural_units(tmp_path):
 
 def _spec(n_edges: int) -> dict:
     edges = [[1, 2], [2, 3], [1, 3], [3, 4]][:n_edges]
-    return {"n_nodes": 4, "flow_width": 2, "tasks": {"a": {"edges": edges, "read_in": [1], "read_out": [4]},
-                                                     "b": {"edges": edges[:1], "read_in": [1], "read_out": [2]}}}
+    return {
+        "n_nodes": 4,
+        "flow_width": 2,
+        "tasks": {
+            "a": {"edges": edges, "read_in": [1], "read_out": [4]},
+            "b": {"edges": edges[:1], "read_in": [1], "read_out": [2]},
+        },
+    }
 
 
 def test_effect_table_hand(tmp_path):
     # tau 0.1: seed 0 has two trials (4 and 2 edges -> its median 3), seed 1 one (4); tau 0.2: 1 and 2 edges
-    rows = [("a", 0.1, 0, 4, 1.0), ("b", 0.1, 0, 2, 3.0), ("c", 0.1, 1, 4, 5.0), ("d", 0.2, 0, 1, 0.5),
-            ("e", 0.2, 1, 2, 1.5)]
+    rows = [
+        ("a", 0.1, 0, 4, 1.0),
+        ("b", 0.1, 0, 2, 3.0),
+        ("c", 0.1, 1, 4, 5.0),
+        ("d", 0.2, 0, 1, 0.5),
+        ("e", 0.2, 1, 2, 1.5),
+    ]
     df = pd.DataFrame(rows, columns=["trial_id", "tau", "seed", "edges", "delta_mtl"])
     paths = []
     for tid, n in zip(df["trial_id"], df["edges"]):
         (tmp_path / tid).mkdir()
         (tmp_path / tid / "arch_spec.json").write_text(json.dumps(_spec(n)))
         paths.append(str(tmp_path / tid / "arch_spec.json"))
-    df = df.drop(columns="edges").assign(arch_spec_path=paths, mode="supernet", experiment="e", status="finished", is_valid=True)
+    df = df.drop(columns="edges").assign(
+        arch_spec_path=paths, mode="supernet", experiment="e", status="finished", is_valid=True
+    )
     extra = df.iloc[[0]].assign(trial_id="x", mode="random_arch", delta_mtl=99.0)  # not the method: left out
-    bad = df.iloc[[0]].assign(trial_id="y", is_valid=False, delta_mtl=-99.0)       # errored: left out
+    bad = df.iloc[[0]].assign(trial_id="y", is_valid=False, delta_mtl=-99.0)  # errored: left out
     df = pd.concat([df, extra, bad], ignore_index=True)
     assert kept_edges(df).tolist()[:5] == [4, 2, 4, 1, 2]
     assert ablation_measures(df, "config/reduction.tau") == ["kept_edges", "delta_mtl"]
@@ -264,10 +300,18 @@ def test_effect_table_hand(tmp_path):
 
 
 def test_effect_measures_and_search_time():
-    df = pd.DataFrame({"time/search": [10.0, 12.0, 0.1], "reused/search": [False, None, True],
-                       "config/search.epochs": [2, 4, 2], "delta_mtl": [1.0, 2.0, 3.0]})
+    df = pd.DataFrame(
+        {
+            "time/search": [10.0, 12.0, 0.1],
+            "reused/search": [False, None, True],
+            "config/search.epochs": [2, 4, 2],
+            "delta_mtl": [1.0, 2.0, 3.0],
+        }
+    )
     t = search_time(df)
-    assert t.name == "search_s_per_epoch" and t.tolist()[:2] == [5.0, 3.0] and math.isnan(t.iloc[2])  # reused: no search
+    assert (
+        t.name == "search_s_per_epoch" and t.tolist()[:2] == [5.0, 3.0] and math.isnan(t.iloc[2])
+    )  # reused: no search
     plain = search_time(df.drop(columns="config/search.epochs"))
     assert plain.name == "search_s" and plain.tolist()[:2] == [10.0, 12.0]
     assert ablation_measures(df, "flow_width") == ["params_union", "search_s_per_epoch", "delta_mtl"]

@@ -1,14 +1,13 @@
 """Topology table, oracle, hit test and paired test on hand-made planted results (values computed by hand)."""
+
 from __future__ import annotations
 
 import itertools
 import math
-import sys
-from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import pytest
+from analysis_fixtures import write_experiment, write_results
 
 from analysis.load import AnalysisError, load_results
 from analysis.topology import (
@@ -26,26 +25,54 @@ from analysis.topology import (
     topology_table,
 )
 
-sys.path.insert(0, str(Path(__file__).parent))
-from analysis_fixtures import write_experiment, write_results  # noqa: E402
-
 SENSES = {"abs_err": "min", "miou": "max"}
 ORACLE_DEPTH = (0.364, 0.311, 0.227, 0.0)  # k = 0, 1, 2, >= 3
 
 
-def _row(tid: str, mode: str, seed: int, depth_path: int, *, seg_path: int = 0, p_deep=(0.1, 0.2, 0.4, 0.3),
-         err: float = 0.1, warm: float = 0.2, tau: float = 0.15, draw: int | None = None) -> dict:
+def _row(
+    tid: str,
+    mode: str,
+    seed: int,
+    depth_path: int,
+    *,
+    seg_path: int = 0,
+    p_deep=(0.1, 0.2, 0.4, 0.3),
+    err: float = 0.1,
+    warm: float = 0.2,
+    tau: float = 0.15,
+    draw: int | None = None,
+) -> dict:
     """One trial of a two-task planted benchmark on N = 4 nodes: seg is local (K = 0), depth needs K = 3.
     ``p_deep`` = the null P(L = 0..3) of depth's kept size (P(L >= 3) = 0.3 by default)."""
-    row = {"experiment": "e", "trial_id": tid, "status": "finished", "is_valid": True, "mode": mode, "seed": seed,
-           "config/trial.seed": seed, "config/reduction.tau": tau, "config/trial.mode": mode,
-           "config/trial.random_draw": draw, "collapsed": float(depth_path == 0 and seg_path == 0),
-           "needs_edges/depth": 3, "needs_edges/seg": 0, "oracle/seg/miou/0": 1.0,
-           "metric/depth/abs_err": err, "metric/seg/miou": 0.9, "quality/warmup/depth/abs_err": warm,
-           "null/depth/exact": 1.0, "null/seg/exact": 1.0}
+    row = {
+        "experiment": "e",
+        "trial_id": tid,
+        "status": "finished",
+        "is_valid": True,
+        "mode": mode,
+        "seed": seed,
+        "config/trial.seed": seed,
+        "config/reduction.tau": tau,
+        "config/trial.mode": mode,
+        "config/trial.random_draw": draw,
+        "collapsed": float(depth_path == 0 and seg_path == 0),
+        "needs_edges/depth": 3,
+        "needs_edges/seg": 0,
+        "oracle/seg/miou/0": 1.0,
+        "metric/depth/abs_err": err,
+        "metric/seg/miou": 0.9,
+        "quality/warmup/depth/abs_err": warm,
+        "null/depth/exact": 1.0,
+        "null/seg/exact": 1.0,
+    }
     for task, path, other in (("depth", depth_path, "seg"), ("seg", seg_path, "depth")):
-        row |= {f"topo/{task}/edges": path, f"topo/{task}/longest_path": path, f"topo/{task}/read_in": 1,
-                f"topo/{task}/read_out": 1, f"topo/{task}/shared/{other}": 1}
+        row |= {
+            f"topo/{task}/edges": path,
+            f"topo/{task}/longest_path": path,
+            f"topo/{task}/read_in": 1,
+            f"topo/{task}/read_out": 1,
+            f"topo/{task}/shared/{other}": 1,
+        }
     row |= {f"null/depth/longest_path/{n}": p for n, p in enumerate(p_deep)}
     row |= {f"null/seg/longest_path/{n}": float(n == 0) for n in range(4)}
     row |= {f"oracle/depth/abs_err/{k}": v for k, v in enumerate(ORACLE_DEPTH)}
@@ -133,12 +160,16 @@ def test_hit_test_is_not_decidable_when_the_warmup_did_not_beat_the_k0_bound():
     rows[0]["quality/warmup/depth/abs_err"] = math.nan
     assert "not recorded" in hit_tests(_frame(rows))[0].reasons[-1]
     # equal to the bound is not beating it
-    assert hit_tests(_frame([_row(f"m{s}", "supernet", s, 3, warm=0.364) for s in range(6)]))[0].verdict == "not decidable"
+    assert (
+        hit_tests(_frame([_row(f"m{s}", "supernet", s, 3, warm=0.364) for s in range(6)]))[0].verdict == "not decidable"
+    )
 
 
 def test_hit_test_is_not_decidable_when_every_p0_is_0_or_1():
-    rows = [_row(f"m{s}", "supernet", s, 3 if s % 2 else 1, p_deep=(0, 0, 0, 1) if s % 2 else (0.5, 0.5, 0, 0))
-            for s in range(6)]
+    rows = [
+        _row(f"m{s}", "supernet", s, 3 if s % 2 else 1, p_deep=(0, 0, 0, 1) if s % 2 else (0.5, 0.5, 0, 0))
+        for s in range(6)
+    ]
     (t,) = hit_tests(_frame(rows))
     assert t.verdict == "not decidable" and t.table["p0"].tolist() == [0, 1, 0, 1, 0, 1]
     assert "p0 0 or 1 (p0 = 0, 1)" in t.reasons[0] and "sweep tau" in t.reasons[0]
@@ -176,8 +207,10 @@ def test_hit_tests_split_by_setting_and_skip_invalid_and_other_modes():
 
 
 def test_no_planted_columns_no_tests():
-    rows = [{k: v for k, v in _row(f"m{s}", "supernet", s, 3).items() if not k.startswith(("needs_edges", "oracle"))}
-            for s in range(3)]
+    rows = [
+        {k: v for k, v in _row(f"m{s}", "supernet", s, 3).items() if not k.startswith(("needs_edges", "oracle"))}
+        for s in range(3)
+    ]
     df = _frame(rows)
     assert has_topology(df) and not has_planted(df)
     assert hit_tests(df) == [] and paired_tests(df) == [] and oracles(df) == {}
@@ -213,7 +246,9 @@ def test_paired_test_p_value_by_hand():
 
 def test_paired_test_not_decidable_without_random_draws_or_with_too_few_pairs():
     (t,) = paired_tests(_planted(random_errs=()))
-    assert t.verdict == "not decidable" and "no random_arch rows" in t.reasons[0] and "sweep.random_archs" in t.reasons[0]
+    assert (
+        t.verdict == "not decidable" and "no random_arch rows" in t.reasons[0] and "sweep.random_archs" in t.reasons[0]
+    )
     (t,) = paired_tests(_planted(random_errs=((0.2,),) * 4))  # 4 pairs: 1/16 = 0.0625 at best
     assert t.n == 4 and "too few seeds" in t.reasons[0] and "at least 5" in t.reasons[0]
     (t,) = paired_tests(_planted(random_errs=((0.2,),) * 5))
@@ -244,7 +279,10 @@ def test_oracle_table_and_bounds_of_the_kept_path():
     assert m["tolerance"].tolist() == pytest.approx([0.091, 0.05675, 0.091, 0.091, 0.091, 0.091])
     assert m["excess"].tolist() == pytest.approx([0.05, 0.073, 0.1, 0.036, 0.2, 0.09])
     assert m["within"].tolist() == [True, False, False, True, False, True]
-    assert "depth (abs_err) is within 25% of the oracle bound of the path it kept in 3 of 6 supernet trials" in cmp.sentence
+    assert (
+        "depth (abs_err) is within 25% of the oracle bound of the path it kept in 3 of 6 supernet trials"
+        in cmp.sentence
+    )
 
 
 def test_oracle_that_differs_between_trials_is_an_error():
@@ -293,15 +331,18 @@ def test_report_has_the_planted_sections_after_the_answer_and_a_topology_table(t
     from analysis import write_report
 
     # one method setting, so that every random draw pairs with the method trial of its seed
-    exp = write_experiment(tmp_path, seeds=tuple(range(6)), flow_widths=(1,), lambda_sqs=(0.0,), taus=(0.0,),
-                           random_archs=1, planted=True)
+    exp = write_experiment(
+        tmp_path, seeds=tuple(range(6)), flow_widths=(1,), lambda_sqs=(0.0,), taus=(0.0,), random_archs=1, planted=True
+    )
     out = write_report(exp, by="flow_width")
     md = (out / "report.md").read_text()
     sections = _sections(md)
-    assert sections[:4] == ["## Does the search beat random architectures?",
-                            "## Oracle: the best a path of k edges can reach",
-                            "## Does the search keep the path a task needs?",
-                            "## Is the task that needs depth better than its size-matched random draws?"]
+    assert sections[:4] == [
+        "## Does the search beat random architectures?",
+        "## Oracle: the best a path of k edges can reach",
+        "## Does the search keep the path a task needs?",
+        "## Is the task that needs depth better than its size-matched random draws?",
+    ]
     assert "## Topology" in sections
     topo = md.split("## Topology")[1].split("\n## ")[0]
     # the fixture's last supernet trial errored and the one before stopped early: neither kept a topology

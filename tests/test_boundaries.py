@@ -4,12 +4,11 @@
 - analysis/ imports neither supernet nor tune, nor torch nor ray (it reads Parquet and its metadata);
 - supernet/compact.py does not import supernet/dag.py: the two are linked only by the architecture spec.
 """
+
 from __future__ import annotations
 
 import ast
 from pathlib import Path
-
-import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 

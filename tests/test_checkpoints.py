@@ -1,4 +1,5 @@
 """Tune's checkpoints of a trial stay restorable: a gone one falls back to the latest there is, or to scratch."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -29,7 +30,8 @@ class FakeTrial:
             d.mkdir(parents=True)
             (d / "state.pt").write_bytes(b"x")
             self.run_metadata.checkpoint_manager.register_checkpoint(
-                _TrainingResult(Checkpoint.from_directory(str(d)), {"step": i}))
+                _TrainingResult(Checkpoint.from_directory(str(d)), {"step": i})
+            )
 
     @property
     def latest_checkpoint_result(self):

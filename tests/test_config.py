@@ -1,37 +1,59 @@
 """Config validation: bad keys and values are rejected with a message naming the key."""
+
 from __future__ import annotations
 
 import pytest
 
-from supernet.config import ConfigError, build_config, load_yaml, parse_set, to_dict, from_dict
+from supernet.config import ConfigError, build_config, from_dict, load_yaml, parse_set, to_dict
 
 
-@pytest.mark.parametrize("overrides,key", [
-    ({"model.flow_width": 0}, "model.flow_width"),
-    ({"model.n_nodes": 4, "model.flow_width": 4}, "model.flow_width"),
-    ({"reduction.tau": 1.0}, "reduction.tau"),
-    ({"reduction.tau": -0.1}, "reduction.tau"),
-    ({"search.lambda_sq": -1}, "search.lambda_sq"),
-    ({"warmup.lr": -0.1}, "warmup.lr"),
-    ({"model.nodes": 3}, "model.nodes"),
-    ({"modle.n_nodes": 3}, "modle.n_nodes"),
-    ({"model.gate": "softmax"}, "model.gate"),
-    ({"model.n_nodes": "four"}, "model.n_nodes"),
-    ({"trial.mode": "single_task"}, "trial.single_task"),
-])
+@pytest.mark.parametrize(
+    "overrides,key",
+    [
+        ({"model.flow_width": 0}, "model.flow_width"),
+        ({"model.n_nodes": 4, "model.flow_width": 4}, "model.flow_width"),
+        ({"reduction.tau": 1.0}, "reduction.tau"),
+        ({"reduction.tau": -0.1}, "reduction.tau"),
+        ({"search.lambda_sq": -1}, "search.lambda_sq"),
+        ({"warmup.lr": -0.1}, "warmup.lr"),
+        ({"model.nodes": 3}, "model.nodes"),
+        ({"modle.n_nodes": 3}, "modle.n_nodes"),
+        ({"model.gate": "softmax"}, "model.gate"),
+        ({"model.n_nodes": "four"}, "model.n_nodes"),
+        ({"trial.mode": "single_task"}, "trial.single_task"),
+    ],
+)
 def test_bad_values_name_the_key(overrides, key):
     with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
         build_config(overrides=overrides)
 
 
 NONSENSE = [
-    ("model.arch_init", "nan"), ("model.temperature", "inf"), ("model.temperature", "0"), ("model.temperature", "-1"),
-    ("search.lambda_sq", "inf"), ("warmup.lr", "inf"), ("warmup.lr", "nan"), ("search.lr", "inf"),
-    ("finetune.lr", "nan"), ("search.arch_lr", "inf"), ("search.arch_lr", "nan"), ("warmup.momentum", "nan"),
-    ("finetune.momentum", "-inf"), ("search.momentum", "nan"), ("warmup.weight_decay", "inf"),
-    ("search.weight_decay", "nan"), ("finetune.weight_decay", ".inf"), ("reduction.tau", "nan"),
-    ("data.data_seed", "-1"), ("trial.seed", "-1"), ("trial.seed", "4294967296"), ("trial.seed", "inf"),
-    ("search.temperature_end", "0"), ("search.temperature_end", "nan"), ("search.temperature_end", "-0.1"),
+    ("model.arch_init", "nan"),
+    ("model.temperature", "inf"),
+    ("model.temperature", "0"),
+    ("model.temperature", "-1"),
+    ("search.lambda_sq", "inf"),
+    ("warmup.lr", "inf"),
+    ("warmup.lr", "nan"),
+    ("search.lr", "inf"),
+    ("finetune.lr", "nan"),
+    ("search.arch_lr", "inf"),
+    ("search.arch_lr", "nan"),
+    ("warmup.momentum", "nan"),
+    ("finetune.momentum", "-inf"),
+    ("search.momentum", "nan"),
+    ("warmup.weight_decay", "inf"),
+    ("search.weight_decay", "nan"),
+    ("finetune.weight_decay", ".inf"),
+    ("reduction.tau", "nan"),
+    ("data.data_seed", "-1"),
+    ("trial.seed", "-1"),
+    ("trial.seed", "4294967296"),
+    ("trial.seed", "inf"),
+    ("search.temperature_end", "0"),
+    ("search.temperature_end", "nan"),
+    ("search.temperature_end", "-0.1"),
 ]
 
 

@@ -1,24 +1,22 @@
 """Real-data loaders (NYUv2 / CityScapes .npy, Omniglot PNG) and dense augmentation, on tiny on-disk fixtures."""
+
 from __future__ import annotations
 
 import math
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from data_fixtures import write_dense_npy, write_omniglot
 from torch.utils.data import DataLoader
 
-sys.path.insert(0, str(Path(__file__).parent))
-from data_fixtures import write_dense_npy, write_omniglot  # noqa: E402
-
-from supernet.config import ConfigError, build_config  # noqa: E402
-from supernet.data import build_data  # noqa: E402
-from supernet.data.augment import Augmented, DenseAugment, hflip, resize_sample, scale_crop  # noqa: E402
-from supernet.data.dense_npy import DenseNpy  # noqa: E402
-from supernet.data.omniglot import split_drawings  # noqa: E402
-from supernet.tasks import MetricAccumulator, task_loss  # noqa: E402
+from supernet.config import ConfigError, build_config
+from supernet.data import build_data
+from supernet.data.augment import Augmented, DenseAugment, hflip, resize_sample, scale_crop
+from supernet.data.dense_npy import DenseNpy
+from supernet.data.omniglot import split_drawings
+from supernet.tasks import MetricAccumulator, task_loss
 
 NYU_KINDS = {"segmentation": "segmentation", "depth": "depth", "normal": "normal"}
 
@@ -93,8 +91,10 @@ def test_task_subset_reads_only_its_folders(tmp_path):
 
 def test_resize_to_image_size_keeps_invalid_pixels_invalid(tmp_path):
     root = write_dense_npy(tmp_path, "nyuv2", size=(24, 32))
-    raw, small = (DenseNpy(root, "train", build_data(data_cfg("nyuv2", root, image_size=[24, 32])).tasks, size)
-                  for size in (None, (12, 16)))
+    raw, small = (
+        DenseNpy(root, "train", build_data(data_cfg("nyuv2", root, image_size=[24, 32])).tasks, size)
+        for size in (None, (12, 16))
+    )
     for i in range(len(raw)):
         (_, r), (image, t) = raw[i], small[i]
         assert image.shape == (3, 12, 16) and t["segmentation"].shape == (12, 16)
@@ -116,7 +116,11 @@ def test_resize_to_image_size_keeps_invalid_pixels_invalid(tmp_path):
 def _perturb_at(pred: torch.Tensor, where: torch.Tensor) -> torch.Tensor:
     """pred with random values at ``where`` (a (B, H, W) or (B,) mask), unchanged elsewhere."""
     noise = torch.randn(pred.shape, generator=torch.Generator().manual_seed(1)) * 5
-    m = where.view(where.shape[0], *([1] * (pred.dim() - where.dim())), *where.shape[1:]) if pred.dim() > 2 else where[:, None]
+    m = (
+        where.view(where.shape[0], *([1] * (pred.dim() - where.dim())), *where.shape[1:])
+        if pred.dim() > 2
+        else where[:, None]
+    )
     return torch.where(m, noise, pred)
 
 
@@ -138,14 +142,26 @@ def _invalid(spec, target):
 def test_changing_predictions_at_invalid_pixels_changes_nothing(name, nyu, omni, tmp_path):
     root = nyu if name == "nyuv2" else omni
     b = build_data(data_cfg(name, root, image_size=[24, 32] if name == "nyuv2" else [16, 16]))
-    _, targets = next(iter(DataLoader(b.val, batch_size=len(b.val) if name == "nyuv2" else 64, shuffle=True,
-                                      generator=torch.Generator().manual_seed(0))))
+    _, targets = next(
+        iter(
+            DataLoader(
+                b.val,
+                batch_size=len(b.val) if name == "nyuv2" else 64,
+                shuffle=True,
+                generator=torch.Generator().manual_seed(0),
+            )
+        )
+    )
     g = torch.Generator().manual_seed(0)
     for t, spec in b.tasks.items():
         y = targets[t]
         bad = _invalid(spec, y)
         assert bad.any() and (~bad).any(), f"fixture must hold valid and invalid pixels for {t}"
-        shape = (y.shape[0], spec.out_channels, *y.shape[-2:]) if spec.kind != "classification" else (y.shape[0], spec.num_classes)
+        shape = (
+            (y.shape[0], spec.out_channels, *y.shape[-2:])
+            if spec.kind != "classification"
+            else (y.shape[0], spec.num_classes)
+        )
         pred = torch.randn(shape, generator=g)
         before = _loss_and_metrics(spec, pred, y)
         after = _loss_and_metrics(spec, _perturb_at(pred, bad), y)
@@ -258,14 +274,18 @@ def test_augment_only_on_train_split_and_reproducible_under_manual_seed(nyu):
     torch.manual_seed(123)
     assert torch.equal(seeded[1][0], x)
     seeded.set_epoch(1)
-    assert not torch.equal(seeded[1][0], x) or not torch.equal(seeded[2][0], Augmented(plain.train, DenseAugment(NYU_KINDS), seed=7)[2][0])
+    assert not torch.equal(seeded[1][0], x) or not torch.equal(
+        seeded[2][0], Augmented(plain.train, DenseAugment(NYU_KINDS), seed=7)[2][0]
+    )
 
 
 def test_augmented_loader_with_workers_is_reproducible(nyu):
     aug = build_data(data_cfg("nyuv2", nyu, image_size=[24, 32], augment=True)).train
 
     def epoch(seed):
-        loader = DataLoader(aug, batch_size=2, shuffle=True, num_workers=2, generator=torch.Generator().manual_seed(seed))
+        loader = DataLoader(
+            aug, batch_size=2, shuffle=True, num_workers=2, generator=torch.Generator().manual_seed(seed)
+        )
         return torch.cat([x for x, _ in loader])
 
     a = epoch(0)
@@ -312,23 +332,30 @@ def test_error_images_and_labels_do_not_pair_up(tmp_path):
 
 
 @pytest.mark.parametrize("index", [0, 3])  # 0: caught at construction, 3: when the item loads
-@pytest.mark.parametrize("modality,array,match", [
-    ("image", np.zeros((24, 32, 4), np.float32), r"shape \(24, 32, 4\); expected \(H, W, 3\)"),
-    ("image", np.zeros((3, 24, 3), np.float32), "expected"),  # ambiguous HWC/CHW
-    ("image", np.zeros((12, 32, 3), np.float32), "x32 but .* is (12|24)x32; every file of a split must have the same"),
-    ("depth", np.ones((12, 32, 1), np.float32), "depth is 12x32 but its image .* is 24x32"),
-    ("image", np.full((24, 32, 3), 255.0, np.float32), r"expected floats in \[0, 1\]"),
-    ("image", np.array([["a"]]), "not numeric"),
-    ("label", np.full((24, 32), 13.0, np.float32), r"values \[13.0\] outside 0..12"),
-    ("label", np.full((24, 32), 255, np.uint8), "outside 0..12"),
-    ("label", np.full((24, 32), 0.5, np.float32), "non-integer"),
-    ("depth", np.full((24, 32, 1), np.nan, np.float32), "NaN"),
-    ("depth", np.full((24, 32), -1.0, np.float32), "negative"),
-    ("depth", np.ones((24, 32), np.int32), "dtype int32"),
-    ("depth", np.ones((24, 32, 2), np.float32), "expected"),
-    ("normal", np.full((24, 32, 3), 128.0, np.float32), r"\[-1, 1\]"),
-    ("normal", np.zeros((24, 32), np.float32), r"expected \(H, W, 3\) or \(3, H, W\)"),
-])
+@pytest.mark.parametrize(
+    "modality,array,match",
+    [
+        ("image", np.zeros((24, 32, 4), np.float32), r"shape \(24, 32, 4\); expected \(H, W, 3\)"),
+        ("image", np.zeros((3, 24, 3), np.float32), "expected"),  # ambiguous HWC/CHW
+        (
+            "image",
+            np.zeros((12, 32, 3), np.float32),
+            "x32 but .* is (12|24)x32; every file of a split must have the same",
+        ),
+        ("depth", np.ones((12, 32, 1), np.float32), "depth is 12x32 but its image .* is 24x32"),
+        ("image", np.full((24, 32, 3), 255.0, np.float32), r"expected floats in \[0, 1\]"),
+        ("image", np.array([["a"]]), "not numeric"),
+        ("label", np.full((24, 32), 13.0, np.float32), r"values \[13.0\] outside 0..12"),
+        ("label", np.full((24, 32), 255, np.uint8), "outside 0..12"),
+        ("label", np.full((24, 32), 0.5, np.float32), "non-integer"),
+        ("depth", np.full((24, 32, 1), np.nan, np.float32), "NaN"),
+        ("depth", np.full((24, 32), -1.0, np.float32), "negative"),
+        ("depth", np.ones((24, 32), np.int32), "dtype int32"),
+        ("depth", np.ones((24, 32, 2), np.float32), "expected"),
+        ("normal", np.full((24, 32, 3), 128.0, np.float32), r"\[-1, 1\]"),
+        ("normal", np.zeros((24, 32), np.float32), r"expected \(H, W, 3\) or \(3, H, W\)"),
+    ],
+)
 def test_error_bad_file_names_its_path(tmp_path, modality, array, match, index):
     root = write_dense_npy(tmp_path, "nyuv2")
     path = root / "train" / modality / f"{index}.npy"
@@ -502,11 +529,19 @@ def _check_summary(out: Path, tasks) -> None:
 def test_tiny_trial_runs_end_to_end(name, tmp_path):
     trial = pytest.importorskip("supernet.trial", reason="supernet.trial.run_trial is not written yet")
     root = _fixture(name, tmp_path / "data")
-    cfg = build_config(preset="tiny", overrides={
-        "data.name": name, "data.root": str(root), "data.image_size": [24, 32] if name != "omniglot" else [16, 16],
-        "data.batch_size": 3, "data.augment": True, "model.stem": "resnet18", "model.stem_layers": 1,
-        "trial.device": "cpu",
-    })
+    cfg = build_config(
+        preset="tiny",
+        overrides={
+            "data.name": name,
+            "data.root": str(root),
+            "data.image_size": [24, 32] if name != "omniglot" else [16, 16],
+            "data.batch_size": 3,
+            "data.augment": True,
+            "model.stem": "resnet18",
+            "model.stem_layers": 1,
+            "trial.device": "cpu",
+        },
+    )
     trial.run_trial(cfg, tmp_path / "trial")
     _check_summary(tmp_path / "trial", build_data(cfg.data).tasks)
 
@@ -516,13 +551,29 @@ def test_tiny_trial_runs_end_to_end(name, tmp_path):
 def test_config_file_runs_a_trial_from_the_command_line(name, tmp_path):
     run = pytest.importorskip("run", reason="run.py is not written yet")
     root = _fixture(name, tmp_path / "data")
-    small = {"data.root": root, "data.image_size": "[16,16]", "data.batch_size": 4, "data.num_workers": 0,
-             "data.pin_memory": "false", "model.channels": 8, "model.stem_layers": 1, "warmup.epochs": 1,
-             "search.epochs": 1, "finetune.epochs": 1, "trial.precision": "fp32", "trial.device": "cpu",
-             "trial.latency_repeats": 1}
+    small = {
+        "data.root": root,
+        "data.image_size": "[16,16]",
+        "data.batch_size": 4,
+        "data.num_workers": 0,
+        "data.pin_memory": "false",
+        "model.channels": 8,
+        "model.stem_layers": 1,
+        "warmup.epochs": 1,
+        "search.epochs": 1,
+        "finetune.epochs": 1,
+        "trial.precision": "fp32",
+        "trial.device": "cpu",
+        "trial.latency_repeats": 1,
+    }
     sets = [a for k, v in small.items() for a in ("--set", f"{k}={v}")]
     out = tmp_path / "trial"
     assert run.main(["--trial", "--config", str(CONFIGS / f"{name}.yaml"), *sets, "--out", str(out)]) == 0
-    cfg = build_config(overrides={**__import__("yaml").safe_load((CONFIGS / f"{name}.yaml").read_text())["config"],
-                                  "data.root": str(root), "data.image_size": [16, 16]})
+    cfg = build_config(
+        overrides={
+            **__import__("yaml").safe_load((CONFIGS / f"{name}.yaml").read_text())["config"],
+            "data.root": str(root),
+            "data.image_size": [16, 16],
+        }
+    )
     _check_summary(out, build_data(cfg.data).tasks)

@@ -1,4 +1,5 @@
 """The trial core: the stage table, the event stream of ``trial_events`` and the typed ``TrialState``."""
+
 from __future__ import annotations
 
 import json
@@ -10,7 +11,13 @@ from supernet.config import ConfigError, build_config
 from supernet.state import CHECKPOINT_VERSION, TrialState, jsonable
 from supernet.store import DirStageStore
 from supernet.trial import (
-    STAGE_PLAN, STAGE_TABLE, Boundary, Epoch, Finished, Replayed, plan, stage_epochs, trial_events,
+    STAGE_PLAN,
+    STAGE_TABLE,
+    Epoch,
+    Finished,
+    plan,
+    stage_epochs,
+    trial_events,
 )
 
 SMALL = {"data.n_train": 32, "data.n_val": 16, "trial.progress": False, "trial.deterministic": True}
@@ -42,7 +49,8 @@ def test_events_of_a_trial_in_order_with_checkpoints_where_due(tmp_path):
         if isinstance(ev, Finished):  # summary.json is complete before the end is announced
             assert json.loads((tmp_path / "summary.json").read_text())["status"] == "finished"
         events.append(ev)
-    # warm-up epochs 1, 2 (checkpoint: every 2), 3 (stage end); search 1, 2 (end); reduction; fine-tune 1 with the summary
+    # warm-up epochs 1, 2 (checkpoint: every 2), 3 (stage end); search 1, 2 (end); reduction;
+    # fine-tune 1 with the summary
     assert kinds(events) == ["Epoch", "Epoch", "Epoch", "Epoch", "Epoch", "Boundary", "Finished"]
     ckpt = [e.checkpoint is not None for e in events]
     assert ckpt == [False, True, True, False, True, True, True]

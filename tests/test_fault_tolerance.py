@@ -1,5 +1,6 @@
 """What a script can trust: one driver per experiment, exit codes, bad input refused in one line before Ray
 starts (nothing computed lost), corrupt files named, Ctrl-C labelled and resumable."""
+
 from __future__ import annotations
 
 import json
@@ -35,8 +36,11 @@ def _env() -> dict:
 
 
 def _sweep(tmp: Path, name: str, config: dict | None = None, **sweep) -> Path:
-    doc = {"preset": "nano", "config": {**NANO, **(config or {})},
-           "sweep": {"name": name, "resources": {"cpu": 1}, "max_concurrent": 2, **sweep}}
+    doc = {
+        "preset": "nano",
+        "config": {**NANO, **(config or {})},
+        "sweep": {"name": name, "resources": {"cpu": 1}, "max_concurrent": 2, **sweep},
+    }
     path = tmp / f"{name}.yaml"
     path.write_text(yaml.safe_dump(doc))
     return path
@@ -105,9 +109,19 @@ def test_a_lock_left_by_a_dead_driver_is_broken_and_a_live_ones_is_not(tmp_path,
 
 def test_two_sweeps_of_one_name_started_at_once_give_one_run(tmp_path):
     path = _sweep(tmp_path, "twice", num_samples=2)
-    cmd = [sys.executable, str(ROOT / "run.py"), "--config", str(path), "--storage", str(tmp_path / "runs"), "--no-report"]
-    procs = [subprocess.Popen(cmd, cwd=tmp_path, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-             for _ in range(2)]
+    cmd = [
+        sys.executable,
+        str(ROOT / "run.py"),
+        "--config",
+        str(path),
+        "--storage",
+        str(tmp_path / "runs"),
+        "--no-report",
+    ]
+    procs = [
+        subprocess.Popen(cmd, cwd=tmp_path, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for _ in range(2)
+    ]
     outs = [p.communicate(timeout=240) for p in procs]
     codes = [p.returncode for p in procs]
     assert sorted(codes) == [0, 2], outs
@@ -136,8 +150,11 @@ def test_storage_that_is_a_file_or_cannot_be_created_is_one_line_before_ray(tmp_
     path = _sweep(tmp_path, "st")
     afile = tmp_path / "afile"
     afile.write_text("x")
-    for storage, says in [(afile, "is a file, not a folder"), (afile / "below", "is a file, not a folder"),
-                          (Path("/proc/no/such/runs"), "cannot create it")]:
+    for storage, says in [
+        (afile, "is a file, not a folder"),
+        (afile / "below", "is a file, not a folder"),
+        (Path("/proc/no/such/runs"), "cannot create it"),
+    ]:
         assert run.main(["--config", str(path), "--storage", str(storage), "--no-report"]) == 2
         line = _one_error_line(capsys.readouterr().err)
         assert f"--storage {storage}" in line and says in line and "give a folder" in line
@@ -187,7 +204,9 @@ def test_a_broken_trial_checkpoint_is_one_line_naming_it(tmp_path, capsys, damag
 @pytest.mark.parametrize("which", ["results.parquet", "fragment"])
 def test_a_truncated_results_file_is_one_line_in_analysis(tmp_path, which):
     exp = tmp_path / "exp"
-    rows = [{"experiment": "e", "trial_id": f"t{i}", "status": "finished", "mode": "supernet", "seed": i} for i in range(2)]
+    rows = [
+        {"experiment": "e", "trial_id": f"t{i}", "status": "finished", "mode": "supernet", "seed": i} for i in range(2)
+    ]
     import pyarrow as pa
 
     (exp / "results").mkdir(parents=True)
@@ -200,8 +219,9 @@ def test_a_truncated_results_file_is_one_line_in_analysis(tmp_path, which):
     if which == "fragment":  # fragments newer than the compacted table are what the analysis reads
         os.utime(exp / "results.parquet", ns=(1, 1))
     for args in ([str(exp)], [str(exp), "--compact"]) if which == "fragment" else ([str(exp)],):
-        out = subprocess.run([sys.executable, "-m", "analysis", *args], cwd=ROOT, env=_env(), capture_output=True, text=True,
-                             timeout=120)
+        out = subprocess.run(
+            [sys.executable, "-m", "analysis", *args], cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=120
+        )
         assert out.returncode == 2, out.stderr[-2000:]
         line = _one_error_line(out.stderr)
         assert f"{bad} is not a readable Parquet file" in line
@@ -233,15 +253,18 @@ def test_a_corrupt_stage_cache_entry_is_reported_once_and_replaced(tmp_path, cap
 # ----------------------------------------------------------------------------- exit codes
 
 
-@pytest.mark.parametrize("counts, interrupted, report, code", [
-    ({"finished": 3}, False, True, 0),
-    ({"finished": 2, "early_stopped": 1, "diverged": 1}, False, True, 0),  # diverged: a result, said in the summary
-    ({"finished": 3}, False, None, 0),  # --no-report
-    ({"finished": 2, "errored": 1}, False, True, 1),
-    ({"finished": 3}, False, False, 1),  # the report failed
-    ({}, False, None, 1),  # no results at all
-    ({"finished": 1, "interrupted": 2}, True, None, 130),
-])
+@pytest.mark.parametrize(
+    "counts, interrupted, report, code",
+    [
+        ({"finished": 3}, False, True, 0),
+        ({"finished": 2, "early_stopped": 1, "diverged": 1}, False, True, 0),  # diverged: a result, said in the summary
+        ({"finished": 3}, False, None, 0),  # --no-report
+        ({"finished": 2, "errored": 1}, False, True, 1),
+        ({"finished": 3}, False, False, 1),  # the report failed
+        ({}, False, None, 1),  # no results at all
+        ({"finished": 1, "interrupted": 2}, True, None, 130),
+    ],
+)
 def test_exit_codes(counts, interrupted, report, code, capsys):
     outcome = Outcome("/x/e", "flow_width", counts, interrupted, "python run.py --resume --name e --storage /x")
     assert run.sweep_exit(outcome, report) == code
@@ -252,7 +275,9 @@ def test_exit_codes(counts, interrupted, report, code, capsys):
         assert out.strip().splitlines()[-1] == "  python run.py --resume --name e --storage /x"
 
 
-def test_a_diverged_trial_is_a_result_not_retried_and_a_failed_report_exits_1(ray_session, tmp_path, capsys, monkeypatch):
+def test_a_diverged_trial_is_a_result_not_retried_and_a_failed_report_exits_1(
+    ray_session, tmp_path, capsys, monkeypatch
+):
     import analysis.report
 
     def broken(*a, **k):
@@ -279,9 +304,15 @@ def test_a_diverged_trial_is_a_result_not_retried_and_a_failed_report_exits_1(ra
 def test_ctrl_c_labels_running_trials_interrupted_and_the_printed_command_resumes_them(tmp_path):
     path = _sweep(tmp_path, "ctrlc", config={"warmup.epochs": 40}, num_samples=3, max_concurrent=1)
     storage, exp = tmp_path / "runs", tmp_path / "runs" / "ctrlc"
-    proc = subprocess.Popen([sys.executable, str(ROOT / "run.py"), "--config", str(path), "--storage", str(storage),
-                             "--no-report"], cwd=tmp_path, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True, start_new_session=True)
+    proc = subprocess.Popen(
+        [sys.executable, str(ROOT / "run.py"), "--config", str(path), "--storage", str(storage), "--no-report"],
+        cwd=tmp_path,
+        env=_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
     try:
         deadline = time.time() + 120
         while not list(exp.glob("trial_*/metrics.jsonl")) and time.time() < deadline and proc.poll() is None:
@@ -300,8 +331,9 @@ def test_ctrl_c_labels_running_trials_interrupted_and_the_printed_command_resume
     assert "early_stopped" not in set(df["status"])
     assert not (exp / lock.LOCK_FILE).exists()
     cmd = out.strip().splitlines()[-1].split()  # the printed command continues the interrupted trials
-    again = subprocess.run([sys.executable, *cmd[1:], "--no-report"], cwd=ROOT, env=_env(), capture_output=True,
-                           text=True, timeout=240)
+    again = subprocess.run(
+        [sys.executable, *cmd[1:], "--no-report"], cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=240
+    )
     assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
     df = pq.read_table(exp / "results.parquet").to_pandas()
     assert len(df) == 3 and set(df["status"]) == {"finished"}

@@ -4,6 +4,7 @@ The driver runs as ``python run.py`` in its own session (it and the Ray it start
 process group); kills fall at moments chosen by how many trials have finished, the first the moment a
 trial's summary.json appears (right after its final report, before Tune's saved state can know it).
 """
+
 from __future__ import annotations
 
 import json
@@ -56,8 +57,9 @@ def _fragment_statuses(exp: Path) -> dict[str, str]:
 
 def _kill_when(cmd: list[str], cwd: Path, exp: Path, n_finished: int) -> subprocess.Popen:
     """Start the driver and SIGKILL it (and its Ray) as soon as ``n_finished`` trials say finished on disk."""
-    proc = subprocess.Popen(cmd, cwd=cwd, env=_env(), start_new_session=True, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(
+        cmd, cwd=cwd, env=_env(), start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
     try:
         deadline = time.time() + 180
         while len(_finished_on_disk(exp)) < n_finished and proc.poll() is None and time.time() < deadline:
@@ -82,9 +84,18 @@ def _check_never_errored(exp: Path, finished: dict[str, str]) -> None:
 
 
 def test_repeated_driver_kills_lose_and_repeat_nothing(tmp_path):
-    doc = {"preset": "nano", "config": CONFIG, "sweep": {
-        "name": "faults", "num_samples": len(SEEDS), "axes": {"search.lambda_sq": {"grid": LAMBDAS}},
-        "resources": {"cpu": 1}, "max_concurrent": 2, "max_failures": 0}}
+    doc = {
+        "preset": "nano",
+        "config": CONFIG,
+        "sweep": {
+            "name": "faults",
+            "num_samples": len(SEEDS),
+            "axes": {"search.lambda_sq": {"grid": LAMBDAS}},
+            "resources": {"cpu": 1},
+            "max_concurrent": 2,
+            "max_failures": 0,
+        },
+    }
     (tmp_path / "faults.yaml").write_text(yaml.safe_dump(doc))
     storage, exp = tmp_path / "runs", tmp_path / "runs" / "faults"
     base = [sys.executable, str(ROOT / "run.py"), "--storage", str(storage), "--no-report"]

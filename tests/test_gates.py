@@ -1,4 +1,5 @@
 """Hard-concrete gates and the own_gate reduction rule, by hand."""
+
 from __future__ import annotations
 
 import math

@@ -5,6 +5,7 @@
 RAY_TMPDIR (where Ray records "the current cluster"), so no other Ray on the machine sees it; at the end
 exactly the processes of its session are killed (never `ray stop`).
 """
+
 from __future__ import annotations
 
 import secrets
@@ -17,7 +18,6 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 import yaml
-
 from test_cluster_join import RAY, ROOT, _env, _free_ports, _kill_session
 
 
@@ -30,11 +30,26 @@ def local_head(tmp_path):
     tmp = tempfile.mkdtemp(prefix="rayl", dir="/tmp")  # short: Ray's unix socket paths must stay < 108 chars
     env = {**_env(home), "RAY_TMPDIR": tmp}
     gcs, nm, om, agent, agent_grpc, metrics, renv, dash = _free_ports(8)
-    cmd = [RAY, "start", "--head", f"--port={gcs}", "--node-ip-address=127.0.0.1", "--num-cpus=1",
-           "--include-dashboard=false", "--disable-usage-stats", f"--node-manager-port={nm}", f"--object-manager-port={om}",
-           f"--dashboard-agent-listen-port={agent}", f"--dashboard-agent-grpc-port={agent_grpc}",
-           f"--metrics-export-port={metrics}", f"--runtime-env-agent-port={renv}", f"--dashboard-port={dash}"]
-    head = subprocess.Popen(cmd, env=env, start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    cmd = [
+        RAY,
+        "start",
+        "--head",
+        f"--port={gcs}",
+        "--node-ip-address=127.0.0.1",
+        "--num-cpus=1",
+        "--include-dashboard=false",
+        "--disable-usage-stats",
+        f"--node-manager-port={nm}",
+        f"--object-manager-port={om}",
+        f"--dashboard-agent-listen-port={agent}",
+        f"--dashboard-agent-grpc-port={agent_grpc}",
+        f"--metrics-export-port={metrics}",
+        f"--runtime-env-agent-port={renv}",
+        f"--dashboard-port={dash}",
+    ]
+    head = subprocess.Popen(
+        cmd, env=env, start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
     try:
         out, _ = head.communicate(timeout=120)
         assert head.returncode == 0, out[-3000:]
@@ -47,18 +62,36 @@ def local_head(tmp_path):
 
 @pytest.mark.slow  # about a minute on 2 CPU cores (head start, two small sweeps)
 def test_a_plain_sweep_runs_on_its_own_ray_beside_a_local_cluster_and_auto_joins_it(local_head, tmp_path):
-    doc = {"preset": "nano", "config": {"trial.latency_repeats": 1},
-           "sweep": {"name": "own", "resources": {"cpu": 1}, "max_failures": 0}}
+    doc = {
+        "preset": "nano",
+        "config": {"trial.latency_repeats": 1},
+        "sweep": {"name": "own", "resources": {"cpu": 1}, "max_failures": 0},
+    }
     (tmp_path / "s.yaml").write_text(yaml.safe_dump(doc))
-    run = [sys.executable, str(ROOT / "run.py"), "--config", str(tmp_path / "s.yaml"), "--storage", str(tmp_path / "runs"),
-           "--no-report"]
+    run = [
+        sys.executable,
+        str(ROOT / "run.py"),
+        "--config",
+        str(tmp_path / "s.yaml"),
+        "--storage",
+        str(tmp_path / "runs"),
+        "--no-report",
+    ]
     own = subprocess.run(run, cwd=tmp_path, env=local_head, capture_output=True, text=True, timeout=240)
     said = own.stdout + own.stderr
     assert own.returncode == 0 and "Traceback" not in said, said[-3000:]
     assert "Connecting to existing Ray cluster" not in said and "Started a local Ray instance" in said
-    joined = subprocess.run([*run, "--name", "joined", "--address", "auto"], cwd=tmp_path, env=local_head,
-                            capture_output=True, text=True, timeout=240)
+    joined = subprocess.run(
+        [*run, "--name", "joined", "--address", "auto"],
+        cwd=tmp_path,
+        env=local_head,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
     said = joined.stdout + joined.stderr
     assert joined.returncode == 0 and "Connecting to existing Ray cluster" in said, said[-3000:]
-    nodes = [pq.read_table(tmp_path / "runs" / n / "results.parquet").column("node").to_pylist() for n in ("own", "joined")]
+    nodes = [
+        pq.read_table(tmp_path / "runs" / n / "results.parquet").column("node").to_pylist() for n in ("own", "joined")
+    ]
     assert nodes[0] != nodes[1]  # two Rays: the sweep's own, and the cluster's

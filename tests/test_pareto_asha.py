@@ -1,5 +1,6 @@
 """Pareto-ASHA: the rung ranking on hand-made rungs, the asynchronous rule on scripted arrivals, never_stop,
 its state across a restored experiment, and sweeps with ``scheduler: {type: pareto_asha}`` under grid and Optuna."""
+
 from __future__ import annotations
 
 import math
@@ -69,19 +70,21 @@ def script(s: ParetoASHA, events):
 
 
 def make(**kw) -> ParetoASHA:
-    return ParetoASHA({"loss": "min", "params": "min"}, time_attr="step", grace_period=2, reduction_factor=2,
-                      max_t=10, **kw)
+    return ParetoASHA(
+        {"loss": "min", "params": "min"}, time_attr="step", grace_period=2, reduction_factor=2, max_t=10, **kw
+    )
 
 
 ARRIVALS = [
-    ("A", 1, 1.0, 10), ("A", 2, 1.0, 10),  # no rung at step 1; A is the first at rung 2: continues
-    ("B", 2, 2.0, 20),                     # dominated by A: 2nd of 2, not < 2/2: stops
-    ("C", 2, 3.0, 1),                      # the worst loss, but on the front with A: 2nd of 3 (< 1.5): continues
-    ("D", 2, 1.5, 5),                      # also on the front, but the net takes C before it: 3rd of 4: stops
-    ("A", 3, 0.9, 10),                     # judged at rung 2 already: its decision stands
-    ("A", 4, 0.8, 10),                     # the first at rung 4: continues
-    ("C", 5, 2.0, 1),                      # 2nd of 2 at rung 4, and A is better in loss, C in params: C stops
-    ("A", 10, 0.5, 10),                    # max_t: stops
+    ("A", 1, 1.0, 10),
+    ("A", 2, 1.0, 10),  # no rung at step 1; A is the first at rung 2: continues
+    ("B", 2, 2.0, 20),  # dominated by A: 2nd of 2, not < 2/2: stops
+    ("C", 2, 3.0, 1),  # the worst loss, but on the front with A: 2nd of 3 (< 1.5): continues
+    ("D", 2, 1.5, 5),  # also on the front, but the net takes C before it: 3rd of 4: stops
+    ("A", 3, 0.9, 10),  # judged at rung 2 already: its decision stands
+    ("A", 4, 0.8, 10),  # the first at rung 4: continues
+    ("C", 5, 2.0, 1),  # 2nd of 2 at rung 4, and A is better in loss, C in params: C stops
+    ("A", 10, 0.5, 10),  # max_t: stops
 ]
 
 
@@ -90,8 +93,11 @@ def test_asynchronous_promotion_on_a_scripted_arrival_order():
     assert s.milestones == [[2, 4, 8]]
     assert script(s, ARRIVALS) == [CONTINUE, CONTINUE, STOP, CONTINUE, STOP, CONTINUE, CONTINUE, STOP, STOP]
     assert list(s.rungs[0][0]) == ["A", "B", "C", "D"] and list(s.rungs[0][1]) == ["A", "C"]
-    assert s.stopped == {"B": {"rung": 0, "milestone": 2, "time": 2}, "D": {"rung": 0, "milestone": 2, "time": 2},
-                         "C": {"rung": 1, "milestone": 4, "time": 5}}
+    assert s.stopped == {
+        "B": {"rung": 0, "milestone": 2, "time": 2},
+        "D": {"rung": 0, "milestone": 2, "time": 2},
+        "C": {"rung": 1, "milestone": 4, "time": 5},
+    }
     # a single-metric rule on loss would have stopped C at rung 2 (3rd of 3): the small network survives here
     assert rung_order([[1.0], [2.0], [3.0]]).tolist().index(2) == 2
 
@@ -100,7 +106,11 @@ def test_the_same_arrivals_in_another_order_decide_otherwise():
     s = make()
     # D before C: D is 2nd of 3 at rung 2 and continues; C comes 4th and the net puts it 2nd (farthest): continues
     assert script(s, [("A", 2, 1.0, 10), ("B", 2, 2.0, 20), ("D", 2, 1.5, 5), ("C", 2, 3.0, 1)]) == [
-        CONTINUE, STOP, CONTINUE, CONTINUE]
+        CONTINUE,
+        STOP,
+        CONTINUE,
+        CONTINUE,
+    ]
 
 
 def test_a_trial_is_ranked_by_the_objectives_it_has_and_waits_when_it_has_none():
@@ -127,7 +137,9 @@ def test_never_stop_trials_run_to_the_end_and_stay_out_of_the_rungs():
     t = trial("R", "random_arch")  # not one of METHOD_MODES: never stopped either
     s.on_trial_add(None, t)
     assert s.on_trial_result(None, t, {"step": 2, "loss": 9.0, "params": 99}) == CONTINUE
-    s2 = ParetoASHA({"loss": "min"}, time_attr="step", grace_period=2, max_t=10, never_stop=lambda tr: tr.trial_id == "X")
+    s2 = ParetoASHA(
+        {"loss": "min"}, time_attr="step", grace_period=2, max_t=10, never_stop=lambda tr: tr.trial_id == "X"
+    )
     assert script(s2, [("A", 2, 1.0, 0), ("X", 2, 5.0, 0), ("Y", 2, 5.0, 0)]) == [CONTINUE, CONTINUE, STOP]
 
 
@@ -157,13 +169,20 @@ def test_state_round_trip_continues_the_same_decisions(tmp_path):
     other.state_callback().set_state(pickle.loads(pickle.dumps(cb.get_state())))
     assert other.get_state() == s.get_state()
     with pytest.raises(ValueError, match="milestones"):
-        ParetoASHA({"loss": "min", "params": "min"}, time_attr="step", grace_period=3, max_t=10).set_state(s.get_state())
+        ParetoASHA({"loss": "min", "params": "min"}, time_attr="step", grace_period=3, max_t=10).set_state(
+            s.get_state()
+        )
 
 
-@pytest.mark.parametrize("kw, needle", [
-    ({"metrics": {"loss": "low"}}, "min' or 'max"), ({"metrics": {}}, "metrics"),
-    ({"reduction_factor": 1}, "reduction_factor"), ({"grace_period": 12, "max_t": 10}, "max_t > grace_period"),
-])
+@pytest.mark.parametrize(
+    "kw, needle",
+    [
+        ({"metrics": {"loss": "low"}}, "min' or 'max"),
+        ({"metrics": {}}, "metrics"),
+        ({"reduction_factor": 1}, "reduction_factor"),
+        ({"grace_period": 12, "max_t": 10}, "max_t > grace_period"),
+    ],
+)
 def test_bad_settings_are_errors(kw, needle):
     args = {"metrics": {"loss": "min"}, "time_attr": "step", "grace_period": 1, "max_t": 10, **kw}
     with pytest.raises(ValueError, match=needle):
@@ -213,13 +232,23 @@ def test_a_restored_experiment_continues_the_same_decisions(ray_session, tmp_pat
     # first at a rung of a fresh scheduler, but stops against the restored records; D dominates everything
     armed = tmp_path / "armed"
     armed.write_text("")
-    points = [{"loss": 1.0, "params": 10}, {"loss": 2.0, "params": 20}, {"loss": 3.0, "params": 30}, {"loss": 0.5, "params": 5}]
+    points = [
+        {"loss": 1.0, "params": 10},
+        {"loss": 2.0, "params": 20},
+        {"loss": 3.0, "params": 30},
+        {"loss": 0.5, "params": 5},
+    ]
     sched = ParetoASHA({"loss": "min", "params": "min"}, time_attr="step", grace_period=2, reduction_factor=2, max_t=10)
     tuner = tune.Tuner(
-        scripted, param_space={"p": tune.grid_search(points)},
+        scripted,
+        param_space={"p": tune.grid_search(points)},
         tune_config=tune.TuneConfig(scheduler=sched, max_concurrent_trials=1),
-        run_config=tune.RunConfig(name="resume", storage_path=str(tmp_path), verbose=0,
-                                  callbacks=[sched.state_callback(), interrupt_at(3, str(armed))]),
+        run_config=tune.RunConfig(
+            name="resume",
+            storage_path=str(tmp_path),
+            verbose=0,
+            callbacks=[sched.state_callback(), interrupt_at(3, str(armed))],
+        ),
     )
     with pytest.raises(BaseException, match="interrupted"):
         tuner.fit()
@@ -231,8 +260,13 @@ def test_a_restored_experiment_continues_the_same_decisions(ray_session, tmp_pat
     assert last == {1.0: 4, 2.0: 2, 3.0: 2, 0.5: 4}
 
 
-SMALL = {"data.n_train": 32, "data.n_val": 16, "trial.progress": False, "trial.latency_repeats": 1,
-         "finetune.epochs": 3}  # 1 warm-up + 1 search + 3 fine-tune epochs: the rung at step 3, after the reduction
+SMALL = {
+    "data.n_train": 32,
+    "data.n_val": 16,
+    "trial.progress": False,
+    "trial.latency_repeats": 1,
+    "finetune.epochs": 3,
+}  # 1 warm-up + 1 search + 3 fine-tune epochs: the rung at step 3, after the reduction
 
 
 def pareto_sweep(tmp_path, name: str, **sweep):
@@ -244,8 +278,18 @@ def pareto_sweep(tmp_path, name: str, **sweep):
 
     import run
 
-    doc = {"preset": "tiny", "config": SMALL, "sweep": {"name": name, "resources": {"cpu": 1}, "max_concurrent": 2,
-                                                        "baselines": ["hard_sharing"], "scheduler": {"type": "pareto_asha"}, **sweep}}
+    doc = {
+        "preset": "tiny",
+        "config": SMALL,
+        "sweep": {
+            "name": name,
+            "resources": {"cpu": 1},
+            "max_concurrent": 2,
+            "baselines": ["hard_sharing"],
+            "scheduler": {"type": "pareto_asha"},
+            **sweep,
+        },
+    }
     path = tmp_path / f"{name}.yaml"
     path.write_text(yaml.safe_dump(doc))
     assert run.main(["--config", str(path), "--storage", str(tmp_path / "runs"), "--no-report"]) == 0
@@ -272,17 +316,27 @@ def check_decisions(df, sched, objectives):
 
 
 def test_grid_sweep_with_pareto_asha(ray_session, tmp_path):
-    df, sched = pareto_sweep(tmp_path, "pgrid", axes={"search.lambda_sq": {"grid": [0.1, 2.0]}, "reduction.tau": {"grid": [0.05, 0.3]}},
-                             objectives={"score": "min", "params_union": "min"})
+    df, sched = pareto_sweep(
+        tmp_path,
+        "pgrid",
+        axes={"search.lambda_sq": {"grid": [0.1, 2.0]}, "reduction.tau": {"grid": [0.05, 0.3]}},
+        objectives={"score": "min", "params_union": "min"},
+    )
     assert len(df) == 5
     check_decisions(df, sched, {"score": "min", "params_union": "min"})
 
 
 def test_optuna_sweep_with_pareto_asha_stopping(ray_session, tmp_path):
     # NSGA-II proposes, Pareto-ASHA stops; its objectives default to the sweep's
-    df, sched = pareto_sweep(tmp_path, "popt", search="optuna", num_samples=4, sampler="nsga2",
-                             axes={"search.lambda_sq": {"loguniform": [0.05, 3.0]}, "reduction.tau": {"uniform": [0.0, 0.4]}},
-                             objectives={"score": "min", "flops_multitask": "min"})
+    df, sched = pareto_sweep(
+        tmp_path,
+        "popt",
+        search="optuna",
+        num_samples=4,
+        sampler="nsga2",
+        axes={"search.lambda_sq": {"loguniform": [0.05, 3.0]}, "reduction.tau": {"uniform": [0.0, 0.4]}},
+        objectives={"score": "min", "flops_multitask": "min"},
+    )
     assert len(df) == 5 and (df["mode"] == "supernet").sum() == 4
     check_decisions(df, sched, {"score": "min", "flops_multitask": "min"})
 
@@ -290,23 +344,38 @@ def test_optuna_sweep_with_pareto_asha_stopping(ray_session, tmp_path):
 def test_sweep_file_pareto_asha_defaults_to_the_sweep_objectives_and_the_first_report_after_reduction():
     from tune.space import parse_sweep
 
-    doc = {"preset": "tiny", "config": {"finetune.epochs": 4},
-           "sweep": {"name": "t", "objectives": {"score": "min", "flops_multitask": "min"}, "scheduler": {"type": "pareto_asha"}}}
+    doc = {
+        "preset": "tiny",
+        "config": {"finetune.epochs": 4},
+        "sweep": {
+            "name": "t",
+            "objectives": {"score": "min", "flops_multitask": "min"},
+            "scheduler": {"type": "pareto_asha"},
+        },
+    }
     s = parse_sweep(doc).scheduler
     # tiny: 1 warm-up + 1 search epoch, then the reduction: step 3 is the first fine-tune epoch's report
-    assert s == {"type": "pareto_asha", "objectives": {"score": "min", "flops_multitask": "min"}, "grace_period": 3,
-                 "reduction_factor": 3, "max_t": 6}
+    assert s == {
+        "type": "pareto_asha",
+        "objectives": {"score": "min", "flops_multitask": "min"},
+        "grace_period": 3,
+        "reduction_factor": 3,
+        "max_t": 6,
+    }
     doc["sweep"]["scheduler"] = {"type": "pareto_asha", "objectives": {"score": "min"}, "grace_period": 2, "max_t": 5}
     assert parse_sweep(doc).scheduler["objectives"] == {"score": "min"}
 
 
-@pytest.mark.parametrize("sched, needle", [
-    ({"type": "pareto_asha", "metric": "score"}, "pareto_asha ranks by objectives"),
-    ({"type": "pareto_asha", "objectives": {"score": "least"}}, r"sweep\.scheduler\.objectives\.score"),
-    ({"type": "pareto_asha", "reduction_factor": 1}, r"sweep\.scheduler\.reduction_factor"),
-    ({"type": "pareto_asha", "grace_period": 6}, r"sweep\.scheduler\.max_t"),
-    ({"type": "hyperband"}, r"sweep\.scheduler"),
-])
+@pytest.mark.parametrize(
+    "sched, needle",
+    [
+        ({"type": "pareto_asha", "metric": "score"}, "pareto_asha ranks by objectives"),
+        ({"type": "pareto_asha", "objectives": {"score": "least"}}, r"sweep\.scheduler\.objectives\.score"),
+        ({"type": "pareto_asha", "reduction_factor": 1}, r"sweep\.scheduler\.reduction_factor"),
+        ({"type": "pareto_asha", "grace_period": 6}, r"sweep\.scheduler\.max_t"),
+        ({"type": "hyperband"}, r"sweep\.scheduler"),
+    ],
+)
 def test_bad_pareto_asha_entries_name_the_key(sched, needle):
     from supernet.config import ConfigError
     from tune.space import parse_sweep

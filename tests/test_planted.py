@@ -1,4 +1,5 @@
 """The planted benchmark: targets by hand, the exact oracle, and what each task needs."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -7,7 +8,15 @@ import pytest
 from supernet.config import build_config
 from supernet.data import build_data
 from supernet.data.planted import (
-    CLASSES, PLANTED, STEP, VIEW_BASE, VIEW_PER_EDGE, _binomial_mad, generate_split, make_targets, oracle,
+    CLASSES,
+    PLANTED,
+    STEP,
+    VIEW_BASE,
+    VIEW_PER_EDGE,
+    _binomial_mad,
+    generate_split,
+    make_targets,
+    oracle,
     planted_summary,
 )
 
@@ -25,7 +34,7 @@ def test_targets_match_a_count_by_hand():
                         assert t[n, y, x] == min(int(img[n, p.channel, y, x] * CLASSES), CLASSES - 1)
                         continue
                     inside = r <= y < 16 - r and r <= x < 16 - r
-                    want = 1 + STEP * img[n, p.channel, y - r:y + r + 1, x - r:x + r + 1].sum() if inside else 0.0
+                    want = 1 + STEP * img[n, p.channel, y - r : y + r + 1, x - r : x + r + 1].sum() if inside else 0.0
                     assert t[n, 0, y, x] == pytest.approx(want, abs=1e-5)
 
 
@@ -73,7 +82,7 @@ def make_targets_window(dots: np.ndarray, view: int) -> np.ndarray:
     out = np.zeros((n, h, w))
     for dy in range(view):
         for dx in range(view):
-            out += padded[:, dy:dy + h, dx:dx + w]
+            out += padded[:, dy : dy + h, dx : dx + w]
     return out
 
 

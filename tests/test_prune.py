@@ -1,5 +1,6 @@
 """Reduction-aware search (search.prune_epochs, supernet/prune.py): the end-of-search supernet computes
 what the compact net computes right after reduction, so the gap at reduction is 0."""
+
 from __future__ import annotations
 
 import json
@@ -11,7 +12,13 @@ from supernet.config import ConfigError, build_config
 from supernet.prune import prunes, reduction_mask
 from supernet.trial import DirStageStore, TrialHooks, run_trial, stage_key
 
-SMALL = {"data.n_train": 32, "data.n_val": 16, "trial.progress": False, "trial.deterministic": True, "finetune.epochs": 0}
+SMALL = {
+    "data.n_train": 32,
+    "data.n_val": 16,
+    "trial.progress": False,
+    "trial.deterministic": True,
+    "finetune.epochs": 0,
+}
 
 
 def tiny(**over):
@@ -26,11 +33,14 @@ class Collect(TrialHooks):
         self.states.append(state)
 
 
-@pytest.mark.parametrize("over", [
-    {"reduction.tau": 0.3},
-    {"reduction.tau": 0.1, "reduction.flow": "node_share", "search.temperature_end": 0.2},
-    {"reduction.tau": 0.3, "search.train_weights": True, "search.epochs": 2, "search.prune_epochs": 1},
-])
+@pytest.mark.parametrize(
+    "over",
+    [
+        {"reduction.tau": 0.3},
+        {"reduction.tau": 0.1, "reduction.flow": "node_share", "search.temperature_end": 0.2},
+        {"reduction.tau": 0.3, "search.train_weights": True, "search.epochs": 2, "search.prune_epochs": 1},
+    ],
+)
 def test_end_of_search_quality_equals_the_compact_net_right_after_reduction(tmp_path, over):
     cfg = tiny(**{"search.prune_epochs": 1, **over})
     s = run_trial(cfg, tmp_path / "t")
@@ -95,4 +105,6 @@ def test_pruning_search_resumed_mid_stage_gives_the_same_result(tmp_path):
     got = run_trial(cfg, tmp_path / "b", Collect(), resume=mid)
     for stage in ("search", "reduction"):
         assert got["stage_quality"][stage] == pytest.approx(ref["stage_quality"][stage], rel=1e-6)
-    assert json.loads((tmp_path / "b/arch_spec.json").read_text()) == json.loads((tmp_path / "a/arch_spec.json").read_text())
+    assert json.loads((tmp_path / "b/arch_spec.json").read_text()) == json.loads(
+        (tmp_path / "a/arch_spec.json").read_text()
+    )

@@ -1,5 +1,6 @@
 """The random-architecture control: valid draws of the searched per-task size, seeded, uniform, and a
 random_arch trial that shares the method's warm-up and search and keeps the method's per-task cost."""
+
 from __future__ import annotations
 
 import json
@@ -34,8 +35,13 @@ def _searched(n: int, m: int, seed: int, tau: float) -> ArchSpec:
 
 
 @settings(max_examples=60, deadline=None)
-@given(n=st.integers(2, 7), data=st.data(), seed=st.integers(0, 10_000), draw=st.integers(0, 50),
-       tau=st.sampled_from([0.0, 0.05, 0.2, 0.5]))
+@given(
+    n=st.integers(2, 7),
+    data=st.data(),
+    seed=st.integers(0, 10_000),
+    draw=st.integers(0, 50),
+    tau=st.sampled_from([0.0, 0.05, 0.2, 0.5]),
+)
 def test_random_specs_are_valid_and_keep_each_tasks_size(n, data, seed, draw, tau):
     m = data.draw(st.integers(1, n - 1))
     searched = _searched(n, m, seed, tau)
@@ -81,21 +87,32 @@ def test_random_draw_must_be_non_negative():
         build_config("tiny", {"trial.random_draw": -1})
 
 
-SMALL = {"data.n_train": 32, "data.n_val": 16, "trial.progress": False, "trial.deterministic": True,
-         "reduction.tau": 0.05}
+SMALL = {
+    "data.n_train": 32,
+    "data.n_val": 16,
+    "trial.progress": False,
+    "trial.deterministic": True,
+    "reduction.tau": 0.05,
+}
 
 
 def test_random_arch_trial_shares_the_methods_stages_and_keeps_its_per_task_cost(tmp_path):
     store = DirStageStore(tmp_path / "store")
     method = run_trial(build_config("tiny", SMALL), tmp_path / "method", store=store)
-    draws = [run_trial(build_config("tiny", {**SMALL, "trial.mode": "random_arch", "trial.random_draw": k}),
-                       tmp_path / f"random{k}", store=store) for k in (0, 1)]
+    draws = [
+        run_trial(
+            build_config("tiny", {**SMALL, "trial.mode": "random_arch", "trial.random_draw": k}),
+            tmp_path / f"random{k}",
+            store=store,
+        )
+        for k in (0, 1)
+    ]
     searched = ArchSpec.from_json(tmp_path / "method/arch_spec.json")
     for k, summary in enumerate(draws):
         assert summary["mode"] == "random_arch"
         assert summary["reused"] == {"warmup": True, "search": True}  # the method's own warm-up and search
         spec = ArchSpec.from_json(tmp_path / f"random{k}/arch_spec.json")
-        for (t, a), (_, b) in zip(searched.tasks, spec.tasks):
+        for (_, a), (_, b) in zip(searched.tasks, spec.tasks):
             assert (len(b.edges), len(b.read_in), len(b.read_out)) == (len(a.edges), len(a.read_in), len(a.read_out))
         # every edge op costs the same and so does every read-in: per-task parameters equal the method's
         assert summary["params"]["per_task"] == method["params"]["per_task"]

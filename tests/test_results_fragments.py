@@ -1,4 +1,5 @@
 """Per-trial result fragments: written once per ended trial, read in either form, compacted on demand."""
+
 from __future__ import annotations
 
 import json
@@ -34,7 +35,9 @@ def test_fragments_unify_read_compact_and_stay_the_record(tmp_path):
     exp = tmp_path / "e"
     # the same config column as int, float and all-null; an errored trial without metric columns
     _fragment(exp, "results", "a", [_result("a", **{"config/x": 1, "metric/depth/abs_err": 0.5, "params_union": 10})])
-    _fragment(exp, "results", "b", [_result("b", **{"config/x": 0.5, "metric/depth/abs_err": 0.25, "params_union": 20})])
+    _fragment(
+        exp, "results", "b", [_result("b", **{"config/x": 0.5, "metric/depth/abs_err": 0.25, "params_union": 20})]
+    )
     _fragment(exp, "results", "c", [_result("c", "errored", **{"config/x": None, "error": "ConfigError: bad"})])
     _fragment(exp, "results", "d", [_result("d", **{"config/x": "text"})])
     (exp / "results" / "d.parquet.tmp-1").write_text("half a file")  # a write in progress is not read
@@ -63,8 +66,12 @@ def test_epochs_fragments_and_compact_command(tmp_path, capsys):
     exp = tmp_path / "e"
     for t in ("a", "b"):
         _fragment(exp, "results", t, [_result(t)])
-        _fragment(exp, "epochs", t, [{"experiment": "e", "trial_id": t, "stage": "warmup", "epoch": 0, "step": s}
-                                     for s in (2, 1)])
+        _fragment(
+            exp,
+            "epochs",
+            t,
+            [{"experiment": "e", "trial_id": t, "stage": "warmup", "epoch": 0, "step": s} for s in (2, 1)],
+        )
     ep = load_epochs(exp)
     assert len(ep) == 4 and set(ep["trial_id"]) == {"a", "b"}
     assert analysis_main([str(exp), "--compact"]) == 0
@@ -99,9 +106,21 @@ class FakeTrial:
         self.pickled_error_file = self.error_file = None
         own = exp / f"trial_{self.trial_id}"  # where the trainable writes, whatever Tune calls its folder
         own.mkdir(parents=True)
-        lines = [{"stage": s, "stage_index": k, "epoch": 0, "step": k + 1, "train_loss": 1.0, "squeeze": 0.0,
-                  "score": 1.0, "params_union": 100, "flops_multitask": 1000, "val_loss/depth": 0.5}
-                 for k, s in enumerate(("warmup", "search", "finetune"))]
+        lines = [
+            {
+                "stage": s,
+                "stage_index": k,
+                "epoch": 0,
+                "step": k + 1,
+                "train_loss": 1.0,
+                "squeeze": 0.0,
+                "score": 1.0,
+                "params_union": 100,
+                "flops_multitask": 1000,
+                "val_loss/depth": 0.5,
+            }
+            for k, s in enumerate(("warmup", "search", "finetune"))
+        ]
         (own / "metrics.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines))
 
 

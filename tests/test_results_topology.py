@@ -1,4 +1,5 @@
 """The topology, null-distribution and planted figures of summary.json become typed results columns."""
+
 from __future__ import annotations
 
 import math
@@ -15,10 +16,14 @@ from tune.results import flatten_summary, results_table, summary_keys, trial_row
 
 def _summary(**extra) -> dict:
     return {
-        "latency_ms": 1.0, "params": {"supernet": 10, "union": 5, "per_task": {"seg": 5, "depth": 5}},
-        "flops": {"multitask": 7, "per_task": {"seg": 7, "depth": 7}}, "val_loss": {"seg": 0.5, "depth": 0.25},
-        "metrics": {"seg": {"miou": 0.5}, "depth": {"abs_err": 0.2}}, "timings": {"warmup": 1.0},
-        "reused": {"warmup": False}, **extra,
+        "latency_ms": 1.0,
+        "params": {"supernet": 10, "union": 5, "per_task": {"seg": 5, "depth": 5}},
+        "flops": {"multitask": 7, "per_task": {"seg": 7, "depth": 7}},
+        "val_loss": {"seg": 0.5, "depth": 0.25},
+        "metrics": {"seg": {"miou": 0.5}, "depth": {"abs_err": 0.2}},
+        "timings": {"warmup": 1.0},
+        "reused": {"warmup": False},
+        **extra,
     }
 
 
@@ -28,11 +33,17 @@ PLANTED = {
         "depth": {"edges": 3, "longest_path": 3, "read_in": 1, "read_out": 1, "shared": {"seg": 1}},
     },
     "collapsed": False,
-    "null_longest_path": {"seg": {"probs": [1.0, 0.0, 0.0, 0.0], "exact": True, "n_archs": 4},
-                          "depth": {"probs": [0.0, 0.25, 0.25, 0.5], "exact": False, "n_archs": 1000}},
-    "planted": {"needs_edges": {"seg": 0, "depth": 3},
-                "oracle": {"seg": {"metric": "miou", "sense": "max", "by_edges": [1.0]},
-                           "depth": {"metric": "abs_err", "sense": "min", "by_edges": [0.364, 0.311, 0.227, 0.0]}}},
+    "null_longest_path": {
+        "seg": {"probs": [1.0, 0.0, 0.0, 0.0], "exact": True, "n_archs": 4},
+        "depth": {"probs": [0.0, 0.25, 0.25, 0.5], "exact": False, "n_archs": 1000},
+    },
+    "planted": {
+        "needs_edges": {"seg": 0, "depth": 3},
+        "oracle": {
+            "seg": {"metric": "miou", "sense": "max", "by_edges": [1.0]},
+            "depth": {"metric": "abs_err", "sense": "min", "by_edges": [0.364, 0.311, 0.227, 0.0]},
+        },
+    },
 }
 
 
@@ -69,7 +80,10 @@ def test_summary_keys_list_the_new_columns_bounded_by_n_nodes():
 
 
 def test_results_row_types_topology_columns_and_keeps_unknown_ones_null(tmp_path):
-    last = {**summary_keys(["seg", "depth"], ["seg/miou", "depth/abs_err"], 4, True), **flatten_summary(_summary(**PLANTED))}
+    last = {
+        **summary_keys(["seg", "depth"], ["seg/miou", "depth/abs_err"], 4, True),
+        **flatten_summary(_summary(**PLANTED)),
+    }
     trial = SimpleNamespace(trial_id="t1", config={"overrides": {}}, last_result=last, path=str(tmp_path / "trial_t1"))
     row = trial_row("exp", trial, "finished", "tiny", {}, ["seg", "depth"], [])
     assert row["topo/depth/longest_path"] == 3 and isinstance(row["topo/depth/longest_path"], int)
@@ -82,8 +96,15 @@ def test_results_row_types_topology_columns_and_keeps_unknown_ones_null(tmp_path
     assert table.schema.field("oracle/depth/abs_err/0").type == pa.float64()
     assert table.schema.field("collapsed").type == pa.float64()
     # an errored trial's row: the counts are null, not 0
-    errored = trial_row("exp", SimpleNamespace(**{**vars(trial), "last_result": summary_keys(["seg"], [], 4)}),
-                        "errored", "tiny", {}, ["seg"], [])
+    errored = trial_row(
+        "exp",
+        SimpleNamespace(**{**vars(trial), "last_result": summary_keys(["seg"], [], 4)}),
+        "errored",
+        "tiny",
+        {},
+        ["seg"],
+        [],
+    )
     assert errored["topo/seg/edges"] is None and math.isnan(errored["collapsed"])
 
 
@@ -98,11 +119,17 @@ def test_summaries_to_parquet_to_the_hit_test(tmp_path):
     for seed in range(6):
         topo = {t: dict(v) for t, v in PLANTED["topology"].items()}
         topo["depth"] = {**topo["depth"], "longest_path": 3 if seed < 5 else 2}
-        summary = _summary(**{**PLANTED, "topology": topo},
-                           stage_quality={"warmup": {"metric/depth/abs_err": 0.2, "metric/seg/miou": 0.6}})
+        summary = _summary(
+            **{**PLANTED, "topology": topo},
+            stage_quality={"warmup": {"metric/depth/abs_err": 0.2, "metric/seg/miou": 0.6}},
+        )
         last = {**summary_keys(["seg", "depth"], ["seg/miou", "depth/abs_err"], 4, True), **flatten_summary(summary)}
-        trial = SimpleNamespace(trial_id=f"t{seed}", config={"overrides": {"trial.seed": seed}}, last_result=last,
-                                path=str(tmp_path / f"trial_t{seed}"))
+        trial = SimpleNamespace(
+            trial_id=f"t{seed}",
+            config={"overrides": {"trial.seed": seed}},
+            last_result=last,
+            path=str(tmp_path / f"trial_t{seed}"),
+        )
         rows.append(trial_row("exp", trial, "finished", "tiny", {}, ["seg", "depth"], ["trial.seed"]))
     pq.write_table(results_table(rows, {"seg": "segmentation", "depth": "depth"}), tmp_path / "results.parquet")
     df = load_results(tmp_path / "results.parquet", delta_mtl=False)

@@ -1,4 +1,5 @@
 """`run.py --trial --resume`: one metrics.jsonl line per epoch, and a changed config is an error, not a mix."""
+
 from __future__ import annotations
 
 import json
@@ -11,8 +12,20 @@ from supernet.config import ConfigError, build_config
 from supernet.trial import TrialHooks, atomic_torch_save, check_resume_config, config_identity, run_trial
 
 SMALL = {"data.n_train": 32, "data.n_val": 16, "trial.progress": False, "trial.deterministic": True}
-SETS = ["--preset", "tiny", "--set", "data.n_train=32", "--set", "data.n_val=16", "--set", "trial.progress=false",
-        "--set", "search.epochs=3", "--set", "trial.checkpoint_every=1"]
+SETS = [
+    "--preset",
+    "tiny",
+    "--set",
+    "data.n_train=32",
+    "--set",
+    "data.n_val=16",
+    "--set",
+    "trial.progress=false",
+    "--set",
+    "search.epochs=3",
+    "--set",
+    "trial.checkpoint_every=1",
+]
 
 
 class Collect(TrialHooks):
@@ -47,7 +60,13 @@ def test_run_py_trial_resume_writes_each_epoch_once(tmp_path, capsys):
     assert run.main(["--trial", "--out", str(out), "--resume", *SETS]) == 0
     assert _steps(out) == [1, 2, 3, 4, 5]  # steps 3 and 4 ran again and were written once
     lines = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
-    assert [(r["stage"], r["epoch"]) for r in lines] == [("warmup", 0), ("search", 0), ("search", 1), ("search", 2), ("finetune", 0)]
+    assert [(r["stage"], r["epoch"]) for r in lines] == [
+        ("warmup", 0),
+        ("search", 0),
+        ("search", 1),
+        ("search", 2),
+        ("finetune", 0),
+    ]
     assert json.loads((out / "summary.json").read_text())["status"] == "finished"
 
 
@@ -55,8 +74,9 @@ def test_resume_with_a_changed_config_is_an_error_naming_the_keys(tmp_path, caps
     out = tmp_path / "t"
     _killed_after_search_epoch_2(out)
     before = (out / "config.json").read_text()
-    code = run.main(["--trial", "--out", str(out), "--resume", *SETS, "--set", "reduction.tau=0.9",
-                     "--set", "model.channels=4"])
+    code = run.main(
+        ["--trial", "--out", str(out), "--resume", *SETS, "--set", "reduction.tau=0.9", "--set", "model.channels=4"]
+    )
     err = capsys.readouterr().err
     assert code == 2
     assert "reduction.tau" in err and "model.channels" in err and "0.9" in err and "Traceback" not in err

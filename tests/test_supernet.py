@@ -1,4 +1,5 @@
 """Invariants of the central network, squeeze loss, reduction and compact network."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -85,11 +86,15 @@ def test_one_forward_serves_all_tasks_and_stem_runs_once():
 
 
 def fixed_spec() -> ArchSpec:
-    return ArchSpec(5, 3, (
-        ("segmentation", TaskArch(((1, 2), (2, 4), (4, 5)), (1,), (5,))),
-        ("depth", TaskArch(((1, 2), (2, 3)), (1, 2), (3,))),
-        ("normal", TaskArch(((1, 4),), (1,), (1, 4))),
-    ))
+    return ArchSpec(
+        5,
+        3,
+        (
+            ("segmentation", TaskArch(((1, 2), (2, 4), (4, 5)), (1,), (5,))),
+            ("depth", TaskArch(((1, 2), (2, 3)), (1, 2), (3,))),
+            ("normal", TaskArch(((1, 4),), (1,), (1, 4))),
+        ),
+    )
 
 
 def test_pruned_ops_get_no_gradient_kept_ops_do():
@@ -162,7 +167,9 @@ def test_node_share_flows_hand_computed():
     # N=2, M=1: S->1 (b1=.5), S->2 (b2=1), 1->2 (a=.5), 1->K (g1=0), 2->K (g2=1)
     # node 2's inputs: read-in 1, edge .5 -> shares 2/3 and 1/3; node 1 is fed by its read-in alone;
     # read-out weights 0 and 1. Pout(2) = 1, Pout(1) = 0 + 1/3 * 1.
-    fe, fin, fout, total = edge_flows(np.array([0.5]), np.array([0.5, 1.0]), np.array([0.0, 1.0]), [(1, 2)], "node_share")
+    fe, fin, fout, total = edge_flows(
+        np.array([0.5]), np.array([0.5, 1.0]), np.array([0.0, 1.0]), [(1, 2)], "node_share"
+    )
     assert total == pytest.approx(1.0)
     assert fe[0] == pytest.approx(1 / 3)
     assert fin == pytest.approx([1 / 3, 2 / 3])
@@ -277,7 +284,10 @@ def test_compact_params_and_flops_are_those_of_kept_ops_only():
     edge_p = n_params(full.edges[edge_key(1, 2)])
     read_p = n_params(full.read_in["1"])
     heads_p = sum(n_params(h) for h in full.heads.values())
-    assert n_params(c) == n_params(full.stem) + len(spec.union_edges()) * edge_p + len(spec.union_read_in()) * read_p + heads_p
+    assert (
+        n_params(c)
+        == n_params(full.stem) + len(spec.union_edges()) * edge_p + len(spec.union_read_in()) * read_p + heads_p
+    )
     assert task_params(c, "normal") == n_params(full.stem) + 1 * edge_p + 1 * read_p + n_params(full.heads["normal"])
 
     x = torch.zeros(1, 3, 16, 16)
@@ -332,7 +342,9 @@ def test_supernet_with_all_gates_on_is_the_full_spec():
     c = CompactNet(full, TASKS, 8)
     c.load_from(net)
     c.eval()
-    torch.testing.assert_close(c(x)["depth"], net(x, Gates(ones.alpha, ones.beta, ones.gamma))["depth"], atol=1e-5, rtol=0)
+    torch.testing.assert_close(
+        c(x)["depth"], net(x, Gates(ones.alpha, ones.beta, ones.gamma))["depth"], atol=1e-5, rtol=0
+    )
 
 
 def test_supernet_per_task_flops_are_the_tasks_own_path():
@@ -347,7 +359,11 @@ def test_supernet_per_task_flops_are_the_tasks_own_path():
         assert list(net(x, tasks=[t])) == [t]
     one = torch.zeros(1, 3, 16, 16)
     x0 = net.stem(one)
-    f_stem, f_edge, f_read = count_flops(net.stem, one), count_flops(net.edges[edge_key(1, 2)], x0), count_flops(net.read_in["1"], x0)
+    f_stem, f_edge, f_read = (
+        count_flops(net.stem, one),
+        count_flops(net.edges[edge_key(1, 2)], x0),
+        count_flops(net.read_in["1"], x0),
+    )
     f_head = {t: count_flops(net.heads[t], x0, out_size=(16, 16)) for t in TASKS}
     E, N, T = len(net.edges_ij), net.n_nodes, len(TASKS)
     costs = cost_summary(net, (3, 16, 16), torch.device("cpu"), 1)["flops"]

@@ -1,4 +1,5 @@
 """The embedded renderer: target formats, geometry a perspective camera implies, and cues in the image."""
+
 from __future__ import annotations
 
 import numpy as np

@@ -1,5 +1,6 @@
 """Tasks stay separate in the supernet, and the compact net computes what the supernet computes, in train
 mode as in eval mode, for every normalisation and gate a config accepts (supernet/ops.py states the rule)."""
+
 from __future__ import annotations
 
 import pytest
@@ -56,7 +57,6 @@ def _assert_same_outputs_and_grads(net, gates, compact) -> dict[str, torch.Tenso
     return ref
 
 
-
 def _randomise(net: Supernet, seed: int) -> None:
     g = torch.Generator().manual_seed(seed)
     with torch.no_grad():
@@ -90,8 +90,13 @@ def test_a_task_depends_only_on_its_own_gates(norm, gate, mode):
         loss.backward()
         for p in net.arch_parameters():
             assert torch.count_nonzero(p.grad[1:]) == 0, "task 0's loss reached another task's gates"
-        results.append((out[task].detach(), [p.grad[0].clone() for p in net.arch_parameters()],
-                        [p.grad.clone() for p in net.weight_parameters() if p.grad is not None]))
+        results.append(
+            (
+                out[task].detach(),
+                [p.grad[0].clone() for p in net.arch_parameters()],
+                [p.grad.clone() for p in net.weight_parameters() if p.grad is not None],
+            )
+        )
     (out_a, arch_a, w_a), (out_b, arch_b, w_b) = results
     assert torch.equal(out_a, out_b)
     for a, b in zip(arch_a, arch_b):
@@ -105,11 +110,15 @@ def test_a_task_depends_only_on_its_own_gates(norm, gate, mode):
 def _shared_op_spec() -> ArchSpec:
     """o_23 is applied to two distinct inputs (depth's node 2 has a read-in, segmentation's has not);
     o_12 is applied to one input that two tasks share; normal skips through 1->3."""
-    return ArchSpec(4, 2, (
-        ("segmentation", TaskArch(((1, 2), (2, 3)), (1,), (3,))),
-        ("depth", TaskArch(((1, 2), (2, 3)), (1, 2), (3,))),
-        ("normal", TaskArch(((1, 3), (3, 4)), (1,), (3, 4))),
-    ))
+    return ArchSpec(
+        4,
+        2,
+        (
+            ("segmentation", TaskArch(((1, 2), (2, 3)), (1,), (3,))),
+            ("depth", TaskArch(((1, 2), (2, 3)), (1, 2), (3,))),
+            ("normal", TaskArch(((1, 3), (3, 4)), (1,), (3, 4))),
+        ),
+    )
 
 
 def _set_running_stats(net: torch.nn.Module, seed: int) -> None:
@@ -154,7 +163,9 @@ def test_running_stats_follow_the_gate_weighted_rule():
     out = bn(x, 2, w).view(3, 2, 2, 4, 4)
     groups = x.view(3, 2, 2, 4, 4)
     for k in range(2):
-        torch.testing.assert_close(out[:, k], F.batch_norm(groups[:, k], None, None, training=True, eps=bn.eps), atol=1e-5, rtol=0)
+        torch.testing.assert_close(
+            out[:, k], F.batch_norm(groups[:, k], None, None, training=True, eps=bn.eps), atol=1e-5, rtol=0
+        )
     n = 3 * 16
     mean = groups.mean(dim=(0, 3, 4))  # (G, C)
     var = groups.var(dim=(0, 3, 4), unbiased=True)
@@ -167,7 +178,9 @@ def test_running_stats_follow_the_gate_weighted_rule():
     cumulative = GroupedBatchNorm2d(2, momentum=None)  # as nn.BatchNorm2d: the average of every update so far
     cumulative(x, 2, w)
     cumulative(x, 2, torch.tensor([1.0, 3.0]))
-    torch.testing.assert_close(cumulative.running_mean, (0.75 * mean[0] + 0.25 * mean[1] + 0.25 * mean[0] + 0.75 * mean[1]) / 2)
+    torch.testing.assert_close(
+        cumulative.running_mean, (0.75 * mean[0] + 0.25 * mean[1] + 0.25 * mean[0] + 0.75 * mean[1]) / 2
+    )
     bn1 = GroupedBatchNorm2d(2)
     torch.testing.assert_close(bn1(x[:3], 1), torch.nn.BatchNorm2d(2)(x[:3]))
 
@@ -213,8 +226,12 @@ def test_compact_with_folded_gates_is_the_gated_supernet_minus_pruned_paths(norm
     compact.load_from(net)
     g, mask = net.eval_gates(), net.discrete_gates(spec)
     # pruned elements at 0, kept read-outs with the weights they had (gamma_j / sum of all of the task's gammas)
-    masked = type(g)(g.alpha.detach() * mask.alpha, g.beta.detach() * mask.beta, g.gamma.detach() * mask.gamma,
-                     read_out_total=g.gamma.detach().sum(dim=1))
+    masked = type(g)(
+        g.alpha.detach() * mask.alpha,
+        g.beta.detach() * mask.beta,
+        g.gamma.detach() * mask.gamma,
+        read_out_total=g.gamma.detach().sum(dim=1),
+    )
     net.train(mode == "train")
     compact.train(mode == "train")
     ref = _assert_same_outputs_and_grads(net, masked, compact)

@@ -1,4 +1,5 @@
 """Metrics against hand-computed values; losses ignore invalid pixels; delta_mtl sign convention."""
+
 from __future__ import annotations
 
 import math
@@ -87,9 +88,14 @@ def test_classification_accuracy_ignores_other_tasks_samples():
     assert acc.compute()["accuracy"] == pytest.approx(2 / 3)
 
 
-@pytest.mark.parametrize("kind,shape,invalid", [
-    ("segmentation", (2, 3, 4, 4), "label"), ("depth", (2, 1, 4, 4), "depth"), ("normal", (2, 3, 4, 4), "normal"),
-])
+@pytest.mark.parametrize(
+    "kind,shape,invalid",
+    [
+        ("segmentation", (2, 3, 4, 4), "label"),
+        ("depth", (2, 1, 4, 4), "depth"),
+        ("normal", (2, 3, 4, 4), "normal"),
+    ],
+)
 def test_losses_ignore_invalid_pixels(kind, shape, invalid):
     task = TaskSpec("t", kind, num_classes=3 if kind == "segmentation" else 0)
     torch.manual_seed(0)
@@ -155,7 +161,9 @@ def test_validation_loss_is_the_mean_over_valid_targets_whatever_the_batch_size(
     valid = depth > 0
     want_depth = (xs - depth).abs()[valid].mean().item()  # over the 14 valid pixels of the split
     lab = labels != -1
-    want_cls = torch.nn.functional.cross_entropy(xs.flatten(1)[lab, :3], labels[lab]).item()  # over the 3 labelled items
+    want_cls = torch.nn.functional.cross_entropy(
+        xs.flatten(1)[lab, :3], labels[lab]
+    ).item()  # over the 3 labelled items
     assert int(valid.sum()) == 14 and int(lab.sum()) == 3
     assert vloss["depth"] == pytest.approx(want_depth, rel=1e-6)
     assert vloss["alphabet"] == pytest.approx(want_cls, rel=1e-6)

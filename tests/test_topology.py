@@ -1,4 +1,5 @@
 """Topology measures on hand-made specs, and the null distribution of the longest path against brute force."""
+
 from __future__ import annotations
 
 import itertools
@@ -35,7 +36,10 @@ def _brute_force(n: int, m: int) -> dict[tuple[int, int, int], np.ndarray]:
     """Every subset of edges, read-ins and read-outs; the valid ones' longest paths, by size."""
     edges, nodes = edge_list(n, m), range(1, n + 1)
     out: dict[tuple[int, int, int], np.ndarray] = {}
-    subsets = lambda items: itertools.chain.from_iterable(itertools.combinations(items, k) for k in range(len(items) + 1))  # noqa: E731
+
+    def subsets(items):
+        return itertools.chain.from_iterable(itertools.combinations(items, k) for k in range(len(items) + 1))
+
     for es in subsets(edges):
         for ri in subsets(nodes):
             for ro in subsets(nodes):
@@ -83,8 +87,9 @@ def test_a_size_without_valid_architectures_is_an_error():
 
 
 def test_random_draws_carry_the_searched_gate_values_in_a_random_order():
-    searched = ArchSpec(5, 2, (("deep", TaskArch(((1, 2), (2, 3), (3, 5)), (1, 2), (3, 5), (0.9, 0.6, 0.3), (0.8, 0.1),
-                                                 (0.2, 0.5))),))
+    searched = ArchSpec(
+        5, 2, (("deep", TaskArch(((1, 2), (2, 3), (3, 5)), (1, 2), (3, 5), (0.9, 0.6, 0.3), (0.8, 0.1), (0.2, 0.5))),)
+    )
     for draw in range(5):
         r = random_like(searched, seed=0, draw=draw)["deep"]
         s = searched["deep"]

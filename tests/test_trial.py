@@ -1,4 +1,5 @@
 """A whole trial end to end: files, costs, checkpoints, resume, stage reuse, divergence, baselines."""
+
 from __future__ import annotations
 
 import json
@@ -27,8 +28,13 @@ def tiny(**over):
 
 def test_run_py_trial_writes_every_file(tmp_path):
     out = tmp_path / "t"
-    r = subprocess.run([sys.executable, "run.py", "--trial", "--preset", "tiny", "--out", str(out)],
-                       cwd=ROOT, capture_output=True, text=True, timeout=300)
+    r = subprocess.run(
+        [sys.executable, "run.py", "--trial", "--preset", "tiny", "--out", str(out)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert r.returncode == 0, r.stderr
     for name in ("config.json", "arch_spec.json", "metrics.jsonl", "checkpoint.pt", "summary.json"):
         assert (out / name).is_file(), name
@@ -37,27 +43,49 @@ def test_run_py_trial_writes_every_file(tmp_path):
     assert summary["params"]["union"] < summary["params"]["supernet"]
     assert set(summary["metrics"]) == {"segmentation", "depth", "normal"}
     assert all(summary["timings"][s] >= 0 for s in ("warmup", "search", "reduction", "finetune"))
-    lines = [json.loads(l) for l in (out / "metrics.jsonl").read_text().splitlines()]
-    assert [l["stage"] for l in lines] == ["warmup", "search", "finetune"]
-    assert len({tuple(sorted(l)) for l in lines}) == 1  # same keys at every step
-    assert all(l["epoch_time_s"] > 0 for l in lines)
+    lines = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [line["stage"] for line in lines] == ["warmup", "search", "finetune"]
+    assert len({tuple(sorted(line)) for line in lines}) == 1  # same keys at every step
+    assert all(line["epoch_time_s"] > 0 for line in lines)
     if not torch.cuda.is_available():
-        assert all(l["gpu_peak_mem_mb"] is None for l in lines)  # NaN, written as null
+        assert all(line["gpu_peak_mem_mb"] is None for line in lines)  # NaN, written as null
     ckpt = torch.load(out / "checkpoint.pt", weights_only=True)  # tensors and plain data only
     assert ckpt["done"] == ["warmup", "search", "reduction", "finetune"]
 
 
 def test_run_py_rejects_bad_config_with_the_key(tmp_path):
-    r = subprocess.run([sys.executable, "run.py", "--trial", "--preset", "tiny", "--set", "model.flow_width=3",
-                        "--out", str(tmp_path)], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    r = subprocess.run(
+        [
+            sys.executable,
+            "run.py",
+            "--trial",
+            "--preset",
+            "tiny",
+            "--set",
+            "model.flow_width=3",
+            "--out",
+            str(tmp_path),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert r.returncode == 2
     assert "model.flow_width" in r.stderr and "Traceback" not in r.stderr
 
 
-@pytest.mark.parametrize("setting,key", [("model.arch_init=nan", "model.arch_init"), ("data.data_seed=-1", "data.data_seed")])
+@pytest.mark.parametrize(
+    "setting,key", [("model.arch_init=nan", "model.arch_init"), ("data.data_seed=-1", "data.data_seed")]
+)
 def test_run_py_rejects_nonsense_values_with_exit_code_2(tmp_path, setting, key):
-    r = subprocess.run([sys.executable, "run.py", "--trial", "--preset", "tiny", "--set", setting, "--out", str(tmp_path / "t")],
-                       cwd=ROOT, capture_output=True, text=True, timeout=120)
+    r = subprocess.run(
+        [sys.executable, "run.py", "--trial", "--preset", "tiny", "--set", setting, "--out", str(tmp_path / "t")],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert r.returncode == 2
     assert r.stderr.startswith(f"error: {key}: ") and "Traceback" not in r.stderr
     assert not (tmp_path / "t").exists()  # rejected before anything was written
@@ -100,8 +128,10 @@ def test_stage_reuse_gives_the_same_result_as_recomputation(tmp_path):
     reused_b = run_trial(b, tmp_path / "b1", store=store)
     assert not first["reused"]["warmup"] and reused_b["reused"] == {"warmup": True, "search": True}
     assert flat(reused_b["metrics"]) == pytest.approx(flat(fresh_b["metrics"]), rel=1e-6)
-    assert json.loads((tmp_path / "b1/arch_spec.json").read_text()) == json.loads((tmp_path / "b0/arch_spec.json").read_text())
-    lines = lambda p: [json.loads(l)["val_loss/depth"] for l in (p / "metrics.jsonl").read_text().splitlines()]  # noqa: E731
+    assert json.loads((tmp_path / "b1/arch_spec.json").read_text()) == json.loads(
+        (tmp_path / "b0/arch_spec.json").read_text()
+    )
+    lines = lambda p: [json.loads(line)["val_loss/depth"] for line in (p / "metrics.jsonl").read_text().splitlines()]  # noqa: E731
     assert lines(tmp_path / "b1") == pytest.approx(lines(tmp_path / "b0"), rel=1e-6)
 
 
@@ -123,7 +153,7 @@ def test_zero_epoch_stage_is_reused(tmp_path):
     assert [r["stage"] for r in hooks.records] == ["search", "finetune"]
     assert [r["step"] for r in hooks.records] == [1, 2]
     assert flat(reused["metrics"]) == pytest.approx(flat(fresh["metrics"]), rel=1e-6)
-    stages = [json.loads(l)["stage"] for l in (tmp_path / "b1" / "metrics.jsonl").read_text().splitlines()]
+    stages = [json.loads(line)["stage"] for line in (tmp_path / "b1" / "metrics.jsonl").read_text().splitlines()]
     assert stages == ["search", "finetune"]
 
 
@@ -142,12 +172,14 @@ def test_divergence_stops_with_a_clear_error_and_keeps_files(tmp_path):
         run_trial(cfg, tmp_path, TrialHooks())
     assert (tmp_path / "config.json").is_file()
     lines = (tmp_path / "metrics.jsonl").read_text().splitlines()
-    assert [json.loads(l)["stage"] for l in lines][:3] == ["warmup", "warmup", "search"]
+    assert [json.loads(line)["stage"] for line in lines][:3] == ["warmup", "warmup", "search"]
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["status"] == "diverged" and "finetune" in summary["error"]
 
 
-@pytest.mark.parametrize("mode,extra", [("single_task", {"trial.single_task": "depth"}), ("hard_sharing", {}), ("full_supernet", {})])
+@pytest.mark.parametrize(
+    "mode,extra", [("single_task", {"trial.single_task": "depth"}), ("hard_sharing", {}), ("full_supernet", {})]
+)
 def test_baseline_modes(tmp_path, mode, extra):
     s = run_trial(tiny(**{"trial.mode": mode, **extra}), tmp_path)
     spec = json.loads((tmp_path / "arch_spec.json").read_text())
@@ -163,7 +195,9 @@ def test_baseline_modes(tmp_path, mode, extra):
 
 
 def test_checkpoint_loads_weights_only(tmp_path):
-    run_trial(tiny(), tmp_path, __import__("supernet.trial", fromlist=["LocalHooks"]).LocalHooks(tmp_path, verbose=False))
+    run_trial(
+        tiny(), tmp_path, __import__("supernet.trial", fromlist=["LocalHooks"]).LocalHooks(tmp_path, verbose=False)
+    )
     state = load_checkpoint(tmp_path / "checkpoint.pt")
     assert state["model_kind"] == "compact" and state["spec"]["n_nodes"] == 3
 
@@ -173,8 +207,14 @@ def test_checkpoint_loads_weights_only(tmp_path):
 
 def test_annealing_is_geometric_over_search_steps_and_reduction_folds_gates_at_the_final_temperature(tmp_path):
     t0, t_end, epochs = 2.0, 0.1, 3
-    cfg = tiny(**{"model.temperature": t0, "search.temperature_end": t_end, "search.epochs": epochs,
-                  "trial.checkpoint_every": 1})
+    cfg = tiny(
+        **{
+            "model.temperature": t0,
+            "search.temperature_end": t_end,
+            "search.epochs": epochs,
+            "trial.checkpoint_every": 1,
+        }
+    )
     hooks = Collect()
     run_trial(cfg, tmp_path / "a", hooks)
     temp = lambda s: float(s["model"]["temperature"])  # noqa: E731
@@ -191,7 +231,9 @@ def test_annealing_is_geometric_over_search_steps_and_reduction_folds_gates_at_t
     task = next(iter(spec["tasks"]))
     row = list(spec["tasks"]).index(task)
     j = spec["tasks"][task]["read_in"][0]
-    assert spec["tasks"][task]["gates"]["read_in"][0] == pytest.approx(float(torch.sigmoid(beta[row, j - 1] / t_end)), rel=1e-5)
+    assert spec["tasks"][task]["gates"]["read_in"][0] == pytest.approx(
+        float(torch.sigmoid(beta[row, j - 1] / t_end)), rel=1e-5
+    )
 
 
 def test_annealed_search_resumed_mid_stage_gives_the_same_result(tmp_path):
@@ -201,7 +243,11 @@ def test_annealed_search_resumed_mid_stage_gives_the_same_result(tmp_path):
     mid = next(s for s in full.states if s["stage"] == "search" and s["epoch"] == 1 and "optim" in s)
     got = run_trial(cfg, tmp_path / "b", Collect(), resume=mid)
     assert flat(got["metrics"]) == pytest.approx(flat(ref["metrics"]), rel=1e-6)
-    assert json.loads((tmp_path / "b/arch_spec.json").read_text()) == json.loads((tmp_path / "a/arch_spec.json").read_text())
+    assert json.loads((tmp_path / "b/arch_spec.json").read_text()) == json.loads(
+        (tmp_path / "a/arch_spec.json").read_text()
+    )
     no_anneal = tiny(**{"search.epochs": 3})
-    assert stage_key(cfg, "search") != stage_key(no_anneal, "search")  # a cached search is never reused across schedules
+    assert stage_key(cfg, "search") != stage_key(
+        no_anneal, "search"
+    )  # a cached search is never reused across schedules
     assert stage_key(cfg, "warmup") == stage_key(no_anneal, "warmup")

@@ -1,4 +1,5 @@
 """Trivial references computed by hand on a tiny fixture, and the ``learned`` flag on hand-made metrics."""
+
 from __future__ import annotations
 
 import math
@@ -25,7 +26,10 @@ def _normal(rows: list[list[list[float]]]) -> torch.Tensor:
 
 def _item(seg, depth, normal, cls):
     return torch.zeros(3, 2, 2), {
-        "seg": torch.tensor(seg), "depth": torch.tensor([depth]), "normal": _normal(normal), "cls": torch.tensor(cls),
+        "seg": torch.tensor(seg),
+        "depth": torch.tensor([depth]),
+        "normal": _normal(normal),
+        "cls": torch.tensor(cls),
     }
 
 
@@ -72,7 +76,12 @@ TRIVIAL = {"seg": {"miou": 0.2}, "depth": {"abs_err": 1.0}, "normal": {"mean_ang
 def test_learned_at_the_margins():
     at = {"seg": {"miou": 0.4}, "depth": {"abs_err": 0.75}, "normal": {"mean_angle": 30.0}, "cls": {"accuracy": 0.5}}
     assert learned_tasks(at, TRIVIAL, KINDS) == {t: True for t in KINDS}  # margins are inclusive
-    short = {"seg": {"miou": 0.39}, "depth": {"abs_err": 0.76}, "normal": {"mean_angle": 30.5}, "cls": {"accuracy": 0.49}}
+    short = {
+        "seg": {"miou": 0.39},
+        "depth": {"abs_err": 0.76},
+        "normal": {"mean_angle": 30.5},
+        "cls": {"accuracy": 0.49},
+    }
     assert learned_tasks(short, TRIVIAL, KINDS) == {t: False for t in KINDS}
 
 
@@ -101,11 +110,20 @@ def test_results_row_and_metadata_carry_references(tmp_path):
     from tune.trainable import flatten_summary, summary_keys
 
     summary = {
-        "latency_ms": 1.0, "params": {"supernet": 10, "union": 5, "per_task": {"seg": 5}},
-        "flops": {"multitask": 7, "per_task": {"seg": 7}}, "val_loss": {"seg": 0.5},
-        "metrics": {"seg": {"miou": 0.5, "pixel_acc": 0.9}}, "trivial": {"seg": {"miou": 0.2, "pixel_acc": 0.8}},
-        "learned": True, "learned_per_task": {"seg": True}, "timings": {"warmup": 1.0}, "reused": {"warmup": False},
-        "stage_quality": {"search": {"metric/seg/miou": 0.4, "val_loss/seg": 0.6}, "reduction": {"metric/seg/miou": 0.38}},
+        "latency_ms": 1.0,
+        "params": {"supernet": 10, "union": 5, "per_task": {"seg": 5}},
+        "flops": {"multitask": 7, "per_task": {"seg": 7}},
+        "val_loss": {"seg": 0.5},
+        "metrics": {"seg": {"miou": 0.5, "pixel_acc": 0.9}},
+        "trivial": {"seg": {"miou": 0.2, "pixel_acc": 0.8}},
+        "learned": True,
+        "learned_per_task": {"seg": True},
+        "timings": {"warmup": 1.0},
+        "reused": {"warmup": False},
+        "stage_quality": {
+            "search": {"metric/seg/miou": 0.4, "val_loss/seg": 0.6},
+            "reduction": {"metric/seg/miou": 0.38},
+        },
     }
     last = flatten_summary(summary)
     keys = {k for k in summary_keys(["seg"], ["seg/miou", "seg/pixel_acc"]) if k.startswith(("trivial", "learned"))}
@@ -117,8 +135,15 @@ def test_results_row_and_metadata_carry_references(tmp_path):
     # quality at each stage's end: a column per (stage, task, metric), NaN for a stage the trial did not run
     assert row["quality/search/seg/miou"] == 0.4 and row["quality/reduction/seg/miou"] == 0.38
     assert "quality/warmup/seg/miou" in summary_keys(["seg"], ["seg/miou"])
-    row_nan = trial_row("exp", SimpleNamespace(**{**vars(trial), "last_result": {**summary_keys(["seg"], ["seg/miou"]), **last}}),
-                        "finished", "tiny", {}, ["seg"], [])
+    row_nan = trial_row(
+        "exp",
+        SimpleNamespace(**{**vars(trial), "last_result": {**summary_keys(["seg"], ["seg/miou"]), **last}}),
+        "finished",
+        "tiny",
+        {},
+        ["seg"],
+        [],
+    )
     assert math.isnan(row_nan["quality/warmup/seg/miou"]) and row_nan["quality/search/seg/miou"] == 0.4
     table = results_table([row], {"seg": "segmentation"})
     pq.write_table(table, tmp_path / "r.parquet")
@@ -129,7 +154,9 @@ def test_results_row_and_metadata_carry_references(tmp_path):
 
     df = load_results(tmp_path / "r.parquet", delta_mtl=False)
     assert df.attrs["trivial"] == meta["trivial"] and bool(df["learned"].iloc[0])
-    unfinished = trial_row("exp", SimpleNamespace(**{**vars(trial), "last_result": {}}), "errored", "tiny", {}, ["seg"], [])
+    unfinished = trial_row(
+        "exp", SimpleNamespace(**{**vars(trial), "last_result": {}}), "errored", "tiny", {}, ["seg"], []
+    )
     assert unfinished["learned"] is None
 
 
@@ -137,7 +164,6 @@ def test_fitted_on_the_unaugmented_training_split():
     from torch.utils.data import Subset
 
     from supernet.data.augment import Augmented, DenseAugment
-
     from supernet.trivial import _unaugmented
 
     aug = Subset(Augmented(TRAIN, DenseAugment({t: s.kind for t, s in TASKS.items()})), [0, 1])

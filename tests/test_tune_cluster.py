@@ -1,4 +1,5 @@
 """Sweeps in their own processes: a driver killed mid-sweep and resumed, and a simulated two-node cluster."""
+
 from __future__ import annotations
 
 import json
@@ -35,14 +36,23 @@ def _finished(exp: Path) -> list[str]:
 
 
 def test_killed_driver_resumes_without_rerunning_finished_trials(tmp_path):
-    doc = {"preset": "tiny", "config": {**SMALL, "warmup.epochs": 3}, "sweep": {
-        "name": "kill", "axes": {"search.lambda_sq": {"grid": [0.0, 0.5, 1.0]}}, "resources": {"cpu": 1}, "max_concurrent": 1}}
+    doc = {
+        "preset": "tiny",
+        "config": {**SMALL, "warmup.epochs": 3},
+        "sweep": {
+            "name": "kill",
+            "axes": {"search.lambda_sq": {"grid": [0.0, 0.5, 1.0]}},
+            "resources": {"cpu": 1},
+            "max_concurrent": 1,
+        },
+    }
     cfg = tmp_path / "kill.yaml"
     cfg.write_text(yaml.safe_dump(doc))
     storage, exp = tmp_path / "runs", tmp_path / "runs" / "kill"
     cmd = [sys.executable, str(ROOT / "run.py"), "--config", str(cfg), "--storage", str(storage), "--no-report"]
-    proc = subprocess.Popen(cmd, cwd=tmp_path, env=_env(), start_new_session=True,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        cmd, cwd=tmp_path, env=_env(), start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     try:
         deadline = time.time() + 120
         while not _finished(exp) and time.time() < deadline and proc.poll() is None:
@@ -53,8 +63,14 @@ def test_killed_driver_resumes_without_rerunning_finished_trials(tmp_path):
         os.killpg(proc.pid, signal.SIGKILL)  # the driver and the Ray it started
         proc.wait()
     done_before = {t: (exp / f"trial_{t}" / "summary.json").stat().st_mtime_ns for t in first}
-    out = subprocess.run([sys.executable, str(ROOT / "run.py"), "--resume", "--name", "kill", "--storage", str(storage),
-                          "--no-report"], cwd=tmp_path, env=_env(), capture_output=True, text=True, timeout=240)
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "run.py"), "--resume", "--name", "kill", "--storage", str(storage), "--no-report"],
+        cwd=tmp_path,
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
     assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-3000:]
     df = pq.read_table(exp / "results.parquet").to_pandas()
     assert len(df) == 3 and df["trial_id"].is_unique, out.stdout[-3000:] and set(df["status"]) == {"finished"}
@@ -86,14 +102,28 @@ CLUSTER_SCRIPT = textwrap.dedent("""
 
 
 def test_two_node_cluster_places_trials_on_both_nodes(tmp_path):
-    doc = {"preset": "tiny", "config": {**SMALL, "warmup.epochs": 3}, "sweep": {
-        "name": "two", "axes": {"model.flow_width": {"grid": [1, 2]}}, "resources": {"cpu": 1}, "max_concurrent": 2}}
+    doc = {
+        "preset": "tiny",
+        "config": {**SMALL, "warmup.epochs": 3},
+        "sweep": {
+            "name": "two",
+            "axes": {"model.flow_width": {"grid": [1, 2]}},
+            "resources": {"cpu": 1},
+            "max_concurrent": 2,
+        },
+    }
     cfg = tmp_path / "two.yaml"
     cfg.write_text(yaml.safe_dump(doc))
     script = tmp_path / "cluster.py"
     script.write_text(CLUSTER_SCRIPT)
-    out = subprocess.run([sys.executable, str(script), str(cfg), str(tmp_path / "runs")], cwd=ROOT, env=_env(),
-                         capture_output=True, text=True, timeout=240)
+    out = subprocess.run(
+        [sys.executable, str(script), str(cfg), str(tmp_path / "runs")],
+        cwd=ROOT,
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
     assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-3000:]
     df = pq.read_table(tmp_path / "runs" / "two" / "results.parquet").to_pandas()
     assert set(df["status"]) == {"finished"} and len(df) == 2

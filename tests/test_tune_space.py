@@ -1,4 +1,5 @@
 """The sweep file: validation names the bad key; grid points, seeds and baselines are explicit rows."""
+
 from __future__ import annotations
 
 import os
@@ -14,41 +15,57 @@ def doc(**sweep):
 
 
 def test_grid_points_cross_axes_and_seeds_then_baselines():
-    s = parse_sweep(doc(num_samples=2, axes={"model.flow_width": {"grid": [1, 2]}, "search.lambda_sq": {"grid": [0.1, 1.0, 2.0]}},
-                        baselines=["single_task", "hard_sharing"]))
+    s = parse_sweep(
+        doc(
+            num_samples=2,
+            axes={"model.flow_width": {"grid": [1, 2]}, "search.lambda_sq": {"grid": [0.1, 1.0, 2.0]}},
+            baselines=["single_task", "hard_sharing"],
+        )
+    )
     grid = s.grid_points()
     assert len(grid) == 2 * 3 * 2
     assert {p["trial.seed"] for p in grid} == {0, 1}
     assert len({tuple(sorted(p.items())) for p in grid}) == len(grid)
     base = s.baseline_points()
     assert len(base) == 2 * (3 + 1)  # per seed: one single_task per task, one hard_sharing
-    assert {p["trial.single_task"] for p in base if p["trial.mode"] == "single_task"} == {"segmentation", "depth", "normal"}
+    assert {p["trial.single_task"] for p in base if p["trial.mode"] == "single_task"} == {
+        "segmentation",
+        "depth",
+        "normal",
+    }
     assert all("model.flow_width" not in p for p in base)
     assert s.points() == grid + base
 
 
-@pytest.mark.parametrize("bad, needle", [
-    ({"axes": {"model.flow_wdth": {"grid": [1]}}}, "model.flow_wdth"),
-    ({"axes": {"nosection.x": {"grid": [1]}}}, "nosection.x"),
-    ({"axes": {"model.flow_width": {"grid": ["wide"]}}}, "model.flow_width"),
-    ({"axes": {"model.flow_width": {"uniform": [1, 2]}}}, "optuna"),
-    ({"axes": {"model.flow_width": {"steps": [1, 2]}}}, "steps"),
-    ({"serach": "grid"}, "sweep.serach"),
-    ({"search": "bayes"}, "sweep.search"),
-    ({"baselines": ["stl"]}, "sweep.baselines"),
-    ({"scheduler": {"type": "asha", "grace": 2}}, "grace"),
-    ({"resources": {"cpu": 1, "tpu": 1}}, "sweep.resources"),
-    ({"random_archs": -1}, "sweep.random_archs"),
-    ({"random_archs": 2, "search": "optuna", "axes": {"search.lambda_sq": {"uniform": [0.1, 1.0]}}}, "sweep.random_archs"),
-])
+@pytest.mark.parametrize(
+    "bad, needle",
+    [
+        ({"axes": {"model.flow_wdth": {"grid": [1]}}}, "model.flow_wdth"),
+        ({"axes": {"nosection.x": {"grid": [1]}}}, "nosection.x"),
+        ({"axes": {"model.flow_width": {"grid": ["wide"]}}}, "model.flow_width"),
+        ({"axes": {"model.flow_width": {"uniform": [1, 2]}}}, "optuna"),
+        ({"axes": {"model.flow_width": {"steps": [1, 2]}}}, "steps"),
+        ({"serach": "grid"}, "sweep.serach"),
+        ({"search": "bayes"}, "sweep.search"),
+        ({"baselines": ["stl"]}, "sweep.baselines"),
+        ({"scheduler": {"type": "asha", "grace": 2}}, "grace"),
+        ({"resources": {"cpu": 1, "tpu": 1}}, "sweep.resources"),
+        ({"random_archs": -1}, "sweep.random_archs"),
+        (
+            {"random_archs": 2, "search": "optuna", "axes": {"search.lambda_sq": {"uniform": [0.1, 1.0]}}},
+            "sweep.random_archs",
+        ),
+    ],
+)
 def test_bad_sweep_files_name_the_key(bad, needle):
     with pytest.raises(ConfigError, match=needle.replace(".", r"\.")):
         parse_sweep(doc(**bad))
 
 
 def test_random_archs_are_k_draws_at_every_method_point_after_the_grid():
-    s = parse_sweep(doc(num_samples=2, axes={"search.lambda_sq": {"grid": [0.1, 1.0]}}, random_archs=3,
-                        baselines=["hard_sharing"]))
+    s = parse_sweep(
+        doc(num_samples=2, axes={"search.lambda_sq": {"grid": [0.1, 1.0]}}, random_archs=3, baselines=["hard_sharing"])
+    )
     grid, rnd = s.grid_points(), s.random_arch_points()
     assert len(rnd) == 3 * len(grid) == 12
     for p in rnd:
@@ -56,7 +73,8 @@ def test_random_archs_are_k_draws_at_every_method_point_after_the_grid():
         method = {k: v for k, v in p.items() if k not in ("trial.mode", "trial.random_draw")}
         assert method in grid  # the same lambda_sq and seed as a method trial: it reuses its search
     assert {(p["search.lambda_sq"], p["trial.seed"], p["trial.random_draw"]) for p in rnd} == {
-        (lam, seed, d) for lam in (0.1, 1.0) for seed in (0, 1) for d in range(3)}
+        (lam, seed, d) for lam in (0.1, 1.0) for seed in (0, 1) for d in range(3)
+    }
     assert s.points() == grid + rnd + s.baseline_points()
     s.config(rnd[0])  # a valid trial config
 
@@ -75,9 +93,15 @@ def test_asha_grace_period_defaults_to_warmup_plus_search():
 
 
 def test_optuna_axes_and_objectives():
-    s = parse_sweep(doc(search="optuna", num_samples=4, axes={"search.lambda_sq": {"loguniform": [0.01, 1.0]},
-                                                             "model.flow_width": {"choice": [1, 2]}},
-                        objectives={"score": "min", "params_union": "min"}, baselines=["hard_sharing"]))
+    s = parse_sweep(
+        doc(
+            search="optuna",
+            num_samples=4,
+            axes={"search.lambda_sq": {"loguniform": [0.01, 1.0]}, "model.flow_width": {"choice": [1, 2]}},
+            objectives={"score": "min", "params_union": "min"},
+            baselines=["hard_sharing"],
+        )
+    )
     assert s.grid_points() == [] or s.search == "optuna"
     assert s.points() == [{"trial.mode": "hard_sharing", "trial.seed": 0}]
 
@@ -89,8 +113,14 @@ def test_asha_never_stops_or_ranks_baselines_and_delegates_for_the_method():
 
     from tune.launch import make_scheduler
 
-    sched = make_scheduler(parse_sweep(doc(scheduler={"type": "asha", "grace_period": 1, "reduction_factor": 2},
-                                           baselines=["single_task", "hard_sharing"])))
+    sched = make_scheduler(
+        parse_sweep(
+            doc(
+                scheduler={"type": "asha", "grace_period": 1, "reduction_factor": 2},
+                baselines=["single_task", "hard_sharing"],
+            )
+        )
+    )
 
     def trial(tid, **overrides):
         return SimpleNamespace(trial_id=tid, config={"overrides": {"trial.seed": 0, **overrides}})
@@ -115,8 +145,10 @@ def test_asha_never_stops_or_ranks_baselines_and_delegates_for_the_method():
     sched.on_trial_complete(None, good, {"step": 2, "score": 0.1})
 
 
-@pytest.mark.parametrize("name", ["default", "ablation_flow_width", "ablation_squeeze", "ablation_threshold",
-                                  "ablation_fold", "search_vs_random"])
+@pytest.mark.parametrize(
+    "name",
+    ["default", "ablation_flow_width", "ablation_squeeze", "ablation_threshold", "ablation_fold", "search_vs_random"],
+)
 def test_embedded_data_configs_parse_and_open_with_their_command(name):
     from pathlib import Path
 

@@ -1,4 +1,5 @@
 """Sweeps on the shared Ray session: results table, errored trials, trial resume from a checkpoint, stage reuse."""
+
 from __future__ import annotations
 
 import json
@@ -17,8 +18,11 @@ SMALL = {"data.n_train": 32, "data.n_val": 16, "trial.progress": False, "trial.l
 
 
 def sweep_file(tmp: Path, name: str, config: dict | None = None, **sweep) -> Path:
-    doc = {"preset": "tiny", "config": {**SMALL, **(config or {})},
-           "sweep": {"name": name, "search": "grid", "resources": {"cpu": 1}, "max_concurrent": 2, **sweep}}
+    doc = {
+        "preset": "tiny",
+        "config": {**SMALL, **(config or {})},
+        "sweep": {"name": name, "search": "grid", "resources": {"cpu": 1}, "max_concurrent": 2, **sweep},
+    }
     path = tmp / f"{name}.yaml"
     path.write_text(yaml.safe_dump(doc))
     return path
@@ -36,19 +40,37 @@ def lines(path: Path) -> list[dict]:
 
 
 def test_grid_2x2_writes_results_and_epochs(ray_session, tmp_path):
-    path = sweep_file(tmp_path, "grid", axes={"model.flow_width": {"grid": [1, 2]}, "search.lambda_sq": {"grid": [0.1, 1.0]}})
+    path = sweep_file(
+        tmp_path, "grid", axes={"model.flow_width": {"grid": [1, 2]}, "search.lambda_sq": {"grid": [0.1, 1.0]}}
+    )
     exp, table, df = run_sweep(path, tmp_path / "runs")
     assert len(df) == 4 and set(df["status"]) == {"finished"}
     assert sorted(zip(df["flow_width"], df["lambda_sq"])) == [(1, 0.1), (1, 1.0), (2, 0.1), (2, 1.0)]
     assert (df["config/model.flow_width"] == df["flow_width"]).all() and (df["seed"] == 0).all()
     schema = table.schema
-    for col, typ in [("seed", "int64"), ("flow_width", "int64"), ("params_union", "int64"), ("params/depth", "int64"),
-                     ("lambda_sq", "double"), ("tau", "double"), ("metric/segmentation/miou", "double"),
-                     ("loss/normal", "double"), ("latency_ms", "double"), ("time/search", "double"),
-                     ("reused/warmup", "bool"), ("node", "string"), ("trial_dir", "string"), ("arch_spec_path", "string")]:
+    for col, typ in [
+        ("seed", "int64"),
+        ("flow_width", "int64"),
+        ("params_union", "int64"),
+        ("params/depth", "int64"),
+        ("lambda_sq", "double"),
+        ("tau", "double"),
+        ("metric/segmentation/miou", "double"),
+        ("loss/normal", "double"),
+        ("latency_ms", "double"),
+        ("time/search", "double"),
+        ("reused/warmup", "bool"),
+        ("node", "string"),
+        ("trial_dir", "string"),
+        ("arch_spec_path", "string"),
+    ]:
         assert str(schema.field(col).type) == typ, col
     meta = json.loads(schema.metadata[b"dagmtl"])
-    assert meta["schema_version"] == 1 and meta["tasks"] == {"segmentation": "segmentation", "depth": "depth", "normal": "normal"}
+    assert meta["schema_version"] == 1 and meta["tasks"] == {
+        "segmentation": "segmentation",
+        "depth": "depth",
+        "normal": "normal",
+    }
     assert meta["metric_senses"]["miou"] == "max"
     for _, r in df.iterrows():  # every trial left its files, and the table matches its summary
         tdir = exp / r["trial_dir"]
@@ -60,18 +82,30 @@ def test_grid_2x2_writes_results_and_epochs(ray_session, tmp_path):
         assert len(lines(tdir / "metrics.jsonl")) == 3  # tiny: 1 warm-up + 1 search + 1 fine-tune epoch
     ep = pq.read_table(exp / "epochs.parquet").to_pandas()
     assert len(ep) == 4 * 3 and set(ep["stage"]) == {"warmup", "search", "finetune"}
-    assert {"experiment", "trial_id", "epoch", "step", "train_loss", "score", "val_loss/depth", "metric/normal/mean_angle"} <= set(ep)
+    assert {
+        "experiment",
+        "trial_id",
+        "epoch",
+        "step",
+        "train_loss",
+        "score",
+        "val_loss/depth",
+        "metric/normal/mean_angle",
+    } <= set(ep)
     # trials sharing flow_width reuse the warm-up of the one that ran first: 2 computed, 2 reused
     assert df["reused/warmup"].sum() >= 1
 
 
 def test_errored_trial_does_not_stop_the_others(ray_session, tmp_path):
-    # N=3 in the tiny preset: flow_width 5 is invalid, so that trial raises a ConfigError inside run_trial's config build.
-    # run.py refuses such a grid before Ray starts; the Tuner itself meets it as a trial would an invalid Optuna proposal
+    # N=3 in the tiny preset: flow_width 5 is invalid, so that trial raises a ConfigError inside run_trial's
+    # config build. run.py refuses such a grid before Ray starts; the Tuner itself meets it as a trial would an
+    # invalid Optuna proposal
     from tune.launch import build_tuner
     from tune.space import load_sweep
 
-    path = sweep_file(tmp_path, "err", axes={"model.flow_width": {"grid": [1, 5]}}, baselines=["hard_sharing"], max_failures=1)
+    path = sweep_file(
+        tmp_path, "err", axes={"model.flow_width": {"grid": [1, 5]}}, baselines=["hard_sharing"], max_failures=1
+    )
     build_tuner(load_sweep(path), str(tmp_path / "runs")).fit()
     exp = tmp_path / "runs" / "err"
     df = pq.read_table(exp / "results.parquet").to_pandas()
@@ -132,8 +166,12 @@ def test_trial_killed_mid_stage_resumes_from_its_checkpoint(ray_session, tmp_pat
     cfg = {"warmup.epochs": 3, "trial.checkpoint_every": 1, "trial.deterministic": True}
     path = sweep_file(tmp_path, "crash", config=cfg, axes={"model.flow_width": {"grid": [2]}}, max_failures=1)
     marker = tmp_path / "crashed"
-    tuner = build_tuner(load_sweep(path), str(tmp_path / "runs"), train_fn=train_crashing_once,
-                        extra_config={"_crash": {"marker": str(marker), "after_step": 2}})
+    tuner = build_tuner(
+        load_sweep(path),
+        str(tmp_path / "runs"),
+        train_fn=train_crashing_once,
+        extra_config={"_crash": {"marker": str(marker), "after_step": 2}},
+    )
     result = tuner.fit()[0]
     assert marker.read_text() == "2"  # it did crash, once, after the checkpoint of step 2
     assert result.metrics["trial_finished"] == 1 and result.metrics["resumed_from_step"] == 2
@@ -155,14 +193,21 @@ def test_trial_killed_mid_stage_resumes_from_its_checkpoint(ray_session, tmp_pat
 
 def test_stage_reuse_gives_the_same_result_as_recomputation(ray_session, tmp_path):
     # two taus share warm-up and search: the second trial (max_concurrent 1) loads both stages from the cache
-    path = sweep_file(tmp_path, "reuse", config={"trial.deterministic": True, "warmup.epochs": 2},
-                      axes={"reduction.tau": {"grid": [0.0, 0.2]}}, max_concurrent=1)
+    path = sweep_file(
+        tmp_path,
+        "reuse",
+        config={"trial.deterministic": True, "warmup.epochs": 2},
+        axes={"reduction.tau": {"grid": [0.0, 0.2]}},
+        max_concurrent=1,
+    )
     exp, _, df = run_sweep(path, tmp_path / "runs")
     assert set(df["status"]) == {"finished"}
     assert sorted(df["reused/search"].tolist()) == [False, True]
     assert sorted(p.parent.name for p in (exp / "stage_cache").rglob("*.pt")) == ["search", "warmup"]
     reused = df[df["reused/search"]].iloc[0]
-    cfg = build_config("tiny", {**SMALL, "trial.deterministic": True, "warmup.epochs": 2, "reduction.tau": reused["tau"]})
+    cfg = build_config(
+        "tiny", {**SMALL, "trial.deterministic": True, "warmup.epochs": 2, "reduction.tau": reused["tau"]}
+    )
     ref = one_thread(run_trial, cfg, tmp_path / "ref", store=None)
     for t, ms in ref["metrics"].items():
         for m, v in ms.items():
@@ -173,10 +218,17 @@ def test_stage_reuse_gives_the_same_result_as_recomputation(ray_session, tmp_pat
 
 
 def test_optuna_multi_objective_with_baselines_and_asha(ray_session, tmp_path):
-    path = sweep_file(tmp_path, "opt", search="optuna", num_samples=3, sampler="nsga2",
-                      axes={"search.lambda_sq": {"loguniform": [0.01, 1.0]}, "model.flow_width": {"choice": [1, 2]}},
-                      objectives={"score": "min", "params_union": "min"}, baselines=["hard_sharing"],
-                      scheduler={"type": "asha", "grace_period": 2})
+    path = sweep_file(
+        tmp_path,
+        "opt",
+        search="optuna",
+        num_samples=3,
+        sampler="nsga2",
+        axes={"search.lambda_sq": {"loguniform": [0.01, 1.0]}, "model.flow_width": {"choice": [1, 2]}},
+        objectives={"score": "min", "params_union": "min"},
+        baselines=["hard_sharing"],
+        scheduler={"type": "asha", "grace_period": 2},
+    )
     exp, _, df = run_sweep(path, tmp_path / "runs")
     assert len(df) == 4 and df["trial_id"].is_unique
     assert (df["mode"] == "hard_sharing").sum() == 1
@@ -190,10 +242,15 @@ def test_optuna_multi_objective_with_baselines_and_asha(ray_session, tmp_path):
 
 def test_zero_epoch_warmup_is_reused(ray_session, tmp_path):
     # warmup.epochs: 0 (no warm-up): the second trial replays an empty warm-up and a search from the cache
-    path = sweep_file(tmp_path, "nowarm", config={"trial.deterministic": True, "warmup.epochs": 0},
-                      axes={"reduction.tau": {"grid": [0.0, 0.2]}}, max_concurrent=1)
+    path = sweep_file(
+        tmp_path,
+        "nowarm",
+        config={"trial.deterministic": True, "warmup.epochs": 0},
+        axes={"reduction.tau": {"grid": [0.0, 0.2]}},
+        max_concurrent=1,
+    )
     exp, _, df = run_sweep(path, tmp_path / "runs")
     assert set(df["status"]) == {"finished"}
     assert sorted(df["reused/warmup"].tolist()) == [False, True]
     for _, r in df.iterrows():  # 0 warm-up + 1 search + 1 fine-tune epoch, replayed or not
-        assert [l["stage"] for l in lines(exp / r["trial_dir"] / "metrics.jsonl")] == ["search", "finetune"]
+        assert [line["stage"] for line in lines(exp / r["trial_dir"] / "metrics.jsonl")] == ["search", "finetune"]

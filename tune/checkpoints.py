@@ -16,6 +16,7 @@ the trainable runs. Two rules keep that from happening:
 
 ``CheckpointCallback`` applies both in every sweep's Tuner (``tune.launch.build_tuner``).
 """
+
 from __future__ import annotations
 
 import logging
@@ -77,9 +78,11 @@ def ensure_restorable(trial: Any, folder: str | None) -> None:
     if there:
         latest = there[-1]
         manager._latest_checkpoint_result = known.get(latest) or _TrainingResult(
-            checkpoint=Checkpoint(latest, filesystem=fs), metrics=dict(result.metrics or {}))
-        manager._checkpoint_results = [known.get(p) or manager._latest_checkpoint_result for p in there
-                                       if p in known or p == latest]
+            checkpoint=Checkpoint(latest, filesystem=fs), metrics=dict(result.metrics or {})
+        )
+        manager._checkpoint_results = [
+            known.get(p) or manager._latest_checkpoint_result for p in there if p in known or p == latest
+        ]
         what = f"continuing from {os.path.basename(latest)}, the latest checkpoint there is"
     else:
         manager._latest_checkpoint_result = None
@@ -108,8 +111,11 @@ def keep_last_checkpoint(trial: Any, keep_named: bool = False) -> None:
             except OSError as e:  # a checkpoint left behind costs disk only
                 log.warning("could not delete %s (%s)", p, e)
     manager = trial.run_metadata.checkpoint_manager
-    manager._checkpoint_results = [r for r in manager._checkpoint_results if r.checkpoint is not None
-                                   and r.checkpoint.path in (named, dirs[-1] if dirs else None)]
+    manager._checkpoint_results = [
+        r
+        for r in manager._checkpoint_results
+        if r.checkpoint is not None and r.checkpoint.path in (named, dirs[-1] if dirs else None)
+    ]
     trial.run_metadata.invalidate_cache()
 
 

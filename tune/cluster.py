@@ -8,6 +8,7 @@ environment; and it checks that the head answers at all (a TCP connect, 3 s) ins
 ``ray.init`` retry for 20 s. ``join_error`` turns what ``ray.init`` raised into one line saying what to
 set. This module imports no Ray at import time: ``prepare_join`` must run before Ray reads its config.
 """
+
 from __future__ import annotations
 
 import os
@@ -43,7 +44,9 @@ def _host_port(address: str) -> tuple[str, int] | None:
         return None
     host, sep, port = address.rpartition(":")
     if not sep or not port.isdigit():
-        raise ClusterError(f"--address / RAY_ADDRESS {address!r}: expected HOST:PORT of the head (e.g. 10.0.0.1:6379) or auto")
+        raise ClusterError(
+            f"--address / RAY_ADDRESS {address!r}: expected HOST:PORT of the head (e.g. 10.0.0.1:6379) or auto"
+        )
     return host.strip("[]"), int(port)
 
 
@@ -79,5 +82,7 @@ def join_error(address: str, exc: BaseException) -> ClusterError:
             f"~/.ray/auth_token (`ray get-auth-token` on the head prints it) to {DEFAULT_TOKEN} here, or set "
             f"{TOKEN} (the token) or {TOKEN_PATH} (a file holding it)"
         )
-    return ClusterError(f"could not join the Ray cluster at {address} ({type(exc).__name__}: {exc}): check that "
-                        f"`ray status --address {address}` works from this machine, then set --address / RAY_ADDRESS")
+    return ClusterError(
+        f"could not join the Ray cluster at {address} ({type(exc).__name__}: {exc}): check that "
+        f"`ray status --address {address}` works from this machine, then set --address / RAY_ADDRESS"
+    )

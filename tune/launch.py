@@ -13,6 +13,7 @@ Before Ray starts: the sweep file, every fixed trial's config (``check_points``)
 (``check_storage``) are checked, and the experiment folder is claimed for this driver (``tune.lock``),
 so bad input is one line (exit code 2) and two drivers never share a folder.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -40,6 +41,7 @@ DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "configs" / "default.y
 
 
 # ----------------------------------------------------------------------------- search
+
 
 def _baselines_first():
     """A Searcher that hands out fixed trials (the baselines) first, then asks the wrapped searcher."""
@@ -100,7 +102,8 @@ def _optuna_space(sweep: Sweep) -> dict[str, Any]:
 
 
 def make_search(sweep: Sweep) -> tuple[dict, Any, int]:
-    """(param_space, search_alg, num_samples): grid = Tune's grid_search over explicit points; optuna = baselines, then OptunaSearch."""
+    """(param_space, search_alg, num_samples): grid = Tune's grid_search over explicit points; optuna = baselines,
+    then OptunaSearch."""
     from ray import tune
 
     if sweep.search == "grid":
@@ -108,8 +111,11 @@ def make_search(sweep: Sweep) -> tuple[dict, Any, int]:
     import optuna
     from ray.tune.search.optuna import OptunaSearch
 
-    sampler = {"nsga2": optuna.samplers.NSGAIISampler, "tpe": optuna.samplers.TPESampler,
-               "random": optuna.samplers.RandomSampler}[sweep.sampler](seed=sweep.seed)
+    sampler = {
+        "nsga2": optuna.samplers.NSGAIISampler,
+        "tpe": optuna.samplers.TPESampler,
+        "random": optuna.samplers.RandomSampler,
+    }[sweep.sampler](seed=sweep.seed)
     metric, mode = list(sweep.objectives), list(sweep.objectives.values())
     inner = OptunaSearch(space=_optuna_space(sweep), metric=metric, mode=mode, sampler=sampler)
     fixed = sweep.baseline_points()
@@ -126,15 +132,27 @@ def make_scheduler(sweep: Sweep):
 
     s, e = sweep.scheduler, sweep.epochs
     if s["type"] == "pareto_asha":
-        return ParetoASHA(s["objectives"], time_attr="step", grace_period=s["grace_period"],
-                          reduction_factor=s["reduction_factor"], max_t=s["max_t"],
-                          never_stop=method_trials_only(sweep.config().trial.mode))
-    return MethodASHA(time_attr="step", metric=s["metric"], mode=s["mode"], grace_period=int(s["grace_period"]),
-                      reduction_factor=s["reduction_factor"], max_t=int(s.get("max_t", sum(e.values()) + 10)),
-                      default_mode=sweep.config().trial.mode)
+        return ParetoASHA(
+            s["objectives"],
+            time_attr="step",
+            grace_period=s["grace_period"],
+            reduction_factor=s["reduction_factor"],
+            max_t=s["max_t"],
+            never_stop=method_trials_only(sweep.config().trial.mode),
+        )
+    return MethodASHA(
+        time_attr="step",
+        metric=s["metric"],
+        mode=s["mode"],
+        grace_period=int(s["grace_period"]),
+        reduction_factor=s["reduction_factor"],
+        max_t=int(s.get("max_t", sum(e.values()) + 10)),
+        default_mode=sweep.config().trial.mode,
+    )
 
 
 # ----------------------------------------------------------------------------- the Tuner
+
 
 def trial_dirname(trial) -> str:
     return f"trial_{trial.trial_id}"
@@ -149,8 +167,14 @@ def _reporter(sweep: Sweep):
     return CLIReporter(metric_columns=metrics, parameter_columns=params, max_report_frequency=20, sort_by_metric=False)
 
 
-def _trainable(sweep: Sweep, exp_path: str, tasks: dict[str, str], stage_reuse: bool = True, train_fn: Any = None,
-               results: bool = True):
+def _trainable(
+    sweep: Sweep,
+    exp_path: str,
+    tasks: dict[str, str],
+    stage_reuse: bool = True,
+    train_fn: Any = None,
+    results: bool = True,
+):
     from ray import tune
 
     from .results import RowContext
@@ -163,10 +187,15 @@ def _trainable(sweep: Sweep, exp_path: str, tasks: dict[str, str], stage_reuse: 
     lean = sweep.scheduler is None and not is_uri(exp_path)
     keys = (*LEAN_KEYS, *sweep.objectives) if lean else None
     # local/NFS: a finished trial writes its own results fragments (the driver's work per trial stays small)
-    rows = RowContext(exp_path, sweep.name, sweep.preset, sweep.base, tasks,
-                      tuple(sorted(sweep.swept_keys))) if results and not is_uri(exp_path) else None
+    rows = (
+        RowContext(exp_path, sweep.name, sweep.preset, sweep.base, tasks, tuple(sorted(sweep.swept_keys)))
+        if results and not is_uri(exp_path)
+        else None
+    )
     setup = TrialSetup(sweep.preset, sweep.base, cache, None if is_uri(exp_path) else exp_path, keys, rows)
-    return tune.with_resources(tune.with_parameters(train_fn or train, setup=setup), {"cpu": sweep.cpu, "gpu": sweep.gpu})
+    return tune.with_resources(
+        tune.with_parameters(train_fn or train, setup=setup), {"cpu": sweep.cpu, "gpu": sweep.gpu}
+    )
 
 
 def logger_callbacks(sweep: Sweep) -> list:
@@ -185,8 +214,15 @@ def logger_callbacks(sweep: Sweep) -> list:
     return [kinds[k]() for k in sweep.loggers]
 
 
-def build_tuner(sweep: Sweep, storage: str, extra_config: dict | None = None, stage_reuse: bool = True,
-                train_fn: Any = None, results: bool = True, callbacks: list | None = None):
+def build_tuner(
+    sweep: Sweep,
+    storage: str,
+    extra_config: dict | None = None,
+    stage_reuse: bool = True,
+    train_fn: Any = None,
+    results: bool = True,
+    callbacks: list | None = None,
+):
     """A Tuner for ``sweep`` with its experiment at ``<storage>/<sweep.name>``.
 
     ``train_fn``: the function trainable ``(config, setup)`` (default ``tune.trainable.train``; tests wrap
@@ -214,25 +250,32 @@ def build_tuner(sweep: Sweep, storage: str, extra_config: dict | None = None, st
         trainable,
         param_space=param_space,
         tune_config=tune.TuneConfig(
-            search_alg=search_alg, scheduler=scheduler, num_samples=num_samples,
-            max_concurrent_trials=sweep.max_concurrent or None, trial_dirname_creator=trial_dirname,
-            trial_name_creator=trial_dirname, reuse_actors=True,  # saves importing torch per trial
+            search_alg=search_alg,
+            scheduler=scheduler,
+            num_samples=num_samples,
+            max_concurrent_trials=sweep.max_concurrent or None,
+            trial_dirname_creator=trial_dirname,
+            trial_name_creator=trial_dirname,
+            reuse_actors=True,  # saves importing torch per trial
         ),
         run_config=tune.RunConfig(
-            name=sweep.name, storage_path=storage,
+            name=sweep.name,
+            storage_path=storage,
             failure_config=tune.FailureConfig(max_failures=sweep.max_failures),
             # no rotation while a trial runs: Tune's saved state (a snapshot, up to TUNE_GLOBAL_CHECKPOINT_S
             # old) may name any of its checkpoints; an ended trial keeps its last one (tune/checkpoints.py)
             checkpoint_config=tune.CheckpointConfig(num_to_keep=None),
             sync_config=tune.SyncConfig(sync_period=5, sync_artifacts=is_uri(exp_path)),
             callbacks=[*ours, *state, *logger_callbacks(sweep), *(callbacks or [])],
-            progress_reporter=_reporter(sweep), verbose=1,
+            progress_reporter=_reporter(sweep),
+            verbose=1,
         ),
     )
 
 
 def restore_tuner(sweep: Sweep, storage: str):
-    """The interrupted experiment at ``<storage>/<name>``: unfinished and errored trials continue, finished ones stay."""
+    """The interrupted experiment at ``<storage>/<name>``: unfinished and errored trials continue, finished ones
+    stay."""
     from ray import tune
 
     exp_path = _join(storage, sweep.name)
@@ -266,12 +309,15 @@ def _read_text(exp_path: str, name: str) -> str | None:
 
 # ----------------------------------------------------------------------------- entry point
 
+
 def _storage(storage: str | None) -> str:
     s = storage or DEFAULT_STORAGE
     return s if is_uri(s) else str(Path(s).expanduser().resolve())
 
 
-def sweep_doc(path: str | Path, name: str | None = None, preset: str | None = None, overrides: dict | None = None) -> dict:
+def sweep_doc(
+    path: str | Path, name: str | None = None, preset: str | None = None, overrides: dict | None = None
+) -> dict:
     """The sweep file as it will run: ``preset`` and ``overrides`` (dotted keys) applied, its name set."""
     doc = load_yaml(path)
     if preset:
@@ -286,10 +332,14 @@ def sweep_doc(path: str | Path, name: str | None = None, preset: str | None = No
 
 def resumed_doc(storage: str, config: str | Path | None, name: str | None) -> dict:
     """--resume: ``<exp>/sweep.yaml``, the sweep file as first run."""
-    name = name or load_yaml(config or DEFAULT_CONFIG).get("sweep", {}).get("name") or Path(config or DEFAULT_CONFIG).stem
+    name = (
+        name or load_yaml(config or DEFAULT_CONFIG).get("sweep", {}).get("name") or Path(config or DEFAULT_CONFIG).stem
+    )
     text = _read_text(_join(storage, name), "sweep.yaml")
     if text is None:
-        raise ConfigError(f"--resume: no experiment {name!r} under {storage} (no sweep.yaml there); give --name and --storage")
+        raise ConfigError(
+            f"--resume: no experiment {name!r} under {storage} (no sweep.yaml there); give --name and --storage"
+        )
     return yaml.safe_load(text)
 
 
@@ -328,13 +378,17 @@ def check_storage(storage: str) -> str | None:
     root = Path(storage.removeprefix("file://"))
     for p in (root, *root.parents):
         if p.exists() and not p.is_dir():
-            raise ConfigError(f"--storage {storage}: {p} is a file, not a folder; give a folder (it is created if missing)")
+            raise ConfigError(
+                f"--storage {storage}: {p} is a file, not a folder; give a folder (it is created if missing)"
+            )
         if p.exists():
             break
     try:
         root.mkdir(parents=True, exist_ok=True)
     except OSError as e:
-        raise ConfigError(f"--storage {storage}: cannot create it ({e.strerror or e}); give a folder you can write") from None
+        raise ConfigError(
+            f"--storage {storage}: cannot create it ({e.strerror or e}); give a folder you can write"
+        ) from None
     if not os.access(root, os.W_OK | os.X_OK):
         raise ConfigError(f"--storage {storage}: not writable by this user; give a folder you can write")
     return str(root)
@@ -398,7 +452,21 @@ def print_summary(exp_path: str) -> dict[str, int]:
         return {}
     counts = {str(k): int(v) for k, v in df["status"].value_counts().to_dict().items()}
     print(f"\n{len(df)} trials: " + ", ".join(f"{n} {s}" for s, n in counts.items()))
-    cols = [c for c in ("trial_id", "status", "mode", "baseline_task", "seed", "flow_width", "lambda_sq", "tau", "params_union") if c in df]
+    cols = [
+        c
+        for c in (
+            "trial_id",
+            "status",
+            "mode",
+            "baseline_task",
+            "seed",
+            "flow_width",
+            "lambda_sq",
+            "tau",
+            "params_union",
+        )
+        if c in df
+    ]
     loss = [c for c in df if c.startswith("loss/")]
     show = df[cols].copy()
     show["mean_loss"] = df[loss].mean(axis=1)
@@ -409,8 +477,12 @@ def print_summary(exp_path: str) -> dict[str, int]:
     return counts
 
 
-FIRST_CLASS = {"model.flow_width": "flow_width", "model.n_nodes": "n_nodes", "search.lambda_sq": "lambda_sq",
-               "reduction.tau": "tau"}
+FIRST_CLASS = {
+    "model.flow_width": "flow_width",
+    "model.n_nodes": "n_nodes",
+    "search.lambda_sq": "lambda_sq",
+    "reduction.tau": "tau",
+}
 
 
 def report_group(sweep: Sweep) -> str:
@@ -420,9 +492,16 @@ def report_group(sweep: Sweep) -> str:
     return "flow_width"
 
 
-def launch(config: str | Path | None = None, *, resume: bool = False, name: str | None = None,
-           storage: str | None = None, address: str | None = None, preset: str | None = None,
-           overrides: dict[str, Any] | None = None) -> Outcome:
+def launch(
+    config: str | Path | None = None,
+    *,
+    resume: bool = False,
+    name: str | None = None,
+    storage: str | None = None,
+    address: str | None = None,
+    preset: str | None = None,
+    overrides: dict[str, Any] | None = None,
+) -> Outcome:
     """Run the sweep of ``config`` (default configs/default.yaml), or with ``resume`` continue the interrupted
     one, and write its tables and summary. ``overrides``: dotted config keys (``run.py --set``).
 
@@ -440,7 +519,9 @@ def launch(config: str | Path | None = None, *, resume: bool = False, name: str 
     exp_path = _join(storage, sweep.name)
     with experiment_lock(_join(local, sweep.name) if local else None):
         if not resume and _read_text(exp_path, "sweep.yaml") is not None:
-            raise ConfigError(f"experiment {exp_path} exists: continue it with --resume, or pick another --name/--storage")
+            raise ConfigError(
+                f"experiment {exp_path} exists: continue it with --resume, or pick another --name/--storage"
+            )
         started = init_ray(address)
         try:
             with _interrupt_watch() as interrupted:
@@ -457,5 +538,10 @@ def launch(config: str | Path | None = None, *, resume: bool = False, name: str 
 
                 ray.shutdown()
         counts = print_summary(exp_path)
-    return Outcome(exp_path, report_group(sweep), counts, stopped or counts.get("interrupted", 0) > 0,
-                   resume_command(sweep, storage))
+    return Outcome(
+        exp_path,
+        report_group(sweep),
+        counts,
+        stopped or counts.get("interrupted", 0) > 0,
+        resume_command(sweep, storage),
+    )

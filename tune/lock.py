@@ -7,6 +7,7 @@ process started later) is broken with a line saying so; one held by a live drive
 processes cannot be checked from here), is a ``LockError`` (exit code 2) naming the holder and the file to
 delete once that driver is known to be gone. URI storage (``s3://``, ...) has no exclusive create: no lock.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -41,8 +42,12 @@ def _started(pid: int) -> str | None:
 
 
 def _holder() -> dict:
-    return {"host": socket.gethostname(), "pid": os.getpid(), "started": _started(os.getpid()),
-            "since": time.strftime("%Y-%m-%d %H:%M:%S")}
+    return {
+        "host": socket.gethostname(),
+        "pid": os.getpid(),
+        "started": _started(os.getpid()),
+        "since": time.strftime("%Y-%m-%d %H:%M:%S"),
+    }
 
 
 def _stale(info: dict) -> bool:
@@ -82,12 +87,20 @@ def acquire(exp_dir: str | Path) -> Path:
                 except FileNotFoundError:
                     continue
                 path.with_name(f"{LOCK_FILE}.stale-{os.getpid()}").unlink(missing_ok=True)
-                print(f"note: {path} was left by driver {info['host']}:{info['pid']}, which is gone; taking over",
-                      flush=True)
+                print(
+                    f"note: {path} was left by driver {info['host']}:{info['pid']}, which is gone; taking over",
+                    flush=True,
+                )
                 continue
-            who = f"{info.get('host', '?')}:{info.get('pid', '?')} since {info.get('since', '?')}" if info else "another driver"
-            raise LockError(f"experiment {exp_dir} is in use by the driver {who} (lock {path}); wait for it to end, or, "
-                            "if that driver is gone, delete the lock file and run again") from None
+            who = (
+                f"{info.get('host', '?')}:{info.get('pid', '?')} since {info.get('since', '?')}"
+                if info
+                else "another driver"
+            )
+            raise LockError(
+                f"experiment {exp_dir} is in use by the driver {who} (lock {path}); wait for it to end, or, "
+                "if that driver is gone, delete the lock file and run again"
+            ) from None
         with os.fdopen(fd, "w") as f:
             json.dump(_holder(), f)
         return path

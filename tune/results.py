@@ -11,13 +11,14 @@ stopped by Ctrl-C, and compacts them into ``results.parquet`` and ``epochs.parqu
 comes from one rule, ``trial_status`` (the trial folder's summary.json first, then Tune's view).
 Schema: ``analysis/schema.py`` and the README.
 """
+
 from __future__ import annotations
 
 import json
 import math
 import os
-from pathlib import Path
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
@@ -33,12 +34,21 @@ from supernet.trivial import LEARNED_MARGINS
 
 from .stage_cache import is_uri
 
+__all__ = [
+    "ResultsCallback",
+    "RowContext",
+    "compact",
+    "experiment_fs",
+    "results_table",
+    "trial_row",
+    "write_table_atomic",
+    "write_trial_fragments",
+]
 
-__all__ = ["ResultsCallback", "RowContext", "compact", "experiment_fs", "results_table", "trial_row", "write_table_atomic",
-           "write_trial_fragments"]
 
-
-def summary_keys(tasks: list[str], metrics: list[str] = (), n_nodes: int = 0, planted: bool = False) -> dict[str, float]:
+def summary_keys(
+    tasks: list[str], metrics: list[str] = (), n_nodes: int = 0, planted: bool = False
+) -> dict[str, float]:
     """Keys the final report adds (NaN before): flattened summary figures, same set at every report.
     ``metrics``: the ``<task>/<metric>`` names, for the trivial references.
 
@@ -66,9 +76,13 @@ def summary_keys(tasks: list[str], metrics: list[str] = (), n_nodes: int = 0, pl
 
 def flatten_summary(summary: dict[str, Any]) -> dict[str, Any]:
     """summary.json -> the flat figures of the final report (metric/<task>/<name> from the final evaluation)."""
-    out: dict[str, Any] = {"trial_finished": 1.0, "latency_ms": summary["latency_ms"],
-                           "params_supernet": summary["params"]["supernet"],
-                           "params_union": summary["params"]["union"], "flops_multitask": summary["flops"]["multitask"]}
+    out: dict[str, Any] = {
+        "trial_finished": 1.0,
+        "latency_ms": summary["latency_ms"],
+        "params_supernet": summary["params"]["supernet"],
+        "params_union": summary["params"]["union"],
+        "flops_multitask": summary["flops"]["multitask"],
+    }
     for t, v in summary["val_loss"].items():
         out[f"loss/{t}"] = v
     for t, v in summary["params"]["per_task"].items():
@@ -138,9 +152,19 @@ def _error_message(trial: Any) -> str | None:
         return "errored (no message stored)"
 
 
-def build_row(experiment: str, trial_id: str, overrides: dict[str, Any], status: str, preset: str | None, base: dict,
-              tasks: list[str], swept: list[str], last: dict[str, Any], error: str | None = None,
-              trial_dir: str | None = None) -> dict[str, Any]:
+def build_row(
+    experiment: str,
+    trial_id: str,
+    overrides: dict[str, Any],
+    status: str,
+    preset: str | None,
+    base: dict,
+    tasks: list[str],
+    swept: list[str],
+    last: dict[str, Any],
+    error: str | None = None,
+    trial_dir: str | None = None,
+) -> dict[str, Any]:
     """One results row: the trial's config (``swept`` keys as ``config/<key>``), its figures ``last`` (the last
     report, or what its files say) and status."""
     try:
@@ -149,10 +173,17 @@ def build_row(experiment: str, trial_id: str, overrides: dict[str, Any], status:
         flat = {**flatten(to_dict(build_config(preset, base))), **overrides}
     finished = status == "finished"
     row: dict[str, Any] = {
-        "experiment": experiment, "trial_id": trial_id, "status": status, "error": error,
-        "mode": flat["trial.mode"], "baseline_task": flat["trial.single_task"] if flat["trial.mode"] == "single_task" else None,
-        "seed": flat["trial.seed"], "n_nodes": flat["model.n_nodes"], "flow_width": flat["model.flow_width"],
-        "lambda_sq": float(flat["search.lambda_sq"]), "tau": float(flat["reduction.tau"]),
+        "experiment": experiment,
+        "trial_id": trial_id,
+        "status": status,
+        "error": error,
+        "mode": flat["trial.mode"],
+        "baseline_task": flat["trial.single_task"] if flat["trial.mode"] == "single_task" else None,
+        "seed": flat["trial.seed"],
+        "n_nodes": flat["model.n_nodes"],
+        "flow_width": flat["model.flow_width"],
+        "lambda_sq": float(flat["search.lambda_sq"]),
+        "tau": float(flat["reduction.tau"]),
     }
     # where a scheduler stopped the trial: the step and stage of its last report (a rung's milestone, or the
     # report that jumped past it)
@@ -194,13 +225,31 @@ def build_row(experiment: str, trial_id: str, overrides: dict[str, Any], status:
     return row
 
 
-def trial_row(experiment: str, trial: Any, status: str, preset: str | None, base: dict, tasks: list[str],
-              swept: list[str], last: dict[str, Any] | None = None) -> dict[str, Any]:
+def trial_row(
+    experiment: str,
+    trial: Any,
+    status: str,
+    preset: str | None,
+    base: dict,
+    tasks: list[str],
+    swept: list[str],
+    last: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     """``build_row`` of a Tune trial object; ``last`` (default: its last report) its figures."""
     trial_dir = os.path.basename(str(trial.path).rstrip("/")) if trial.path else None
-    return build_row(experiment, trial.trial_id, dict(trial.config.get("overrides", {})), status, preset, base, tasks,
-                     swept, dict(trial.last_result or {}) if last is None else last,
-                     _error_message(trial) if status == "errored" else None, trial_dir)
+    return build_row(
+        experiment,
+        trial.trial_id,
+        dict(trial.config.get("overrides", {})),
+        status,
+        preset,
+        base,
+        tasks,
+        swept,
+        dict(trial.last_result or {}) if last is None else last,
+        _error_message(trial) if status == "errored" else None,
+        trial_dir,
+    )
 
 
 def trivial_metadata(rows: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
@@ -238,7 +287,15 @@ def results_table(rows: list[dict[str, Any]], tasks: dict[str, str]) -> pa.Table
             arr = pa.array([None if v is None else str(v) for v in values], type=pa.string())
         fields.append(pa.field(col, arr.type))
         arrays.append(arr)
-    return pa.Table.from_arrays(arrays, schema=pa.schema(fields, metadata=schema.metadata(tasks, METRIC_SENSES, trivial=trivial_metadata(rows), learned_margins=margins_metadata())))
+    return pa.Table.from_arrays(
+        arrays,
+        schema=pa.schema(
+            fields,
+            metadata=schema.metadata(
+                tasks, METRIC_SENSES, trivial=trivial_metadata(rows), learned_margins=margins_metadata()
+            ),
+        ),
+    )
 
 
 def epochs_table(rows: list[dict[str, Any]], tasks: dict[str, str]) -> pa.Table:
@@ -248,8 +305,13 @@ def epochs_table(rows: list[dict[str, Any]], tasks: dict[str, str]) -> pa.Table:
 
 
 def _epoch_row(experiment: str, trial_id: str, rec: dict[str, Any], node: Any) -> dict[str, Any]:
-    row = {"experiment": experiment, "trial_id": trial_id, **{k: rec.get(k) for k in RECORD_KEYS},
-           **{k: v for k, v in rec.items() if k.startswith((schema.VAL_LOSS, schema.METRIC))}, "node": node}
+    row = {
+        "experiment": experiment,
+        "trial_id": trial_id,
+        **{k: rec.get(k) for k in RECORD_KEYS},
+        **{k: v for k, v in rec.items() if k.startswith((schema.VAL_LOSS, schema.METRIC))},
+        "node": node,
+    }
     return {k: (math.nan if v is None and k not in ("node", "stage") else v) for k, v in row.items()}
 
 
@@ -274,8 +336,9 @@ def disk_status(folder: str | os.PathLike[str] | None) -> tuple[str | None, dict
     return (status, summary) if status in ENDED_ON_DISK else (None, None)
 
 
-def trial_status(folder: str | None, tune_status: str, last: dict[str, Any] | None, ran_here: bool,
-                 completed_here: bool) -> tuple[str, str | None]:
+def trial_status(
+    folder: str | None, tune_status: str, last: dict[str, Any] | None, ran_here: bool, completed_here: bool
+) -> tuple[str, str | None]:
     """The one rule for a trial's status (``schema.STATUSES``) and error message, from what is on disk first.
 
     - its ``summary.json`` (local/NFS storage) says finished, diverged or errored: that, whatever Tune says
@@ -328,7 +391,9 @@ class RowContext:
     swept: tuple[str, ...] = ()  # the config keys varied in the sweep (config/<key> columns)
 
 
-def trial_files(folder: str, last: dict[str, Any], experiment: str, trial_id: str) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+def trial_files(
+    folder: str, last: dict[str, Any], experiment: str, trial_id: str
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """A local/NFS trial folder's epoch rows (its metrics.jsonl: the exact epoch list, reports before a driver
     kill included) and its figures: ``last`` (its last report) updated with the last epoch written and,
     once finished, summary.json (reports may carry only a few keys: tune/trainable.py)."""
@@ -357,14 +422,31 @@ def write_fragments(ctx: RowContext, row: dict[str, Any], epochs: list[dict[str,
     write_table_atomic(results_table([row], ctx.tasks), fs, f"{d}/{schema.RESULTS_DIR}/{name}")
 
 
-def write_trial_fragments(ctx: RowContext, trial_id: str, overrides: dict[str, Any], status: str,
-                          last: dict[str, Any], error: str | None = None) -> None:
+def write_trial_fragments(
+    ctx: RowContext,
+    trial_id: str,
+    overrides: dict[str, Any],
+    status: str,
+    last: dict[str, Any],
+    error: str | None = None,
+) -> None:
     """The fragments of one trial of a local/NFS experiment, from its folder's files: written by the trial
     itself when it finishes (before its final report), by the driver otherwise."""
     folder = os.path.join(experiment_fs(ctx.exp_path)[1], local_trial_dir(trial_id))
     epochs, last = trial_files(folder, last, ctx.experiment, trial_id)
-    row = build_row(ctx.experiment, trial_id, overrides, status, ctx.preset, ctx.base, list(ctx.tasks), list(ctx.swept),
-                    last, error, local_trial_dir(trial_id))
+    row = build_row(
+        ctx.experiment,
+        trial_id,
+        overrides,
+        status,
+        ctx.preset,
+        ctx.base,
+        list(ctx.tasks),
+        list(ctx.swept),
+        last,
+        error,
+        local_trial_dir(trial_id),
+    )
     write_fragments(ctx, row, epochs)
 
 
@@ -378,8 +460,15 @@ class ResultsCallback(tune.Callback):
     Memory: only the epoch rows of running trials on URI storage.
     """
 
-    def __init__(self, exp_path: str, experiment: str, preset: str | None, base: dict, tasks: dict[str, str],
-                 swept: list[str] | None = None):
+    def __init__(
+        self,
+        exp_path: str,
+        experiment: str,
+        preset: str | None,
+        base: dict,
+        tasks: dict[str, str],
+        swept: list[str] | None = None,
+    ):
         self.ctx = RowContext(exp_path, experiment, preset, base, tasks, tuple(sorted(swept or [])))
         self.fs, self.dir = experiment_fs(exp_path)
         self.local = not is_uri(exp_path)  # the same test as launch (file:// is local)
@@ -410,8 +499,13 @@ class ResultsCallback(tune.Callback):
             rows[int(result["step"])] = _epoch_row(self.ctx.experiment, trial.trial_id, result, result.get("node"))
 
     def status(self, trial: Any, tune_status: str) -> tuple[str, str | None]:
-        return trial_status(self.folder(trial), tune_status, trial.last_result, trial.trial_id in self.ran,
-                            trial.trial_id in self.completed)
+        return trial_status(
+            self.folder(trial),
+            tune_status,
+            trial.last_result,
+            trial.trial_id in self.ran,
+            trial.trial_id in self.completed,
+        )
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         self.completed.add(trial.trial_id)
@@ -425,7 +519,10 @@ class ResultsCallback(tune.Callback):
     def on_experiment_end(self, trials: list, **info: Any) -> None:
         """Fragments of ended trials that have none (ended under an earlier driver) or that were stopped at the
         end of this run (interrupted), then the compacted tables."""
-        have = {os.path.basename(i.path)[: -len(".parquet")] for i in schema.fragments(self.fs, f"{self.dir}/{schema.RESULTS_DIR}")}
+        have = {
+            os.path.basename(i.path)[: -len(".parquet")]
+            for i in schema.fragments(self.fs, f"{self.dir}/{schema.RESULTS_DIR}")
+        }
         for t in trials:
             if t.status not in ("ERROR", "TERMINATED"):
                 continue
@@ -440,7 +537,11 @@ class ResultsCallback(tune.Callback):
         local/NFS storage, are kept as it wrote them)."""
         pending = self.pending.pop(trial.trial_id, {})
         self.statuses[trial.trial_id] = status
-        if status == "finished" and self.local and _fragment_status(f"{self.dir}/{schema.RESULTS_DIR}/{trial.trial_id}.parquet") == status:
+        if (
+            status == "finished"
+            and self.local
+            and _fragment_status(f"{self.dir}/{schema.RESULTS_DIR}/{trial.trial_id}.parquet") == status
+        ):
             return  # the trial wrote its own fragments
         if status == "errored" and error is None:
             error = _error_message(trial)

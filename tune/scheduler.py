@@ -12,6 +12,7 @@ parameters). It ranks a rung's trials by non-dominated sorting, then an epsilon-
 front, and keeps the top 1/reduction_factor (MOASHA, Schmucker et al. 2021). It works with any Tune
 trainable; ``method_trials_only`` is this project's ``never_stop`` (the baselines run to the end, as above).
 """
+
 from __future__ import annotations
 
 import functools
@@ -78,6 +79,7 @@ class MethodASHA(AsyncHyperBandScheduler):
 
 
 # ----------------------------------------------------------------------------- Pareto-ASHA
+
 
 def epsilon_net_order(y: np.ndarray) -> np.ndarray:
     """Farthest-first order of the rows of ``y`` (n, k) (Clarkson's epsilon-net, as in Syne Tune's MOASHA).
@@ -165,15 +167,24 @@ class ParetoASHA(FIFOScheduler):
 
     _supports_buffered_results = False  # one report, one decision: no trainable runs ahead of its judgement
 
-    def __init__(self, metrics: dict[str, str], time_attr: str = "training_iteration", grace_period: float = 1,
-                 reduction_factor: float = 3, max_t: float = 100, brackets: int = 1,
-                 never_stop: Callable[[Any], bool] | None = None):
+    def __init__(
+        self,
+        metrics: dict[str, str],
+        time_attr: str = "training_iteration",
+        grace_period: float = 1,
+        reduction_factor: float = 3,
+        max_t: float = 100,
+        brackets: int = 1,
+        never_stop: Callable[[Any], bool] | None = None,
+    ):
         super().__init__()
         if not metrics or any(m not in ("min", "max") for m in metrics.values()):
             raise ValueError(f"ParetoASHA: metrics must map each metric to 'min' or 'max', got {metrics!r}")
         if not grace_period > 0 or not reduction_factor > 1 or not max_t > grace_period or int(brackets) < 1:
-            raise ValueError(f"ParetoASHA: needs grace_period > 0, reduction_factor > 1, max_t > grace_period and "
-                             f"brackets >= 1; got {grace_period}, {reduction_factor}, {max_t}, {brackets}")
+            raise ValueError(
+                f"ParetoASHA: needs grace_period > 0, reduction_factor > 1, max_t > grace_period and "
+                f"brackets >= 1; got {grace_period}, {reduction_factor}, {max_t}, {brackets}"
+            )
         self.metrics = dict(metrics)
         self.time_attr = time_attr
         self.reduction_factor = float(reduction_factor)
@@ -249,7 +260,9 @@ class ParetoASHA(FIFOScheduler):
         known = ~np.isnan(y)  # compare on the objectives the judged trial has
         table = np.array([rung[i] for i in ids], dtype=float)[:, known]  # (n, k_known)
         position = int(np.flatnonzero(rung_order(table) == ids.index(trial_id))[0])
-        decision = TrialScheduler.CONTINUE if promoted(position, len(ids), self.reduction_factor) else TrialScheduler.STOP
+        decision = (
+            TrialScheduler.CONTINUE if promoted(position, len(ids), self.reduction_factor) else TrialScheduler.STOP
+        )
         self.decisions.setdefault(trial_id, {})[k] = decision
         if decision == TrialScheduler.STOP:
             self.stopped[trial_id] = {"rung": k, "milestone": self.milestones[b][k], "time": t}
@@ -272,23 +285,36 @@ class ParetoASHA(FIFOScheduler):
         pass
 
     def debug_string(self) -> str:
-        parts = [f"bracket {b}: " + ", ".join(f"{m:g}: {len(r)}" for m, r in zip(ms, rs))
-                 for b, (ms, rs) in enumerate(zip(self.milestones, self.rungs))]
-        return (f"ParetoASHA on {list(self.metrics)} ({self.time_attr} milestone: trials recorded; "
-                + "; ".join(parts) + f"); stopped {len(self.stopped)}, never stopped {len(self.free)}")
+        parts = [
+            f"bracket {b}: " + ", ".join(f"{m:g}: {len(r)}" for m, r in zip(ms, rs))
+            for b, (ms, rs) in enumerate(zip(self.milestones, self.rungs))
+        ]
+        return (
+            f"ParetoASHA on {list(self.metrics)} ({self.time_attr} milestone: trials recorded; "
+            + "; ".join(parts)
+            + f"); stopped {len(self.stopped)}, never stopped {len(self.free)}"
+        )
 
     # -- state
 
     def get_state(self) -> dict[str, Any]:
-        return {"rungs": [[list(r.items()) for r in rs] for rs in self.rungs], "bracket": dict(self.bracket),
-                "decisions": {t: dict(d) for t, d in self.decisions.items()}, "stopped": dict(self.stopped),
-                "free": sorted(self.free), "added": self._added, "milestones": self.milestones,
-                "metrics": self.metrics}
+        return {
+            "rungs": [[list(r.items()) for r in rs] for rs in self.rungs],
+            "bracket": dict(self.bracket),
+            "decisions": {t: dict(d) for t, d in self.decisions.items()},
+            "stopped": dict(self.stopped),
+            "free": sorted(self.free),
+            "added": self._added,
+            "milestones": self.milestones,
+            "metrics": self.metrics,
+        }
 
     def set_state(self, state: dict[str, Any]) -> None:
         if state["milestones"] != self.milestones or state["metrics"] != self.metrics:
-            raise ValueError(f"ParetoASHA: the saved state has milestones {state['milestones']} on {state['metrics']}, "
-                             f"this scheduler {self.milestones} on {self.metrics}: restore it with the same settings")
+            raise ValueError(
+                f"ParetoASHA: the saved state has milestones {state['milestones']} on {state['metrics']}, "
+                f"this scheduler {self.milestones} on {self.metrics}: restore it with the same settings"
+            )
         self.rungs = [[dict(r) for r in rs] for rs in state["rungs"]]
         self.bracket = dict(state["bracket"])
         self.decisions = {t: {int(k): v for k, v in d.items()} for t, d in state["decisions"].items()}

@@ -3,6 +3,7 @@
 Its own module, free of torch and the supernet, so that a trainable that never builds a network (the
 floor of ``bench/sweep.py``) starts its Tune actors without importing them.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -30,7 +31,17 @@ class TrialSetup:
 
 
 # what a lean report carries besides the sweep's objectives: the progress table's and the trial's whereabouts
-LEAN_KEYS = ("stage", "epoch", "step", "score", "params_union", "flops_multitask", "trial_finished", "node",
-             "hostname", "resumed_from_step")
+LEAN_KEYS = (
+    "stage",
+    "epoch",
+    "step",
+    "score",
+    "params_union",
+    "flops_multitask",
+    "trial_finished",
+    "node",
+    "hostname",
+    "resumed_from_step",
+)
 # what the one report of a trial that ended without figures (diverged, config error) adds: tune/trainable.py
 ENDED_KEYS = ("trial_status", "error")

@@ -27,6 +27,7 @@ Every trial's config is a flat dict of dotted overrides (``trial.seed`` always e
 builds ``build_config(preset, {**config, **overrides})``. Grid points are enumerated here, so seeds
 and baselines are plain rows of the same list. No Ray imports: this module is pure data.
 """
+
 from __future__ import annotations
 
 import itertools
@@ -38,8 +39,20 @@ from supernet.config import Config, ConfigError, build_config, flatten, load_yam
 
 TOP_KEYS = {"preset", "config", "sweep"}
 SWEEP_KEYS = {
-    "name", "search", "num_samples", "axes", "baselines", "objectives", "sampler", "scheduler",
-    "resources", "max_concurrent", "max_failures", "seed", "random_archs", "loggers",
+    "name",
+    "search",
+    "num_samples",
+    "axes",
+    "baselines",
+    "objectives",
+    "sampler",
+    "scheduler",
+    "resources",
+    "max_concurrent",
+    "max_failures",
+    "seed",
+    "random_archs",
+    "loggers",
 }
 AXIS_KINDS = ("grid", "choice", "uniform", "loguniform")
 BASELINES = ("single_task", "hard_sharing", "full_supernet")
@@ -114,8 +127,11 @@ class Sweep:
     def random_arch_points(self) -> list[dict[str, Any]]:
         """``random_archs`` random_arch draws at every method grid point: the same overrides (so the same
         warm-up, search and tau), each draw seeded by (trial.seed, trial.random_draw)."""
-        return [{**p, "trial.mode": "random_arch", "trial.random_draw": d}
-                for d in range(self.random_archs) for p in self.grid_points()]
+        return [
+            {**p, "trial.mode": "random_arch", "trial.random_draw": d}
+            for d in range(self.random_archs)
+            for p in self.grid_points()
+        ]
 
     def points(self) -> list[dict[str, Any]]:
         """Every fixed trial of the sweep: grid points (grid search only), their random_arch draws (after
@@ -155,16 +171,26 @@ def _need(ok: bool, key: str, msg: str) -> None:
 def _axis(key: str, spec: Any, base: Config, search: str) -> tuple[str, list]:
     from supernet.config import apply_overrides
 
-    _need(isinstance(spec, dict) and len(spec) == 1, f"axes.{key}",
-          f"expected one of {{grid: [...]}}, {{choice: [...]}}, {{uniform: [lo, hi]}}, {{loguniform: [lo, hi]}}; got {spec!r}")
-    (kind, values), = spec.items()
+    _need(
+        isinstance(spec, dict) and len(spec) == 1,
+        f"axes.{key}",
+        f"expected one of {{grid: [...]}}, {{choice: [...]}}, {{uniform: [lo, hi]}}, {{loguniform: [lo, hi]}}; "
+        f"got {spec!r}",
+    )
+    ((kind, values),) = spec.items()
     _need(kind in AXIS_KINDS, f"axes.{key}", f"unknown axis kind {kind!r}; kinds are {AXIS_KINDS}")
     _need(isinstance(values, list) and len(values) >= 1, f"axes.{key}.{kind}", "needs a non-empty list")
     if kind in ("uniform", "loguniform"):
-        _need(len(values) == 2 and float(values[0]) < float(values[1]), f"axes.{key}.{kind}", "needs [lo, hi] with lo < hi")
+        _need(
+            len(values) == 2 and float(values[0]) < float(values[1]),
+            f"axes.{key}.{kind}",
+            "needs [lo, hi] with lo < hi",
+        )
         _need(kind == "uniform" or float(values[0]) > 0, f"axes.{key}.loguniform", "needs lo > 0")
     if search == "grid":
-        _need(kind == "grid", f"axes.{key}", f"{kind} axes need search: optuna (grid search takes {{grid: [...]}} axes)")
+        _need(
+            kind == "grid", f"axes.{key}", f"{kind} axes need search: optuna (grid search takes {{grid: [...]}} axes)"
+        )
     else:
         _need(kind != "grid", f"axes.{key}", "grid axes need search: grid; use {choice: [...]} with optuna")
     try:  # the path must be a config key: apply a sample value
@@ -186,11 +212,17 @@ def parse_sweep(doc: dict[str, Any], name: str | None = None) -> Sweep:
     _need(isinstance(sw, dict), "", "must be a mapping")
     unknown = set(sw) - SWEEP_KEYS
     if unknown:
-        raise ConfigError(f"unknown sweep key(s) {sorted('sweep.' + k for k in unknown)}; keys are {sorted(SWEEP_KEYS)}")
+        raise ConfigError(
+            f"unknown sweep key(s) {sorted('sweep.' + k for k in unknown)}; keys are {sorted(SWEEP_KEYS)}"
+        )
     search = sw.get("search", "grid")
     _need(search in ("grid", "optuna"), "search", f"{search!r} is not one of grid, optuna")
     num_samples = sw.get("num_samples", 1)
-    _need(isinstance(num_samples, int) and num_samples >= 1, "num_samples", f"must be an integer >= 1, got {num_samples!r}")
+    _need(
+        isinstance(num_samples, int) and num_samples >= 1,
+        "num_samples",
+        f"must be an integer >= 1, got {num_samples!r}",
+    )
     axes_doc = sw.get("axes") or {}
     _need(isinstance(axes_doc, dict), "axes", "must map dotted config keys to axis specs")
     axes = {k: _axis(k, v, cfg, search) for k, v in flatten_axes(axes_doc).items()}
@@ -198,8 +230,11 @@ def parse_sweep(doc: dict[str, Any], name: str | None = None) -> Sweep:
         _need(num_samples == 1 or search != "grid", "num_samples", "must be 1 when trial.seed is an axis")
     baselines = tuple(sw.get("baselines") or ())
     random_archs = sw.get("random_archs", 0)
-    _need(isinstance(random_archs, int) and not isinstance(random_archs, bool) and random_archs >= 0, "random_archs",
-          f"must be an integer >= 0 (random_arch draws per method grid point), got {random_archs!r}")
+    _need(
+        isinstance(random_archs, int) and not isinstance(random_archs, bool) and random_archs >= 0,
+        "random_archs",
+        f"must be an integer >= 0 (random_arch draws per method grid point), got {random_archs!r}",
+    )
     _need(random_archs == 0 or search == "grid", "random_archs", "needs search: grid (draws pair with grid points)")
     for b in baselines:
         _need(b in BASELINES, "baselines", f"{b!r} is not one of {BASELINES}")
@@ -210,7 +245,9 @@ def parse_sweep(doc: dict[str, Any], name: str | None = None) -> Sweep:
     _need(sampler in SAMPLERS, "sampler", f"{sampler!r} is not one of {SAMPLERS}")
     sched = _scheduler(sw.get("scheduler", "none"), cfg, objectives)
     res = sw.get("resources") or {}
-    _need(isinstance(res, dict) and set(res) <= {"cpu", "gpu"}, "resources", f"expected {{cpu: N, gpu: F}}, got {res!r}")
+    _need(
+        isinstance(res, dict) and set(res) <= {"cpu", "gpu"}, "resources", f"expected {{cpu: N, gpu: F}}, got {res!r}"
+    )
     cpu, gpu = float(res.get("cpu", 1)), float(res.get("gpu", 0))
     _need(cpu > 0 and gpu >= 0, "resources", "cpu must be > 0 and gpu >= 0 (fractional gpu allowed, e.g. 0.5)")
     max_conc = sw.get("max_concurrent", 0)
@@ -218,14 +255,30 @@ def parse_sweep(doc: dict[str, Any], name: str | None = None) -> Sweep:
     max_fail = sw.get("max_failures", 1)
     _need(isinstance(max_fail, int) and max_fail >= 0, "max_failures", "must be an integer >= 0")
     loggers = sw.get("loggers") or []
-    _need(isinstance(loggers, list) and all(x in LOGGERS for x in loggers), "loggers",
-          f"expected a list of {list(LOGGERS)}, got {loggers!r}")
+    _need(
+        isinstance(loggers, list) and all(x in LOGGERS for x in loggers),
+        "loggers",
+        f"expected a list of {list(LOGGERS)}, got {loggers!r}",
+    )
     sweep_name = name or sw.get("name")
     _need(bool(sweep_name) and "/" not in str(sweep_name), "name", "needs a name (a folder name, no '/')")
     return Sweep(
-        name=str(sweep_name), preset=preset, base=base, search=search, num_samples=num_samples, axes=axes,
-        baselines=baselines, random_archs=random_archs, objectives=objectives, sampler=sampler, scheduler=sched, cpu=cpu, gpu=gpu,
-        max_concurrent=max_conc, max_failures=max_fail, seed=int(sw.get("seed", 0)),
+        name=str(sweep_name),
+        preset=preset,
+        base=base,
+        search=search,
+        num_samples=num_samples,
+        axes=axes,
+        baselines=baselines,
+        random_archs=random_archs,
+        objectives=objectives,
+        sampler=sampler,
+        scheduler=sched,
+        cpu=cpu,
+        gpu=gpu,
+        max_concurrent=max_conc,
+        max_failures=max_fail,
+        seed=int(sw.get("seed", 0)),
         loggers=tuple(dict.fromkeys(loggers)),
     )
 
@@ -235,30 +288,54 @@ def _scheduler(sched: Any, cfg: Config, objectives: dict[str, str]) -> dict[str,
     if sched in (None, "none", "fifo"):
         return None
     kinds = ("asha", "pareto_asha")
-    _need(isinstance(sched, dict) and sched.get("type") in kinds, "scheduler",
-          f"expected none, {{type: asha, ...}} or {{type: pareto_asha, ...}}, got {sched!r}")
+    _need(
+        isinstance(sched, dict) and sched.get("type") in kinds,
+        "scheduler",
+        f"expected none, {{type: asha, ...}} or {{type: pareto_asha, ...}}, got {sched!r}",
+    )
     keys = SCHEDULER_KEYS if sched["type"] == "asha" else PARETO_SCHEDULER_KEYS
     unknown = set(sched) - keys
-    _need(not unknown, "scheduler", f"unknown key(s) {sorted(unknown)} for type {sched['type']}; keys are {sorted(keys)}"
-          + ("" if sched["type"] == "asha" else " (pareto_asha ranks by objectives, not by one metric)"))
+    _need(
+        not unknown,
+        "scheduler",
+        f"unknown key(s) {sorted(unknown)} for type {sched['type']}; keys are {sorted(keys)}"
+        + ("" if sched["type"] == "asha" else " (pareto_asha ranks by objectives, not by one metric)"),
+    )
     if sched["type"] == "asha":
-        return {"metric": "score", "mode": "min", "grace_period": cfg.warmup.epochs + cfg.search.epochs,
-                "reduction_factor": 2, **sched}
+        return {
+            "metric": "score",
+            "mode": "min",
+            "grace_period": cfg.warmup.epochs + cfg.search.epochs,
+            "reduction_factor": 2,
+            **sched,
+        }
     from supernet.trial import stage_epochs
 
     # the first report after the reduction (the first fine-tune epoch): the compact net's parameters are known
     # there, and with the reduction-aware search (search.prune_epochs) its quality is the end of search's
-    out = {"objectives": dict(objectives), "grace_period": cfg.warmup.epochs + cfg.search.epochs + 1,
-           "reduction_factor": 3, "max_t": sum(stage_epochs(cfg).values()), **sched}
-    _need(isinstance(out["objectives"], dict) and len(out["objectives"]) >= 1, "scheduler.objectives",
-          f"expected {{metric: min|max, ...}}, got {out['objectives']!r}")
+    out = {
+        "objectives": dict(objectives),
+        "grace_period": cfg.warmup.epochs + cfg.search.epochs + 1,
+        "reduction_factor": 3,
+        "max_t": sum(stage_epochs(cfg).values()),
+        **sched,
+    }
+    _need(
+        isinstance(out["objectives"], dict) and len(out["objectives"]) >= 1,
+        "scheduler.objectives",
+        f"expected {{metric: min|max, ...}}, got {out['objectives']!r}",
+    )
     for k, m in out["objectives"].items():
         _need(m in ("min", "max"), f"scheduler.objectives.{k}", f"mode must be min or max, got {m!r}")
     g, rf, t = out["grace_period"], out["reduction_factor"], out["max_t"]
     _need(isinstance(rf, (int, float)) and rf > 1, "scheduler.reduction_factor", f"must be > 1, got {rf!r}")
     _need(isinstance(g, (int, float)) and g > 0, "scheduler.grace_period", f"must be > 0 (a step), got {g!r}")
-    _need(isinstance(t, (int, float)) and t > g, "scheduler.max_t",
-          f"must be above grace_period ({g}): no rung would lie below it (got {t!r}; a trial has {sum(stage_epochs(cfg).values())} steps)")
+    _need(
+        isinstance(t, (int, float)) and t > g,
+        "scheduler.max_t",
+        f"must be above grace_period ({g}): no rung would lie below it "
+        f"(got {t!r}; a trial has {sum(stage_epochs(cfg).values())} steps)",
+    )
     return out
 
 

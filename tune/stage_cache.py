@@ -7,6 +7,7 @@ stage reuse is switched off with a log line: object stores offer no atomic creat
 pyarrow.fs, and a torn or doubly-written stage checkpoint would silently change results.
 A trial's result is the same with or without reuse (tests/test_tune_sweep.py).
 """
+
 from __future__ import annotations
 
 import logging
@@ -23,7 +24,9 @@ def is_uri(path: str) -> bool:
 def cache_root(exp_path: str) -> str | None:
     """The stage-cache folder of an experiment, or None (reuse off) when the experiment lives at a URI."""
     if is_uri(exp_path):
-        log.warning("stage reuse is off: the experiment lives at %s (a URI); every trial computes every stage", exp_path)
+        log.warning(
+            "stage reuse is off: the experiment lives at %s (a URI); every trial computes every stage", exp_path
+        )
         return None
     return exp_path.removeprefix("file://").rstrip("/") + "/stage_cache"
 

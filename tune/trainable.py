@@ -20,6 +20,7 @@ after it finished, diverged or met a config error reports how it ended and retur
 A divergence or a config error ends the trial with one report (``trial_status``, ``error``) instead of
 an exception, so Tune does not retry it. Each start, and each such end, is a line in ``trial.log``.
 """
+
 from __future__ import annotations
 
 import json
@@ -68,26 +69,45 @@ def _resume(trial_dir: Path) -> dict[str, Any] | None:
         try:
             state = load_checkpoint(Path(d) / "state.pt")
         except Exception as e:  # noqa: BLE001 - any unreadable checkpoint: the trial's own config decides the rest
-            note(str(trial_dir), f"its checkpoint {Path(ckpt.path).name} is unreadable ({type(e).__name__}); "
-                                 "starting from scratch")
+            note(
+                str(trial_dir),
+                f"its checkpoint {Path(ckpt.path).name} is unreadable ({type(e).__name__}); starting from scratch",
+            )
             return None
         if (Path(d) / "metrics.jsonl").is_file():
             shutil.copy(Path(d) / "metrics.jsonl", trial_dir / "metrics.jsonl")
         return state
 
 
-def _ended(report, trial_dir: Path, status: str, summary: dict[str, Any], where: dict[str, Any],
-           keys: tuple[str, ...] | None) -> None:
+def _ended(
+    report, trial_dir: Path, status: str, summary: dict[str, Any], where: dict[str, Any], keys: tuple[str, ...] | None
+) -> None:
     """The one report of a trial that ended without a result (diverged, or a config error): no retry, no rerun."""
     note(str(trial_dir), f"ended {status}: {summary.get('error')}", echo=False)
     path = trial_dir / "metrics.jsonl"
     last = _last_line(path) if path.is_file() else {}
-    send(report, {"trial_finished": 0.0, "trial_status": status, "error": summary.get("error"),
-                  "step": last.get("step", 0), **where}, None, trial_dir, keys and (*keys, *ENDED_KEYS))
+    send(
+        report,
+        {
+            "trial_finished": 0.0,
+            "trial_status": status,
+            "error": summary.get("error"),
+            "step": last.get("step", 0),
+            **where,
+        },
+        None,
+        trial_dir,
+        keys and (*keys, *ENDED_KEYS),
+    )
 
 
-def send(report, metrics: dict[str, Any], checkpoint: dict[str, Any] | None, trial_dir: Path,
-         keys: tuple[str, ...] | None = None) -> None:
+def send(
+    report,
+    metrics: dict[str, Any],
+    checkpoint: dict[str, Any] | None,
+    trial_dir: Path,
+    keys: tuple[str, ...] | None = None,
+) -> None:
     """One ``report(metrics[, checkpoint=...])`` (only ``keys`` of ``metrics`` when given); a checkpoint is
     ``state.pt`` + the metrics.jsonl so far."""
     metrics = {k: (math.nan if v is None else v) for k, v in metrics.items() if keys is None or k in keys}
@@ -118,8 +138,13 @@ def train(config: dict[str, Any], setup: TrialSetup, report=tune.report) -> None
         note(str(trial_dir), "finished already: reporting its result, not running it again", echo=False)
         last = _last_line(trial_dir / "metrics.jsonl")
         metrics = [f"{t}/{m}" for t, ms in done["metrics"].items() for m in ms]
-        final = {**summary_keys(list(done["val_loss"]), metrics, *_topology_bounds(setup, config)), **last, **flatten_summary(done), **where,
-                 "resumed_from_step": last["step"]}
+        final = {
+            **summary_keys(list(done["val_loss"]), metrics, *_topology_bounds(setup, config)),
+            **last,
+            **flatten_summary(done),
+            **where,
+            "resumed_from_step": last["step"],
+        }
         if setup.rows is not None:
             write_trial_fragments(setup.rows, ctx.get_trial_id(), config["overrides"], "finished", final)
         return send(report, final, None, trial_dir, setup.report_keys)
@@ -144,9 +169,11 @@ def train(config: dict[str, Any], setup: TrialSetup, report=tune.report) -> None
                 record = _last_line(trial_dir / "metrics.jsonl")
             final = flatten_summary(ev.summary) if isinstance(ev, Finished) else {}
             if keys is None:  # the summary keys, NaN until the end, in every report
-                keys = summary_keys([k.split("/", 1)[1] for k in record if k.startswith("val_loss/")],
-                                    [k.split("/", 1)[1] for k in record if k.startswith("metric/")],
-                                    *_topology_bounds(setup, config))
+                keys = summary_keys(
+                    [k.split("/", 1)[1] for k in record if k.startswith("val_loss/")],
+                    [k.split("/", 1)[1] for k in record if k.startswith("metric/")],
+                    *_topology_bounds(setup, config),
+                )
             metrics = {**keys, **record, **where, **final}
             if final and setup.rows is not None:
                 write_trial_fragments(setup.rows, ctx.get_trial_id(), config["overrides"], "finished", metrics)

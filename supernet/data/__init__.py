@@ -6,6 +6,7 @@
 (``synthetic``) and the planted benchmark with a known answer (``planted``) need nothing but the installed
 packages; real data sets load from ``data.root``.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass

@@ -24,6 +24,7 @@ horizontally with probability 1/2, negating the normals' x component (channel 0,
 axis). Every random draw comes from an explicit ``torch.Generator``, so a sample's augmentation is a pure
 function of the generator's state.
 """
+
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
@@ -82,8 +83,9 @@ def resize_target(kind: str, target: torch.Tensor, size: tuple[int, int]) -> tor
     raise ValueError(f"resize_target: unknown task kind {kind!r}")
 
 
-def resize_sample(image: torch.Tensor, targets: dict[str, torch.Tensor], kinds: Mapping[str, str],
-                  size: tuple[int, int]) -> Sample:
+def resize_sample(
+    image: torch.Tensor, targets: dict[str, torch.Tensor], kinds: Mapping[str, str], size: tuple[int, int]
+) -> Sample:
     """Resize the image and every target to ``size`` = (h, w)."""
     return resize_image(image, size), {t: resize_target(kinds[t], v, size) for t, v in targets.items()}
 
@@ -104,8 +106,15 @@ def hflip(image: torch.Tensor, targets: dict[str, torch.Tensor], kinds: Mapping[
     return image.flip(-1), out
 
 
-def scale_crop(image: torch.Tensor, targets: dict[str, torch.Tensor], kinds: Mapping[str, str],
-               top: int, left: int, scale: float, scale_depth: bool = True) -> Sample:
+def scale_crop(
+    image: torch.Tensor,
+    targets: dict[str, torch.Tensor],
+    kinds: Mapping[str, str],
+    top: int,
+    left: int,
+    scale: float,
+    scale_depth: bool = True,
+) -> Sample:
     """Crop the ``H/scale x W/scale`` window at (top, left) and resize it back to H x W.
 
     With ``scale_depth`` the valid depth values are divided by ``scale`` (zoom = moving closer); 0 stays 0.
@@ -114,14 +123,14 @@ def scale_crop(image: torch.Tensor, targets: dict[str, torch.Tensor], kinds: Map
     ch, cw = max(1, int(h / scale)), max(1, int(w / scale))
     if not (0 <= top <= h - ch and 0 <= left <= w - cw):
         raise ValueError(f"scale_crop: window {ch}x{cw} at ({top}, {left}) does not fit in {h}x{w}")
-    image = resize_image(image[..., top:top + ch, left:left + cw], (h, w))
+    image = resize_image(image[..., top : top + ch, left : left + cw], (h, w))
     out = {}
     for t, v in targets.items():
         k = kinds[t]
         if k == "classification":
             out[t] = v
             continue
-        v = resize_target(k, v[..., top:top + ch, left:left + cw], (h, w))
+        v = resize_target(k, v[..., top : top + ch, left : left + cw], (h, w))
         if k == "depth" and scale_depth:
             v = v / scale
         out[t] = v
@@ -135,8 +144,13 @@ class DenseAugment:
     equal results. ``flip=False`` suits data whose class depends on handedness (e.g. handwriting).
     """
 
-    def __init__(self, kinds: Mapping[str, str], scales: Sequence[float] = (1.0, 1.2, 1.5),
-                 flip: bool = True, scale_depth: bool = True):
+    def __init__(
+        self,
+        kinds: Mapping[str, str],
+        scales: Sequence[float] = (1.0, 1.2, 1.5),
+        flip: bool = True,
+        scale_depth: bool = True,
+    ):
         if not scales or min(scales) < 1.0:
             raise ValueError(f"DenseAugment: scales must be >= 1 (1 = no zoom), got {list(scales)}")
         self.kinds, self.scales, self.flip, self.scale_depth = dict(kinds), tuple(scales), flip, scale_depth

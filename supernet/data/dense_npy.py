@@ -32,6 +32,7 @@ Size (ours): items are resized to ``data.image_size`` when it differs from the s
 ``data.image_size`` to the stored size (``[288, 384]`` / ``[128, 256]``, as ``configs/*.yaml`` do) to
 train at full resolution. ``data.augment`` adds ``augment.DenseAugment`` to the training split only.
 """
+
 from __future__ import annotations
 
 import re
@@ -103,7 +104,9 @@ def _check_size(arr: np.ndarray, size: tuple[int, int], path: Path, what: str, r
 
 def _check_finite(arr: np.ndarray, path: Path, what: str) -> None:
     if arr.dtype.kind == "f" and not np.isfinite(arr).all():
-        raise DataError(f"{path}: {what} holds NaN or inf values; mark invalid pixels with 0 (depth/normal) or -1 (label)")
+        raise DataError(
+            f"{path}: {what} holds NaN or inf values; mark invalid pixels with 0 (depth/normal) or -1 (label)"
+        )
 
 
 def load_image(path: Path, size: tuple[int, int] | None, ref: str = "") -> torch.Tensor:
@@ -201,8 +204,14 @@ class DenseNpy(Dataset):
     ``size`` (H, W): items are resized to it when the stored size differs (None: keep the stored size).
     """
 
-    def __init__(self, root: str | Path, split: str, tasks: dict[str, TaskSpec], size: tuple[int, int] | None = None,
-                 dataset: str = "nyuv2"):
+    def __init__(
+        self,
+        root: str | Path,
+        split: str,
+        tasks: dict[str, TaskSpec],
+        size: tuple[int, int] | None = None,
+        dataset: str = "nyuv2",
+    ):
         self.split_dir = Path(root) / split
         if not self.split_dir.is_dir():
             raise FileNotFoundError(f"{self.split_dir}: split folder not found; expected {_LAYOUT}")
@@ -233,8 +242,9 @@ class DenseNpy(Dataset):
                     "images and targets do not pair up: " + "; ".join(parts) + "; every image needs one file per target"
                 )
         first = _load_npy(self.folders["image"] / f"{self.indices[0]}.npy")
-        self.stored_size: tuple[int, int] = tuple(_to_chw(first, 3, self.folders["image"] / f"{self.indices[0]}.npy",
-                                                          "image").shape[-2:])  # type: ignore[assignment]
+        self.stored_size: tuple[int, int] = tuple(
+            _to_chw(first, 3, self.folders["image"] / f"{self.indices[0]}.npy", "image").shape[-2:]
+        )  # type: ignore[assignment]
         self[0]  # validate one whole sample now (cheap), the rest as they load
 
     def _folder(self, name: str, fallbacks: tuple[str, ...]) -> Path:
@@ -250,7 +260,9 @@ class DenseNpy(Dataset):
     def __getitem__(self, i: int) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         name = f"{self.indices[i]}.npy"
         first = self.folders["image"] / f"{self.indices[0]}.npy"
-        image = load_image(self.folders["image"] / name, self.stored_size, f"the split's first image {first}")  # (3, H, W)
+        image = load_image(
+            self.folders["image"] / name, self.stored_size, f"the split's first image {first}"
+        )  # (3, H, W)
         hw = tuple(image.shape[-2:])
         ref = f"its image {self.folders['image'] / name}"
         targets: dict[str, torch.Tensor] = {}

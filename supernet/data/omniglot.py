@@ -22,6 +22,7 @@ Images: read with PIL, converted to grey (strokes dark on a white background, as
 ``data.image_size`` (bilinear with PIL's antialiasing), scaled to [0, 1] and repeated to 3 channels.
 ``data.augment`` applies a random scale-crop (``augment.DenseAugment``) without flipping to training items.
 """
+
 from __future__ import annotations
 
 import zlib
@@ -59,7 +60,9 @@ def scan(background: Path) -> dict[str, dict[str, list[Path]]]:
     for a in alphabets:
         chars = sorted(p for p in a.iterdir() if p.is_dir() and not p.name.startswith("."))
         if len(chars) < 2:
-            raise DataError(f"{a}: an alphabet needs at least 2 character folders, found {len(chars)}; expected {_LAYOUT}")
+            raise DataError(
+                f"{a}: an alphabet needs at least 2 character folders, found {len(chars)}; expected {_LAYOUT}"
+            )
         out[a.name] = {}
         for c in chars:
             pngs = sorted(c.glob("*.png"))
@@ -74,7 +77,7 @@ def split_drawings(pngs: list[Path], key: str, seed: int) -> tuple[list[Path], l
     rng = np.random.default_rng([seed, zlib.crc32(key.encode())])
     perm = [pngs[i] for i in rng.permutation(len(pngs))]
     n_val = len(pngs) // 4
-    return perm[: len(pngs) - n_val], perm[len(pngs) - n_val:]
+    return perm[: len(pngs) - n_val], perm[len(pngs) - n_val :]
 
 
 def load_png(path: Path, size: tuple[int, int]) -> torch.Tensor:

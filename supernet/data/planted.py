@@ -23,6 +23,7 @@ centred window of side w < b the network sees the dots inside it, and the rest o
 adds its median and the best reachable abs err is ``STEP * E|X - median(X)|`` over that binomial
 (0 once the window covers the box). ``local``'s best mIoU is 1 for every k.
 """
+
 from __future__ import annotations
 
 import functools
@@ -70,7 +71,7 @@ def _box_count(dots: np.ndarray, box: int) -> np.ndarray:
     c = padded.cumsum(1).cumsum(2)
     c = np.pad(c, ((0, 0), (1, 0), (1, 0)))
     h, w = dots.shape[1:]
-    return c[:, box:box + h, box:box + w] - c[:, :h, box:box + w] - c[:, box:box + h, :w] + c[:, :h, :w]
+    return c[:, box : box + h, box : box + w] - c[:, :h, box : box + w] - c[:, box : box + h, :w] + c[:, :h, :w]
 
 
 def make_targets(images: np.ndarray) -> dict[str, np.ndarray]:
@@ -85,7 +86,7 @@ def make_targets(images: np.ndarray) -> dict[str, np.ndarray]:
         r = p.box // 2
         depth = 1.0 + STEP * _box_count(x, p.box)
         inside = np.zeros((h, w), dtype=bool)
-        inside[r:h - r, r:w - r] = True  # the whole box within the image
+        inside[r : h - r, r : w - r] = True  # the whole box within the image
         out[name] = np.where(inside, depth, 0.0).astype(np.float32)[:, None]
     return out
 

@@ -40,6 +40,7 @@ default"): normals are the easiest task (mean angle 85% below the mean-normal pr
 epochs), then depth (about 78% below the median predictor), and segmentation the hardest (shape only:
 it sits on a plateau at mIoU ~0.33 before it tells the shapes apart; 2.5-4x the majority predictor).
 """
+
 from __future__ import annotations
 
 import functools
@@ -59,7 +60,9 @@ TASKS = {
 FOCAL = 1.5  # focal length in units of half the image width (field of view about 67 degrees)
 HORIZON = -0.35  # image row (v in [-1, 1], down) of the horizon: the camera looks slightly down
 CAM_HEIGHT = 1.0  # camera height above the floor (world units; depth is in the same units)
-LIGHT = np.array([-0.35, -0.75, 0.55]) / np.linalg.norm([-0.35, -0.75, 0.55])  # towards the light (x right, y down, z to camera)
+LIGHT = np.array([-0.35, -0.75, 0.55]) / np.linalg.norm(
+    [-0.35, -0.75, 0.55]
+)  # towards the light (x right, y down, z to camera)
 AMBIENT = 0.25
 HOLE_RATE = 0.02
 SUPERSAMPLE = 2
@@ -115,8 +118,14 @@ def _trace_object(obj: dict, d: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.
     c = np.array([obj["x"], floor, obj["z"]])  # centre of the base, on the floor
     if obj["kind"] == 2:  # box: half-width s, height 1.6 s
         h = 1.6 * s
-        local = [(np.array([1.0, 0, 0]), s), (np.array([-1.0, 0, 0]), s), (np.array([0, 0, 1.0]), s),
-                 (np.array([0, 0, -1.0]), s), (np.array([0, 1.0, 0]), 0.0), (np.array([0, -1.0, 0]), h)]
+        local = [
+            (np.array([1.0, 0, 0]), s),
+            (np.array([-1.0, 0, 0]), s),
+            (np.array([0, 0, 1.0]), s),
+            (np.array([0, 0, -1.0]), s),
+            (np.array([0, 1.0, 0]), 0.0),
+            (np.array([0, -1.0, 0]), h),
+        ]
     else:  # square pyramid: base half-width s, apex 2.2 s above the base
         h = 2.2 * s
         local = [(np.array([0, 1.0, 0]), 0.0)]
@@ -132,7 +141,8 @@ def _trace_object(obj: dict, d: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.
 
 
 def _trace(scene: dict, u: np.ndarray, v: np.ndarray) -> tuple[np.ndarray, ...]:
-    """Everything visible through the pixels (u, v) (flat arrays): seg, depth, forward-frame normal (3, P), albedo (3, P)."""
+    """Everything visible through the pixels (u, v) (flat arrays): seg, depth, forward-frame normal (3, P),
+    albedo (3, P)."""
     d = np.stack([u / FOCAL, (v - HORIZON) / FOCAL, np.ones_like(u)])  # (3, P) ray directions, d_z = 1
     # back wall: plane n_w . p = z_w cos(theta) (facing the camera), textured with a grid of lines
     th = scene["wall_turn"]
@@ -195,7 +205,9 @@ def sample_scene(rng: np.random.Generator) -> dict:
     return scene
 
 
-def render(scene: dict, h: int, w: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def render(
+    scene: dict, h: int, w: int, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Image (3,H,W) float32, seg (H,W) int64, depth (1,H,W) float32, normal (3,H,W) float32 of ``scene``;
     ``rng`` draws the image noise and the sensor holes.
 
