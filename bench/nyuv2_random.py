@@ -1,6 +1,6 @@
 """One NYUv2-config trial on real-size random tensors in the NYUv2 .npy layout; prints JSON figures.
 
-    python bench/nyuv2_random.py [--samples 32] [--epochs 1] [--set key=value ...]
+    python -m bench.nyuv2_random [--samples 32] [--epochs 1] [--set key=value ...]
 
 Writes ``--samples`` random training and validation samples at 3x288x384 in
 ``ROOT/{train,val}/{image,label,depth,normal}/<i>.npy`` (the MTAN/LibMTL layout, with invalid pixels),

@@ -1,6 +1,6 @@
 """Early stopping by Pareto rank against the full grid and against single-metric ASHA: prints one JSON object.
 
-    nice -n 5 python bench/pareto_asha.py [--orders 3]   # about 15 minutes on 2 CPU cores
+    nice -n 5 python -m bench.pareto_asha [--orders 3]   # about 15 minutes on 2 CPU cores
 
 The embedded data (tiny size, 256 training scenes) with the default preset's stage proportions and the
 default sweep's search (8 warm-up, 3 search epochs with the reduction inside the last, weights trained in

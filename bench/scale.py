@@ -1,7 +1,7 @@
 """Driver cost of large sweeps: K minimal trials on a simulated two-node cluster; prints one JSON object.
 
-    nice -n 10 python bench/scale.py                 # K = 100 and 1000 (about 25 min on 2 shared CPU cores)
-    python bench/scale.py --k 20 50                  # quick look
+    nice -n 10 python -m bench.scale                 # K = 100 and 1000 (about 25 min on 2 shared CPU cores)
+    python -m bench.scale --k 20 50                  # quick look
 
 For each K: a sweep of K ``nano`` trials (every stage, sub-second; K seeds of one point) through
 ``tune.launch.build_tuner`` on ``ray.cluster_utils.Cluster`` (a head and a worker node, 1 CPU each, so

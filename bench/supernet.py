@@ -1,6 +1,6 @@
 """Benchmark of the central network and the compact network; prints one JSON object.
 
-    python bench/supernet.py [--channels 32] [--size 32] [--batch 16] [--nodes 8] [--width 2] [--repeats 15]
+    python -m bench.supernet [--channels 32] [--size 32] [--batch 16] [--nodes 8] [--width 2] [--repeats 15]
 
 Measured side by side in one run (medians of interleaved repeats, CPU or CUDA as available):
 (a) search-stage train step (forward + backward + optimiser step, Theta frozen) of the gated supernet

@@ -1,6 +1,6 @@
 """Stage reuse and scheduling overhead of a small sweep: prints one JSON object.
 
-    python bench/sweep.py [--repeats 3]   # about 6 minutes on 2 CPU cores
+    python -m bench.sweep [--repeats 3]   # about 6 minutes on 2 CPU cores
 
 A 2x2x2 grid over (M, lambda_sq, tau) runs, each sweep in a Ray session of its own (2 CPUs, 2 trials at a
 time) as ``python run.py`` starts one: without stage reuse and with it, in ``--repeats`` interleaved pairs
