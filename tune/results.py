@@ -491,7 +491,7 @@ class ResultsCallback(tune.Callback):
     ):
         self.ctx = RowContext(exp_path, experiment, preset, base, tasks, tuple(sorted(swept or [])))
         self.fs, self.dir = experiment_fs(exp_path)
-        self.local = not is_uri(exp_path)  # the same test as launch (file:// is local)
+        self.local = not is_uri(exp_path)  # schema.is_uri, the rule launch uses too (file:// is local)
         self.pending: dict[str, dict[int, dict[str, Any]]] = {}  # URI storage: epoch rows of running trials
         self.ran: set[str] = set()  # trials started by this driver
         self.completed: set[str] = set()  # trials Tune completed in this driver
