@@ -17,8 +17,6 @@ import argparse
 import sys
 from pathlib import Path
 
-DEFAULT_CONFIG = Path(__file__).resolve().parent / "configs" / "default.yaml"
-
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -64,13 +62,15 @@ def trial_config(args: argparse.Namespace):
 def write_report(exp_path: str, by: str) -> bool:
     """The analysis report of a finished sweep (``analysis``); a report problem never hides the results.
     Returns whether a report was written."""
-    if "://" in exp_path:
+    from analysis.schema import is_uri, local_path
+
+    if is_uri(exp_path):
         print("(report skipped: the experiment lives at a URI; run `python -m analysis` on a local copy)")
         return False
     try:
         from analysis.report import write_report as _write
 
-        print(f"report: {_write(exp_path, by=by)}")
+        print(f"report: {_write(local_path(exp_path), by=by)}")
         return True
     except Exception as e:  # noqa: BLE001
         print(f"warning: the analysis report failed ({type(e).__name__}: {e}); results are in {exp_path}")

@@ -25,19 +25,15 @@ import pandas as pd
 
 from analysis.compare import _usable
 from analysis.load import AnalysisError, metric_columns
+from analysis.schema import CONFIG, SHORT_NAMES
 
 KEPT_EDGES = "kept_edges"
 SEARCH_TIME = "search_s_per_epoch"  # when config/search.epochs is in the table
 SEARCH_TIME_TRIAL = "search_s"  # otherwise: seconds of the whole search stage
-# sweep keys and results columns that name the same axis
-AXIS_ALIASES = {
-    "config/model.flow_width": "flow_width",
-    "model.flow_width": "flow_width",
-    "config/search.lambda_sq": "lambda_sq",
-    "search.lambda_sq": "lambda_sq",
-    "config/reduction.tau": "tau",
-    "reduction.tau": "tau",
-}
+# sweep keys and results columns that name the same axis: a config key with a short column (analysis.schema),
+# dotted or as its config/<key> column, is that short column
+AXIS_ALIASES = {alias: name for key, name in SHORT_NAMES.items() for alias in (key, CONFIG + key)}
+FLOW_WIDTH, LAMBDA_SQ, TAU = (SHORT_NAMES[k] for k in ("model.flow_width", "search.lambda_sq", "reduction.tau"))
 
 
 def _spec_edges(path: object) -> float:
@@ -107,9 +103,9 @@ def ablation_measures(df: pd.DataFrame, axis: str) -> list[str] | None:
     """The measures the ablation of ``axis`` exists to show, or None when ``axis`` is not one of them."""
     q = quality_column(df)
     return {
-        "flow_width": ["params_union", search_time_column(df), q],
-        "lambda_sq": ["params_union", q],
-        "tau": [KEPT_EDGES, q],
+        FLOW_WIDTH: ["params_union", search_time_column(df), q],
+        LAMBDA_SQ: ["params_union", q],
+        TAU: [KEPT_EDGES, q],
     }.get(axis_name(axis))
 
 
@@ -125,7 +121,7 @@ def effect_table(
     """
     axis = axis_name(axis)
     if axis not in df.columns:
-        raise AnalysisError(f"no column {axis!r} to group the effect by (e.g. flow_width, lambda_sq, tau)")
+        raise AnalysisError(f"no column {axis!r} to group the effect by (e.g. {FLOW_WIDTH}, {LAMBDA_SQ}, {TAU})")
     rows = _usable(df[df["mode"].isin(list(modes))])
     if any(m in (KEPT_EDGES, SEARCH_TIME, SEARCH_TIME_TRIAL) and m not in rows.columns for m in measures):
         rows = with_effect_columns(rows)

@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 import pyarrow as pa
 import pyarrow.dataset as pads
@@ -51,10 +51,43 @@ NULL = "null/"  # null/<task>/longest_path/<L>: P(L) for L = 0..N-1; null/<task>
 # data with planted structure (known answer)
 NEEDS_EDGES = "needs_edges/"  # needs_edges/<task>: the path length the task needs (0 = a local task)
 ORACLE = "oracle/"  # oracle/<task>/<metric>/<k>: best value a path of k edges can reach (the last k holds beyond)
-INT_COLUMNS = ("seed", "n_nodes", "flow_width", "params_union", "flops_multitask", "stopped_step")
+
+
+class AxisColumn(NamedTuple):
+    """A config key with a short results column of its own (beside ``config/<key>`` when it is swept)."""
+
+    key: str  # the dotted config key it comes from
+    name: str  # the results column
+    type: pa.DataType  # int64 or float64
+
+
+# Every row carries these, in this order, whatever the sweep varies: the axes of the paper's ablations
+# (flow-restriction width M, squeeze weight, reduction threshold) and the graph size. The writer
+# (tune/results.py), the report's grouping (tune/launch.py) and analysis/effects.py read this table.
+AXIS_COLUMNS = (
+    AxisColumn("model.n_nodes", "n_nodes", pa.int64()),
+    AxisColumn("model.flow_width", "flow_width", pa.int64()),
+    AxisColumn("search.lambda_sq", "lambda_sq", pa.float64()),
+    AxisColumn("reduction.tau", "tau", pa.float64()),
+)
+SHORT_NAMES = {c.key: c.name for c in AXIS_COLUMNS}  # config key -> results column
+
+
+def axis_column(key: str) -> str:
+    """The results column of a swept config key: its short name, else ``config/<key>``."""
+    return SHORT_NAMES.get(key, CONFIG + key)
+
+
+INT_COLUMNS = (
+    "seed",
+    *(c.name for c in AXIS_COLUMNS if c.type == pa.int64()),
+    "params_union",
+    "flops_multitask",
+    "stopped_step",
+)
 # stopped_step, stopped_stage: the step and stage of an early-stopped trial's last report (where the scheduler
 # stopped it); null for every other trial
-FLOAT_COLUMNS = ("lambda_sq", "tau", "latency_ms", COLLAPSED)
+FLOAT_COLUMNS = (*(c.name for c in AXIS_COLUMNS if c.type == pa.float64()), "latency_ms", COLLAPSED)
 INT_PREFIXES = (PARAMS, FLOPS, TOPO, NEEDS_EDGES)
 FLOAT_PREFIXES = (METRIC, LOSS, TIME, TRIVIAL, QUALITY, NULL, ORACLE)
 # the ``status`` column: finished (summary.json written), early_stopped (by the scheduler: ASHA), diverged
@@ -135,12 +168,28 @@ def parse_metadata(schema: pa.Schema, where: str = "table") -> dict[str, Any]:
 # ----------------------------------------------------------------------------- files
 
 
+LOCAL_SCHEME = "file://"
+
+
+def is_uri(path: str | os.PathLike[str]) -> bool:
+    """Whether ``path`` names remote storage (``s3://``, ``gs://``, ...): the one test of local versus URI.
+
+    ``file://`` is local: it names a folder of this machine, so stage reuse, a trial's own fragments and the
+    report work there as on a plain path (:func:`local_path` gives that path)."""
+    path = str(path)
+    return "://" in path and not path.startswith(LOCAL_SCHEME)
+
+
+def local_path(path: str | os.PathLike[str]) -> str:
+    """The plain path of a local location (``file:///a/b`` -> ``/a/b``; a plain path as it is)."""
+    return str(path).removeprefix(LOCAL_SCHEME)
+
+
 def experiment_fs(exp_path: str | os.PathLike[str]) -> tuple[pafs.FileSystem, str]:
     """(pyarrow filesystem, path on it) of an experiment folder given as a local path or URI."""
-    exp_path = str(exp_path)
-    if "://" in exp_path:
-        return pafs.FileSystem.from_uri(exp_path)
-    return pafs.LocalFileSystem(), os.path.abspath(exp_path)
+    if is_uri(exp_path):
+        return pafs.FileSystem.from_uri(str(exp_path))
+    return pafs.LocalFileSystem(), os.path.abspath(local_path(exp_path))
 
 
 def write_table_atomic(table: pa.Table, fs: pafs.FileSystem, path: str) -> None:

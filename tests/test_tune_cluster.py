@@ -88,13 +88,13 @@ CLUSTER_SCRIPT = textwrap.dedent("""
     import sys, yaml, ray
     from ray.cluster_utils import Cluster
     from tune.launch import build_tuner
-    from tune.space import load_sweep
+    from tune.space import parse_sweep, sweep_doc
 
     cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1})
     cluster.add_node(num_cpus=1)
     ray.init(address=cluster.address, include_dashboard=False, log_to_driver=False)
     try:
-        build_tuner(load_sweep(sys.argv[1]), sys.argv[2]).fit()
+        build_tuner(parse_sweep(sweep_doc(sys.argv[1])), sys.argv[2]).fit()
     finally:
         ray.shutdown()
         cluster.shutdown()

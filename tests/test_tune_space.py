@@ -152,11 +152,11 @@ def test_asha_never_stops_or_ranks_baselines_and_delegates_for_the_method():
 def test_embedded_data_configs_parse_and_open_with_their_command(name):
     from pathlib import Path
 
-    from tune.space import load_sweep
+    from tune.space import sweep_doc
 
     path = Path(__file__).resolve().parents[1] / "configs" / f"{name}.yaml"
     assert path.read_text().startswith("# python run.py")
-    sweep = load_sweep(path)
+    sweep = parse_sweep(sweep_doc(path))
     for p in sweep.points():
         sweep.config(p)  # every trial's config is valid
 
@@ -181,3 +181,45 @@ def test_loggers_are_off_unless_the_sweep_names_them(monkeypatch):
 def test_swept_keys_are_the_config_columns():
     s = parse_sweep(doc(axes={"model.flow_width": {"grid": [1, 2]}}, baselines=["single_task"]))
     assert s.swept_keys == ["model.flow_width", "trial.mode", "trial.seed", "trial.single_task"]
+
+
+def test_sweep_doc_applies_preset_overrides_and_name(tmp_path):
+    from tune.space import sweep_doc
+
+    path = tmp_path / "abl.yaml"
+    path.write_text("config:\n  data:\n    n_train: 32\nsweep:\n  axes:\n    model.flow_width: {grid: [1, 2]}\n")
+    d = sweep_doc(path, preset="tiny", overrides={"data.n_val": 16})
+    assert d["preset"] == "tiny" and d["config"] == {"data.n_train": 32, "data.n_val": 16}
+    assert d["sweep"]["name"] == "abl"  # the file's stem when neither the file nor the caller names it
+    assert sweep_doc(path, name="other")["sweep"]["name"] == "other"
+    s = parse_sweep(d)
+    assert s.name == "abl" and s.preset == "tiny" and s.base == {"data.n_train": 32, "data.n_val": 16}
+
+
+def test_report_groups_by_the_first_axis_short_column():
+    pytest.importorskip("ray")
+    from tune.launch import report_group
+
+    assert report_group(parse_sweep(doc())) == "flow_width"
+    assert report_group(parse_sweep(doc(axes={"reduction.tau": {"grid": [0.1, 0.2]}}))) == "tau"
+    assert report_group(parse_sweep(doc(axes={"model.n_nodes": {"grid": [3, 4]}}))) == "n_nodes"
+    assert report_group(parse_sweep(doc(axes={"data.n_train": {"grid": [16, 32]}}))) == "config/data.n_train"
+
+
+def test_file_scheme_storage_is_the_local_folder(tmp_path):
+    pytest.importorskip("ray")
+    from tune.launch import _storage, check_storage
+
+    assert _storage(f"file://{tmp_path}/runs") == str(tmp_path / "runs")
+    assert _storage("s3://bucket/runs") == "s3://bucket/runs"
+    assert check_storage(f"file://{tmp_path}/r2") == str(tmp_path / "r2") and (tmp_path / "r2").is_dir()
+    assert check_storage("s3://bucket/runs") is None
+
+
+def test_ray_client_urls_are_not_storage_uris():
+    from analysis.schema import is_uri
+    from tune.cluster import _host_port, is_client_url
+
+    assert is_client_url("ray://10.0.0.1:10001") and not is_client_url("10.0.0.1:6379")
+    assert _host_port("ray://10.0.0.1:10001") is None and _host_port("10.0.0.1:6379") == ("10.0.0.1", 6379)
+    assert is_client_url("file:///tmp") and not is_uri("file:///tmp")  # two questions, two rules

@@ -101,12 +101,12 @@ def test_errored_trial_does_not_stop_the_others(ray_session, tmp_path):
     # config build. run.py refuses such a grid before Ray starts; the Tuner itself meets it as a trial would an
     # invalid Optuna proposal
     from tune.launch import build_tuner
-    from tune.space import load_sweep
+    from tune.space import parse_sweep, sweep_doc
 
     path = sweep_file(
         tmp_path, "err", axes={"model.flow_width": {"grid": [1, 5]}}, baselines=["hard_sharing"], max_failures=1
     )
-    build_tuner(load_sweep(path), str(tmp_path / "runs")).fit()
+    build_tuner(parse_sweep(sweep_doc(path)), str(tmp_path / "runs")).fit()
     exp = tmp_path / "runs" / "err"
     df = pq.read_table(exp / "results.parquet").to_pandas()
     # a config error is a result of the config, not a fault: it is not retried (max_failures: 1 above)
@@ -160,14 +160,14 @@ def test_trial_killed_mid_stage_resumes_from_its_checkpoint(ray_session, tmp_pat
     import ray
 
     from tune.launch import build_tuner
-    from tune.space import load_sweep
+    from tune.space import parse_sweep, sweep_doc
 
     ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])  # the Ray worker gets the fault injection by value
     cfg = {"warmup.epochs": 3, "trial.checkpoint_every": 1, "trial.deterministic": True}
     path = sweep_file(tmp_path, "crash", config=cfg, axes={"model.flow_width": {"grid": [2]}}, max_failures=1)
     marker = tmp_path / "crashed"
     tuner = build_tuner(
-        load_sweep(path),
+        parse_sweep(sweep_doc(path)),
         str(tmp_path / "runs"),
         train_fn=train_crashing_once,
         extra_config={"_crash": {"marker": str(marker), "after_step": 2}},

@@ -38,9 +38,16 @@ def token_source() -> str | None:
     return str(DEFAULT_TOKEN) if DEFAULT_TOKEN.expanduser().is_file() else None
 
 
+def is_client_url(address: str) -> bool:
+    """Whether a Ray address is a URL (``ray://HOST:PORT``, Ray Client) rather than a GCS ``HOST:PORT``:
+    Ray Client speaks its own protocol, so there is no head port to check here. Not the storage test
+    (``analysis.schema.is_uri``): that one is about where results live."""
+    return "://" in address
+
+
 def _host_port(address: str) -> tuple[str, int] | None:
     """(host, port) of a GCS address ``HOST:PORT``; None for ``auto``, ``local`` and ``ray://`` client URLs."""
-    if address in ("auto", "local") or "://" in address:
+    if address in ("auto", "local") or is_client_url(address):
         return None
     host, sep, port = address.rpartition(":")
     if not sep or not port.isdigit():

@@ -28,13 +28,13 @@ from typing import Any
 
 import yaml
 
-from analysis.schema import experiment_fs
+from analysis.schema import AXIS_COLUMNS, axis_column, experiment_fs, is_uri, local_path
 from supernet.config import ConfigError, flatten, load_yaml, to_dict
 
 from .cluster import join_error, prepare_join
 from .lock import experiment_lock
-from .space import Sweep, parse_sweep, task_kinds
-from .stage_cache import cache_root, is_uri
+from .space import Sweep, parse_sweep, sweep_doc, task_kinds
+from .stage_cache import cache_root
 
 DEFAULT_STORAGE = "./runs"
 DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "configs" / "default.yaml"
@@ -43,46 +43,51 @@ DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "configs" / "default.y
 # ----------------------------------------------------------------------------- search
 
 
-def _baselines_first():
-    """A Searcher that hands out fixed trials (the baselines) first, then asks the wrapped searcher."""
+class _BaselinesFirst:
+    """A Searcher that hands out fixed trials (the baselines) first, then asks the wrapped searcher.
+
+    Plain Python, so that this module imports no Ray: ``_baselines_first`` puts Ray's ``Searcher`` under it."""
+
+    def __init__(self, inner: Any, fixed: list[dict], base: dict, metric: list[str], mode: list[str]):
+        super().__init__(metric=metric, mode=mode)
+        self.inner, self.fixed, self.base, self.own = inner, list(fixed), dict(base), set()
+
+    def set_search_properties(self, metric, mode, config, **spec) -> bool:
+        return True  # metric and mode are fixed at construction
+
+    def suggest(self, trial_id: str) -> dict | None:
+        if self.fixed:
+            self.own.add(trial_id)
+            return {"overrides": self.fixed.pop(0)}
+        params = self.inner.suggest(trial_id)
+        if params is None or params == self.FINISHED:
+            return params
+        return {"overrides": {**self.base, **params}}
+
+    def on_trial_result(self, trial_id: str, result: dict) -> None:
+        if trial_id not in self.own:
+            self.inner.on_trial_result(trial_id, result)
+
+    def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
+        if (result or {}).get("trial_status") in ("errored", "diverged"):  # ended without figures: a failed trial
+            result, error = None, True
+        if trial_id not in self.own:
+            self.inner.on_trial_complete(trial_id, result=result, error=error)
+
+    def save(self, checkpoint_path: str) -> None:
+        with open(checkpoint_path, "wb") as f:
+            pickle.dump(self.__dict__, f)
+
+    def restore(self, checkpoint_path: str) -> None:
+        with open(checkpoint_path, "rb") as f:
+            self.__dict__.update(pickle.load(f))
+
+
+def _baselines_first() -> type:
+    """The ``BaselinesFirst`` searcher class: ``_BaselinesFirst`` on Ray's ``Searcher``."""
     from ray.tune.search import Searcher
 
-    class BaselinesFirst(Searcher):
-        def __init__(self, inner: Searcher, fixed: list[dict], base: dict, metric: list[str], mode: list[str]):
-            super().__init__(metric=metric, mode=mode)
-            self.inner, self.fixed, self.base, self.own = inner, list(fixed), dict(base), set()
-
-        def set_search_properties(self, metric, mode, config, **spec) -> bool:
-            return True  # metric and mode are fixed at construction
-
-        def suggest(self, trial_id: str) -> dict | None:
-            if self.fixed:
-                self.own.add(trial_id)
-                return {"overrides": self.fixed.pop(0)}
-            params = self.inner.suggest(trial_id)
-            if params is None or params == Searcher.FINISHED:
-                return params
-            return {"overrides": {**self.base, **params}}
-
-        def on_trial_result(self, trial_id: str, result: dict) -> None:
-            if trial_id not in self.own:
-                self.inner.on_trial_result(trial_id, result)
-
-        def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
-            if (result or {}).get("trial_status") in ("errored", "diverged"):  # ended without figures: a failed trial
-                result, error = None, True
-            if trial_id not in self.own:
-                self.inner.on_trial_complete(trial_id, result=result, error=error)
-
-        def save(self, checkpoint_path: str) -> None:
-            with open(checkpoint_path, "wb") as f:
-                pickle.dump(self.__dict__, f)
-
-        def restore(self, checkpoint_path: str) -> None:
-            with open(checkpoint_path, "rb") as f:
-                self.__dict__.update(pickle.load(f))
-
-    return BaselinesFirst
+    return type("BaselinesFirst", (_BaselinesFirst, Searcher), {"__module__": __name__})
 
 
 def _optuna_space(sweep: Sweep) -> dict[str, Any]:
@@ -236,7 +241,7 @@ def build_tuner(
 
     exp_path = _join(storage, sweep.name)
     tasks = task_kinds(sweep.config())
-    ours = [CheckpointCallback(None if is_uri(exp_path) else exp_path.removeprefix("file://"))]
+    ours = [CheckpointCallback(None if is_uri(exp_path) else local_path(exp_path))]
     if results:
         ours.append(ResultsCallback(exp_path, sweep.name, sweep.preset, sweep.base, tasks, sweep.swept_keys))
     trainable = _trainable(sweep, exp_path, tasks, stage_reuse, train_fn, results)
@@ -312,22 +317,7 @@ def _read_text(exp_path: str, name: str) -> str | None:
 
 def _storage(storage: str | None) -> str:
     s = storage or DEFAULT_STORAGE
-    return s if is_uri(s) else str(Path(s).expanduser().resolve())
-
-
-def sweep_doc(
-    path: str | Path, name: str | None = None, preset: str | None = None, overrides: dict | None = None
-) -> dict:
-    """The sweep file as it will run: ``preset`` and ``overrides`` (dotted keys) applied, its name set."""
-    doc = load_yaml(path)
-    if preset:
-        doc["preset"] = preset
-    if overrides:
-        doc["config"] = {**flatten(doc.get("config") or {}), **overrides}
-    sw = dict(doc.get("sweep") or {})
-    sw["name"] = name or sw.get("name") or Path(path).stem
-    doc["sweep"] = sw
-    return doc
+    return s if is_uri(s) else str(Path(local_path(s)).expanduser().resolve())
 
 
 def resumed_doc(storage: str, config: str | Path | None, name: str | None) -> dict:
@@ -375,7 +365,7 @@ def check_storage(storage: str) -> str | None:
     A file, or a place this user cannot write, is a ConfigError naming it and what to give instead."""
     if is_uri(storage):
         return None
-    root = Path(storage.removeprefix("file://"))
+    root = Path(local_path(storage))
     for p in (root, *root.parents):
         if p.exists() and not p.is_dir():
             raise ConfigError(
@@ -452,21 +442,8 @@ def print_summary(exp_path: str) -> dict[str, int]:
         return {}
     counts = {str(k): int(v) for k, v in df["status"].value_counts().to_dict().items()}
     print(f"\n{len(df)} trials: " + ", ".join(f"{n} {s}" for s, n in counts.items()))
-    cols = [
-        c
-        for c in (
-            "trial_id",
-            "status",
-            "mode",
-            "baseline_task",
-            "seed",
-            "flow_width",
-            "lambda_sq",
-            "tau",
-            "params_union",
-        )
-        if c in df
-    ]
+    shown = ("trial_id", "status", "mode", "baseline_task", "seed", *(c.name for c in AXIS_COLUMNS), "params_union")
+    cols = [c for c in shown if c in df]
     loss = [c for c in df if c.startswith("loss/")]
     show = df[cols].copy()
     show["mean_loss"] = df[loss].mean(axis=1)
@@ -477,19 +454,11 @@ def print_summary(exp_path: str) -> dict[str, int]:
     return counts
 
 
-FIRST_CLASS = {
-    "model.flow_width": "flow_width",
-    "model.n_nodes": "n_nodes",
-    "search.lambda_sq": "lambda_sq",
-    "reduction.tau": "tau",
-}
-
-
 def report_group(sweep: Sweep) -> str:
     """The column the report groups fronts by: the sweep's first axis (flow_width when it has none)."""
     for key in sweep.axes:
-        return FIRST_CLASS.get(key, f"config/{key}")
-    return "flow_width"
+        return axis_column(key)
+    return axis_column("model.flow_width")
 
 
 def launch(

@@ -26,13 +26,11 @@ import pyarrow.parquet as pq
 from ray import cloudpickle, tune
 
 from analysis import schema
-from analysis.schema import RECORD_KEYS, compact, experiment_fs, write_table_atomic
+from analysis.schema import RECORD_KEYS, compact, experiment_fs, is_uri, write_table_atomic
 from supernet.config import ConfigError, build_config, flatten, to_dict
 from supernet.senses import METRIC_SENSES
 from supernet.trial import REUSABLE_STAGES, STAGES
 from supernet.trivial import LEARNED_MARGINS
-
-from .stage_cache import is_uri
 
 __all__ = [
     "ResultsCallback",
@@ -166,62 +164,84 @@ def build_row(
     trial_dir: str | None = None,
 ) -> dict[str, Any]:
     """One results row: the trial's config (``swept`` keys as ``config/<key>``), its figures ``last`` (the last
-    report, or what its files say) and status."""
+    report, or what its files say) and status. The column order is the table's: each part below adds its
+    columns in turn."""
     try:
         flat = flatten(to_dict(build_config(preset, {**base, **overrides})))
     except ConfigError:  # an invalid point (the trial errored): keep the raw values
         flat = {**flatten(to_dict(build_config(preset, base))), **overrides}
     finished = status == "finished"
-    row: dict[str, Any] = {
-        "experiment": experiment,
-        "trial_id": trial_id,
-        "status": status,
-        "error": error,
-        "mode": flat["trial.mode"],
-        "baseline_task": flat["trial.single_task"] if flat["trial.mode"] == "single_task" else None,
-        "seed": flat["trial.seed"],
-        "n_nodes": flat["model.n_nodes"],
-        "flow_width": flat["model.flow_width"],
-        "lambda_sq": float(flat["search.lambda_sq"]),
-        "tau": float(flat["reduction.tau"]),
-    }
-    # where a scheduler stopped the trial: the step and stage of its last report (a rung's milestone, or the
-    # report that jumped past it)
-    stopped = status == "early_stopped" and _finite(last.get("step"))
-    row["stopped_step"] = int(last["step"]) if stopped else None
-    row["stopped_stage"] = str(last.get("stage")) if stopped and last.get("stage") is not None else None
-    for k in swept:
-        row[f"config/{k}"] = flat.get(k)
-    for k, v in last.items():
-        # trivial/<task>/<metric>: supernet.trivial's reference; quality/<stage>/<task>/<metric>: at each stage's end
-        if k.startswith(("metric/", "trivial/", "quality/")):
-            row[k] = float(v) if _finite(v) else math.nan
-        elif k.startswith((schema.TOPO, schema.NEEDS_EDGES)):  # counts (None when unknown)
-            row[k] = int(v) if _finite(v) else None
-        elif k.startswith((schema.NULL, schema.ORACLE)) or k == schema.COLLAPSED:
-            row[k] = float(v) if _finite(v) else math.nan
-    for k in ["learned"] + [f"learned/{t}" for t in tasks]:  # beats the trivial references by LEARNED_MARGINS
-        v = last.get(k)
-        row[k] = bool(v) if finished and _finite(v) else None
-    for t in tasks:
-        loss = last.get(f"loss/{t}") if finished else last.get(f"val_loss/{t}")
-        row[f"loss/{t}"] = float(loss) if _finite(loss) else math.nan
-        for k in ("params", "flops"):
-            v = last.get(f"{k}/{t}")
-            row[f"{k}/{t}"] = int(v) if finished and _finite(v) else None
-    for k in ("params_union", "flops_multitask"):
-        row[k] = int(last[k]) if _finite(last.get(k)) else None
-    row["latency_ms"] = float(last["latency_ms"]) if finished and _finite(last.get("latency_ms")) else math.nan
-    for s in STAGES:
-        v = last.get(f"time/{s}")
-        row[f"time/{s}"] = float(v) if finished and _finite(v) else math.nan
-    for s in REUSABLE_STAGES:
-        v = last.get(f"reused/{s}")
-        row[f"reused/{s}"] = bool(v) if finished and _finite(v) else None
+    row: dict[str, Any] = {"experiment": experiment, "trial_id": trial_id, "status": status, "error": error}
+    row.update(_config_columns(flat))
+    row.update(_stopped_columns(status, last))
+    row.update({schema.CONFIG + k: flat.get(k) for k in swept})
+    row.update(_reported_columns(last))
+    row.update(_final_columns(last, tasks, finished))
     row["node"] = last.get("node")
     row["hostname"] = last.get("hostname")
     row["arch_spec_path"] = f"{trial_dir}/arch_spec.json" if finished and trial_dir else None
     row["trial_dir"] = trial_dir
+    return row
+
+
+def _config_columns(flat: dict[str, Any]) -> dict[str, Any]:
+    """The columns every row takes from its config: mode, baseline task, seed and ``schema.AXIS_COLUMNS``."""
+    mode = flat["trial.mode"]
+    row = {"mode": mode, "baseline_task": flat["trial.single_task"] if mode == "single_task" else None}
+    row["seed"] = flat["trial.seed"]
+    # the config's ints are ints already; a float column's value is made a float (a YAML 0 is an int)
+    row.update({c.name: float(flat[c.key]) if c.type == pa.float64() else flat[c.key] for c in schema.AXIS_COLUMNS})
+    return row
+
+
+def _stopped_columns(status: str, last: dict[str, Any]) -> dict[str, Any]:
+    """Where a scheduler stopped the trial: the step and stage of its last report (a rung's milestone, or the
+    report that jumped past it); None for a trial it did not stop."""
+    stopped = status == "early_stopped" and _finite(last.get("step"))
+    stage = last.get("stage")
+    return {
+        "stopped_step": int(last["step"]) if stopped else None,
+        "stopped_stage": str(stage) if stopped and stage is not None else None,
+    }
+
+
+# report keys taken as they come, by prefix: trivial/<task>/<metric> is supernet.trivial's reference,
+# quality/<stage>/<task>/<metric> the metric at each stage's end; the topology counts are ints
+_FLOAT_REPORTED = ("metric/", "trivial/", "quality/", schema.NULL, schema.ORACLE)
+_INT_REPORTED = (schema.TOPO, schema.NEEDS_EDGES)
+
+
+def _reported_columns(last: dict[str, Any]) -> dict[str, Any]:
+    """The per-task figures of ``last`` whose keys vary with the data (in ``last``'s order): floats NaN when
+    unknown, counts None."""
+    out: dict[str, Any] = {}
+    for k, v in last.items():
+        if k.startswith(_FLOAT_REPORTED) or k == schema.COLLAPSED:
+            out[k] = float(v) if _finite(v) else math.nan
+        elif k.startswith(_INT_REPORTED):
+            out[k] = int(v) if _finite(v) else None
+    return out
+
+
+def _final(finished: bool, v: Any, cast: Any, missing: Any = None) -> Any:
+    """``cast(v)`` for a finite figure of a finished trial, else ``missing`` (the final report's figures only)."""
+    return cast(v) if finished and _finite(v) else missing
+
+
+def _final_columns(last: dict[str, Any], tasks: list[str], finished: bool) -> dict[str, Any]:
+    """The learned flags, per-task losses and sizes, the sizes, latency, stage times and reuse: the losses of an
+    unfinished trial are its last validation losses, the rest only a finished trial has."""
+    row: dict[str, Any] = {}
+    for k in ["learned"] + [f"learned/{t}" for t in tasks]:  # beats the trivial references by LEARNED_MARGINS
+        row[k] = _final(finished, last.get(k), bool)
+    for t in tasks:
+        loss = last.get(f"loss/{t}") if finished else last.get(f"val_loss/{t}")
+        row[f"loss/{t}"] = float(loss) if _finite(loss) else math.nan
+        row.update({f"{k}/{t}": _final(finished, last.get(f"{k}/{t}"), int) for k in ("params", "flops")})
+    row.update({k: int(last[k]) if _finite(last.get(k)) else None for k in ("params_union", "flops_multitask")})
+    row["latency_ms"] = _final(finished, last.get("latency_ms"), float, math.nan)
+    row.update({f"time/{s}": _final(finished, last.get(f"time/{s}"), float, math.nan) for s in STAGES})
+    row.update({f"reused/{s}": _final(finished, last.get(f"reused/{s}"), bool) for s in REUSABLE_STAGES})
     return row
 
 
@@ -471,7 +491,7 @@ class ResultsCallback(tune.Callback):
     ):
         self.ctx = RowContext(exp_path, experiment, preset, base, tasks, tuple(sorted(swept or [])))
         self.fs, self.dir = experiment_fs(exp_path)
-        self.local = not is_uri(exp_path)  # the same test as launch (file:// is local)
+        self.local = not is_uri(exp_path)  # schema.is_uri, the rule launch uses too (file:// is local)
         self.pending: dict[str, dict[int, dict[str, Any]]] = {}  # URI storage: epoch rows of running trials
         self.ran: set[str] = set()  # trials started by this driver
         self.completed: set[str] = set()  # trials Tune completed in this driver

@@ -200,7 +200,7 @@ def _axis(key: str, spec: Any, base: Config, search: str) -> tuple[str, list]:
     return kind, list(values)
 
 
-def parse_sweep(doc: dict[str, Any], name: str | None = None) -> Sweep:
+def parse_sweep(doc: dict[str, Any]) -> Sweep:
     """Validate a sweep document (a loaded YAML file); unknown keys are ConfigError naming the key."""
     unknown = set(doc) - TOP_KEYS
     if unknown:
@@ -260,7 +260,7 @@ def parse_sweep(doc: dict[str, Any], name: str | None = None) -> Sweep:
         "loggers",
         f"expected a list of {list(LOGGERS)}, got {loggers!r}",
     )
-    sweep_name = name or sw.get("name")
+    sweep_name = sw.get("name")
     _need(bool(sweep_name) and "/" not in str(sweep_name), "name", "needs a name (a folder name, no '/')")
     return Sweep(
         name=str(sweep_name),
@@ -350,12 +350,17 @@ def flatten_axes(axes: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def load_sweep(path: str | Path, name: str | None = None, overrides: dict[str, Any] | None = None) -> Sweep:
-    """Read and validate a sweep file; ``overrides`` (from --set) update its ``config:`` section."""
+def sweep_doc(
+    path: str | Path, name: str | None = None, preset: str | None = None, overrides: dict | None = None
+) -> dict:
+    """The sweep file as it will run (``parse_sweep`` reads it): ``preset`` and ``overrides`` (dotted keys,
+    from --set) applied to it, its name ``name``, else the file's, else the file's stem."""
     doc = load_yaml(path)
+    if preset:
+        doc["preset"] = preset
     if overrides:
-        doc = {**doc, "config": {**flatten(doc.get("config") or {}), **overrides}}
-    doc.setdefault("sweep", {})
-    if not (doc["sweep"] or {}).get("name") and not name:
-        doc["sweep"] = {**(doc["sweep"] or {}), "name": Path(path).stem}
-    return parse_sweep(doc, name)
+        doc["config"] = {**flatten(doc.get("config") or {}), **overrides}
+    sw = dict(doc.get("sweep") or {})
+    sw["name"] = name or sw.get("name") or Path(path).stem
+    doc["sweep"] = sw
+    return doc

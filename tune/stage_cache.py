@@ -12,13 +12,10 @@ from __future__ import annotations
 
 import logging
 
+from analysis.schema import is_uri, local_path
 from supernet.store import DirStageStore
 
 log = logging.getLogger(__name__)
-
-
-def is_uri(path: str) -> bool:
-    return "://" in path and not path.startswith("file://")
 
 
 def cache_root(exp_path: str) -> str | None:
@@ -28,7 +25,7 @@ def cache_root(exp_path: str) -> str | None:
             "stage reuse is off: the experiment lives at %s (a URI); every trial computes every stage", exp_path
         )
         return None
-    return exp_path.removeprefix("file://").rstrip("/") + "/stage_cache"
+    return local_path(exp_path).rstrip("/") + "/stage_cache"
 
 
 def open_store(root: str | None) -> DirStageStore | None:
