@@ -35,8 +35,9 @@ import ray
 from ray import tune
 
 from supernet.config import ConfigError, build_config
-from supernet.stages import DivergenceError
-from supernet.trial import Boundary, Finished, Replayed, atomic_torch_save, load_checkpoint, trial_events, write_json
+from supernet.epoch import DivergenceError
+from supernet.state import atomic_torch_save, load_checkpoint, write_json
+from supernet.trial import Boundary, Finished, Replayed, trial_events
 
 from .checkpoints import note
 from .results import disk_status, flatten_summary, summary_keys, write_trial_fragments
