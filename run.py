@@ -83,7 +83,7 @@ def trial_resume_state(out: Path, resume: bool) -> dict | None:
     Without --resume a folder holding a trial (its config.json) is refused: it would be overwritten. With
     --resume and no checkpoint.pt the trial starts from scratch, and says so."""
     from supernet.config import ConfigError
-    from supernet.trial import load_checkpoint
+    from supernet.state import load_checkpoint
 
     if out.exists() and not out.is_dir():
         raise ConfigError(f"--out {out} is a file, not a folder; give a folder for the trial's files")
@@ -176,7 +176,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         return EXIT_INTERRUPTED
     except Exception as e:
-        from supernet.stages import DivergenceError
+        from supernet.epoch import DivergenceError
 
         if isinstance(e, DivergenceError):
             print(f"error: training diverged: {e}\n(files written so far are kept in {args.out})", file=sys.stderr)

@@ -24,12 +24,12 @@ import torch.nn.functional as F
 
 from supernet.compact import CompactNet
 from supernet.dag import Supernet
+from supernet.epoch import set_trainable
 from supernet.ops import edge_key
 from supernet.reduction import reduce
 from supernet.runtime import keep_freed_memory
 from supernet.spec import ArchSpec
 from supernet.squeeze import squeeze_loss
-from supernet.stages import set_trainable
 from supernet.tasks import TaskSpec, losses
 
 TASKS = {

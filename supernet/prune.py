@@ -62,7 +62,7 @@ def pruning_hook(cfg, model, epoch: int, epochs: int) -> Callable[[int], None] |
     return before_step
 
 
-def chain(*hooks: Callable[[int], None] | None) -> Callable[[int], None] | None:
+def compose_hooks(*hooks: Callable[[int], None] | None) -> Callable[[int], None] | None:
     """One before-step hook running ``hooks`` in order (None entries skipped); None when all are None."""
     live = [h for h in hooks if h is not None]
     if not live:

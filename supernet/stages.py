@@ -1,184 +1,292 @@
-"""The training stages as plain functions: one epoch, evaluation, and a stage loop.
+"""The stage table and the stage functions it names.
 
 Paper (stated): warm-up learns Theta and heads with the gates held at their initial value; search learns
 A, B, Gamma and heads with Theta frozen, under task losses + lambda_sq * squeeze loss; fine-tune trains
 the compact network's kept Theta and heads. Ours: SGD + cosine schedule for weights and heads, Adam for
 the architecture logits, single-level search on the training split, task losses summed with equal weight.
 
-Every epoch reseeds torch from (trial seed, stage, epoch), so a stage resumed at an epoch boundary or
-started from a reused checkpoint computes exactly what an uninterrupted run computes.
+``STAGE_TABLE`` has one row per stage; its ``function`` column names the plain function that runs it.
+Every stage function has one signature, ``(run, stage, model, start) -> StageResult``: the trial's
+context (``Run``), the stage's row, the network as the previous stage left it, and where to start
+(``Start``: epoch 0, or inside the stage when resuming). The result is the network after the stage, its
+epochs as a lazy iterator (trained as they are read) and, for a stage that fixes an architecture, its
+spec. ``STAGE_PLAN`` says which rows each mode runs (``plan``); ``supernet/trial.py`` walks them.
+The epoch-level pieces (one training pass, evaluation, seeds, loaders) are in ``supernet/epoch.py``.
 """
 
 from __future__ import annotations
 
-import hashlib
+import dataclasses
 import math
-import sys
-from contextlib import nullcontext
-from typing import Callable
+import time
+from dataclasses import dataclass
+from typing import Any, Callable, Iterator
 
 import torch
 import torch.nn as nn
-from torch.utils.data import DataLoader, Dataset
-from tqdm import tqdm
+from torch.utils.data import Dataset
 
-from .tasks import MetricAccumulator, TaskSpec, loss_sums, losses
+from .compact import build_compact
+from .config import Config, ConfigError
+from .dag import Supernet
+from .data import build_data
+from .epoch import evaluate, make_loader, recalibrate_norms, set_trainable, sgd, stage_seed, train_epoch
+from .prune import compose_hooks, prunes, pruning_hook, reduction_mask, reduction_spec, set_reduction_mask
+from .random_arch import random_like
+from .reduction import fold_gates
+from .spec import ArchSpec
+from .squeeze import squeeze_loss
+from .tasks import TaskSpec
 
-
-class DivergenceError(RuntimeError):
-    """A loss became NaN/inf. The trial stops; what was written so far is kept."""
-
-
-def stage_seed(seed: int, stage: str, epoch: int) -> int:
-    digest = hashlib.sha256(f"{seed}/{stage}/{epoch}".encode()).hexdigest()
-    return int(digest[:12], 16)
-
-
-def make_loader(
-    ds: Dataset, batch_size: int, shuffle: bool, seed: int, num_workers: int = 0, pin_memory: bool = False
-) -> DataLoader:
-    gen = torch.Generator().manual_seed(seed)
-    return DataLoader(
-        ds,
-        batch_size=batch_size,
-        shuffle=shuffle,
-        generator=gen,
-        num_workers=num_workers,
-        pin_memory=pin_memory,
-        drop_last=False,
-        persistent_workers=False,
-    )
+# ----------------------------------------------------------------------------- what stage functions take and return
 
 
-def autocast(device: torch.device, precision: str):
-    if precision == "fp32":
-        return nullcontext()
-    dtype = torch.bfloat16 if precision == "bf16" else torch.float16
-    return torch.autocast(device_type=device.type, dtype=dtype)
+@dataclass
+class Run:
+    """The explicit context of a trial's stage functions: config, data, tasks, device."""
 
+    cfg: Config
+    train: Dataset
+    val: Dataset
+    tasks: dict[str, TaskSpec]
+    device: torch.device
 
-def _to(batch, device: torch.device):
-    x, y = batch
-    nb = device.type == "cuda"
-    return x.to(device, non_blocking=nb), {t: v.to(device, non_blocking=nb) for t, v in y.items()}
-
-
-def _progress(it, desc: str, show: bool):
-    return tqdm(it, desc=desc, leave=False, disable=not (show and sys.stderr.isatty()), file=sys.stderr)
-
-
-def train_epoch(
-    model: nn.Module,
-    loader: DataLoader,
-    tasks: dict[str, TaskSpec],
-    optimizers: list[torch.optim.Optimizer],
-    device: torch.device,
-    precision: str = "fp32",
-    extra_loss: Callable[[], torch.Tensor] | None = None,
-    scaler: torch.amp.GradScaler | None = None,
-    where: str = "",
-    progress: bool = False,
-    before_step: Callable[[int], None] | None = None,
-) -> dict[str, float]:
-    """One pass over ``loader``. Returns mean total loss and mean extra (squeeze) loss.
-    ``before_step(b)`` runs before batch b's forward (the search's gate annealing and pruning mask)."""
-    model.train()
-    total, extra_total, n = 0.0, 0.0, 0
-    for b, batch in enumerate(_progress(loader, where, progress)):
-        if before_step is not None:
-            before_step(b)
-        x, y = _to(batch, device)
-        with autocast(device, precision):
-            out = model(x)
-        task_losses = losses(tasks, out, y)
-        loss = sum(task_losses.values())  # task weighting: equal weights (ours)
-        extra = extra_loss() if extra_loss is not None else None
-        if extra is not None:
-            loss = loss + extra
-        if not torch.isfinite(loss):
-            bad = [t for t, v in task_losses.items() if not torch.isfinite(v)] or ["squeeze"]
-            raise DivergenceError(
-                f"{where}, batch {b}: the loss became {float(loss.detach())} (non-finite in {bad}). "
-                "Lower the stage's learning rate (e.g. --set warmup.lr=...) or use trial.precision=fp32."
-            )
-        for opt in optimizers:
-            opt.zero_grad(set_to_none=True)
-        if scaler is not None:
-            scaler.scale(loss).backward()
-            for opt in optimizers:
-                scaler.step(opt)
-            scaler.update()
+    @classmethod
+    def build(cls, cfg: Config) -> "Run":
+        if cfg.trial.mode == "single_task":  # only that task's data (Omniglot: its alphabet's images)
+            try:
+                data = build_data(dataclasses.replace(cfg.data, tasks=(cfg.trial.single_task,)))
+            except ConfigError as e:
+                raise ConfigError(f"trial.single_task: {cfg.trial.single_task!r} is not a task here ({e})") from None
         else:
-            loss.backward()
-            for opt in optimizers:
-                opt.step()
-        total += float(loss.detach())
-        extra_total += float(extra.detach()) if extra is not None else 0.0
-        n += 1
-    return {"train_loss": total / max(n, 1), "squeeze": extra_total / max(n, 1) if extra_loss else math.nan}
+            data = build_data(cfg.data)
+        return cls(cfg, data.train, data.val, data.tasks, pick_device(cfg.trial.device))
+
+    @property
+    def image_shape(self) -> tuple[int, ...]:
+        return tuple(self.val[0][0].shape)
+
+    def loader(self, split: str, shuffle: bool = False, seed: int = 0):
+        d = self.cfg.data
+        return make_loader(
+            self.train if split == "train" else self.val, d.batch_size, shuffle, seed, d.num_workers, d.pin_memory
+        )
+
+    def evaluate(self, model: nn.Module) -> tuple[dict, dict]:
+        return evaluate(model, self.loader("val"), self.tasks, self.device, self.cfg.trial.precision)
 
 
-@torch.no_grad()
-def evaluate(
-    model: nn.Module, loader: DataLoader, tasks: dict[str, TaskSpec], device: torch.device, precision: str = "fp32"
-) -> tuple[dict[str, dict[str, float]], dict[str, float]]:
-    """Metrics accumulated over the whole split, and each task's validation loss: the mean over all valid
-    targets of the split (pixels with ground truth, labelled samples), independent of the batch size.
-    NaN for a task with no valid target in the split."""
-    model.eval()
-    acc = {t: MetricAccumulator(spec) for t, spec in tasks.items()}
-    loss_sum = {t: 0.0 for t in tasks}
-    count = {t: 0 for t in tasks}
-    for batch in loader:
-        x, y = _to(batch, device)
-        with autocast(device, precision):
-            out = model(x)
-        for t, (s, n) in loss_sums(tasks, out, y).items():
-            loss_sum[t] += float(s)
-            count[t] += n
-        for t in tasks:
-            acc[t].update(out[t], y[t])
-    vloss = {t: loss_sum[t] / count[t] if count[t] else math.nan for t in tasks}
-    return {t: a.compute() for t, a in acc.items()}, vloss
+def pick_device(choice: str) -> torch.device:
+    """``auto``: CUDA when ``torch.cuda.is_available()`` (not from Ray's resource assignment)."""
+    if choice == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("trial.device: cuda requested but torch.cuda.is_available() is False; use auto or cpu")
+    if choice == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(choice)
 
 
-@torch.no_grad()
-def recalibrate_norms(model: nn.Module, loader: DataLoader, device: torch.device, precision: str = "fp32") -> int:
-    """Recompute every BatchNorm's running statistics over one pass of ``loader`` at the model's current
-    (eval-mode) gates: statistics reset, cumulative average (momentum None), train-mode forwards without
-    gradient, then the momenta restored. Returns how many norm layers were recalibrated (0: nothing to do,
-    e.g. GroupNorm). Weights, gates and heads are unchanged."""
-    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats]
-    if not norms:
-        return 0
-    momenta = [m.momentum for m in norms]
-    for m in norms:
-        m.reset_running_stats()
-        m.momentum = None
-    was_training = model.training
-    model.train()
-    gates = model.eval_gates() if hasattr(model, "eval_gates") else None  # no Gumbel noise
-    try:
-        for batch in loader:
-            x, _ = _to(batch, device)
-            with autocast(device, precision):
-                model(x) if gates is None else model(x, gates)
-    finally:
-        for m, mom in zip(norms, momenta):
-            m.momentum = mom
-        model.train(was_training)
-    return len(norms)
+@dataclass(frozen=True)
+class Stage:
+    """One row of the stage table."""
+
+    name: str
+    section: str  # the config section that holds its settings (epochs, learning rates, ...)
+    trains: tuple[str, ...]  # parameter groups it optimises; () = it transforms the network (reduction)
+    reusable: bool  # shared between trials through the stage store, under supernet.store.stage_key
+    holds_gates: bool  # a supernet keeps its initial gates, noise-free, while this stage trains (dag.Supernet)
+    function: Callable[[Run, Stage, nn.Module, Start], StageResult]  # the plain function that runs it
+
+    def epochs(self, cfg: Config) -> int:
+        """Its epochs under ``cfg`` (0 for a stage without epochs)."""
+        return getattr(getattr(cfg, self.section), "epochs", 0)
 
 
-def sgd(params: list[nn.Parameter], lr: float, momentum: float, weight_decay: float) -> torch.optim.Optimizer:
-    return torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay)
+@dataclass(frozen=True)
+class Start:
+    """Where a stage function starts: epoch 0, or (resuming inside the stage) the epoch after the
+    checkpoint's, with the optimiser and scheduler states saved with it."""
+
+    epoch: int = 0
+    optim: list[dict[str, Any]] | None = None
+    sched: list[dict[str, Any]] | None = None
 
 
-def set_trainable(model: nn.Module, weights: bool, heads: bool, arch: bool) -> None:
-    """Freeze/unfreeze the three parameter groups (Theta, heads, A/B/Gamma)."""
-    for p in model.weight_parameters():
-        p.requires_grad_(weights)
-    for p in model.head_parameters():
-        p.requires_grad_(heads)
-    for p in model.arch_parameters():
-        p.requires_grad_(arch)
+@dataclass
+class EpochResult:
+    epoch: int
+    train: dict[str, float]  # train_loss, squeeze
+    metrics: dict[str, dict[str, float]]
+    val_loss: dict[str, float]
+    seconds: float  # train + validation
+    gpu_peak_mem_mb: float
+    optimizers: list[torch.optim.Optimizer]
+    schedulers: list[Any]
+
+
+@dataclass
+class StageResult:
+    """What every stage function returns."""
+
+    model: nn.Module  # the network after the stage: the one it was given (trained in place) or a new one
+    epochs: Iterator[EpochResult]  # its epochs, each trained as it is read; empty for a stage without epochs
+    spec: ArchSpec | None = None  # the architecture of a new network (reduction's compact net); None: unchanged
+
+
+# ----------------------------------------------------------------------------- the stage functions
+
+
+def _optimizers(stage: Stage, cfg: Config, model: nn.Module) -> tuple[list[torch.optim.Optimizer], list]:
+    sc = getattr(cfg, stage.section)
+    if "arch" in stage.trains and isinstance(model, Supernet):
+        train_weights = cfg.search.train_weights
+        set_trainable(model, weights=train_weights, heads=True, arch=True)
+        weight_params = model.head_parameters() + (model.weight_parameters() if train_weights else [])
+        opts = [
+            sgd(weight_params, sc.lr, sc.momentum, sc.weight_decay),
+            torch.optim.Adam(model.arch_parameters(), lr=sc.arch_lr),
+        ]
+    else:  # gates held (warm-up) or fixed (fine-tune, the baselines' chains)
+        set_trainable(model, weights=True, heads=True, arch=False)
+        opts = [sgd(model.weight_parameters() + model.head_parameters(), sc.lr, sc.momentum, sc.weight_decay)]
+    return opts, [torch.optim.lr_scheduler.CosineAnnealingLR(opts[0], T_max=max(sc.epochs, 1))]
+
+
+def _squeeze(cfg: Config, model: Supernet) -> Callable[[], torch.Tensor]:
+    s = cfg.search
+    edge_cost, read_in_cost = model.op_costs()
+
+    # search.squeeze_read_out: read-outs join the squeeze at the cost of a read-in op each (a kept read-out keeps
+    # its node, and the cheapest op that computes a node is its read-in)
+    read_out_cost = read_in_cost if s.squeeze_read_out else None
+
+    def loss() -> torch.Tensor:
+        p = model.gate_probs()
+        return s.lambda_sq * squeeze_loss(
+            s.squeeze, p.alpha, p.beta, edge_cost, read_in_cost, p.gamma if s.squeeze_read_out else None, read_out_cost
+        )
+
+    return loss
+
+
+def _annealing(cfg: Config, model: Supernet, epoch: int, epochs: int, n_batches: int) -> Callable[[int], None] | None:
+    """search.temperature_end: before each search step, the gate temperature
+    ``T0 * (T_end / T0) ** ((k + 1) / K)`` for step k of K (T0 = model.temperature), so the last step and
+    everything after it (reduction, fold) run at T_end. A function of the step alone: a resumed or
+    replayed search anneals exactly as an uninterrupted one."""
+    t_end = cfg.search.temperature_end
+    if t_end is None:
+        return None
+    t0, total = cfg.model.temperature, max(epochs * n_batches, 1)
+
+    def before_step(b: int) -> None:
+        model.temperature.fill_(t0 * (t_end / t0) ** ((epoch * n_batches + b + 1) / total))
+
+    return before_step
+
+
+def train_stage(run: Run, stage: Stage, model: nn.Module, start: Start) -> StageResult:
+    """Train ``model`` (in place) for the stage's epochs from ``start.epoch`` (with the saved optimiser and
+    scheduler states when resuming inside the stage), evaluating after every epoch.
+
+    Search (``"arch"`` in ``stage.trains``) adds the squeeze loss and the gate annealing, and after its last
+    epoch recalibrates the norms (``search.recalibrate_norms``) before that epoch's evaluation."""
+    return StageResult(model, _train_epochs(run, stage, model, start))
+
+
+def _train_epochs(run: Run, stage: Stage, model: nn.Module, start: Start) -> Iterator[EpochResult]:
+    cfg, device = run.cfg, run.device
+    epochs = stage.epochs(cfg)
+    opts, scheds = _optimizers(stage, cfg, model)
+    for objs, saved in ((opts, start.optim), (scheds, start.sched)):
+        for o, sd in zip(objs, saved or ()):
+            o.load_state_dict(sd)
+    searching = "arch" in stage.trains and isinstance(model, Supernet)
+    if isinstance(model, Supernet):
+        model.hold_gates = stage.holds_gates
+    extra = _squeeze(cfg, model) if searching else None
+    scaler = torch.amp.GradScaler(device.type) if cfg.trial.precision == "fp16" and device.type == "cuda" else None
+    cuda = device.type == "cuda"
+    for epoch in range(start.epoch, epochs):
+        t0 = time.perf_counter()
+        if cuda:
+            torch.cuda.reset_peak_memory_stats(device)
+        seed = stage_seed(cfg.trial.seed, stage.name, epoch)
+        torch.manual_seed(seed)
+        loader = run.loader("train", shuffle=True, seed=seed)
+        # search: the gate annealing, and (search.prune_epochs) the reduction's mask, before every step
+        before_step = (
+            compose_hooks(_annealing(cfg, model, epoch, epochs, len(loader)), pruning_hook(cfg, model, epoch, epochs))
+            if searching
+            else None
+        )
+        tr = train_epoch(
+            model,
+            loader,
+            run.tasks,
+            opts,
+            device,
+            cfg.trial.precision,
+            extra,
+            scaler,
+            f"stage {stage.name}, epoch {epoch + 1}/{epochs}",
+            cfg.trial.progress,
+            before_step,
+        )
+        for s in scheds:
+            s.step()
+        if searching and epoch + 1 == epochs and prunes(cfg):
+            set_reduction_mask(model, cfg)  # the final gates' mask: what the reduction will keep
+        if searching and epoch + 1 == epochs and cfg.search.recalibrate_norms:
+            recalibrate_norms(model, run.loader("train"), device, cfg.trial.precision)
+        metrics, vloss = run.evaluate(model)
+        mem = torch.cuda.max_memory_allocated(device) / 2**20 if cuda else math.nan
+        yield EpochResult(epoch, tr, metrics, vloss, time.perf_counter() - t0, mem, opts, scheds)
+
+
+def reduction_stage(run: Run, stage: Stage, model: nn.Module, start: Start) -> StageResult:
+    """Flow-based reduction of the searched supernet to its compact net (weights copied from it). It has no
+    epochs, so there is nothing to resume inside it: ``start`` is unused."""
+    cfg, names = run.cfg, model.task_names
+    spec = reduction_spec(model, cfg)
+    if prunes(cfg):  # the mask the search ended with (not in the state_dict): fold reads the masked gates
+        model.prune_mask = reduction_mask(model, cfg, spec)
+    if cfg.reduction.fold_gates:  # the compact net computes the gated supernet minus the pruned paths
+        spec = fold_gates(spec, model.eval_gates(), names)
+    if cfg.trial.mode == "random_arch":  # the searched sizes and gate values, a uniformly random topology
+        spec = random_like(spec, cfg.trial.seed, cfg.trial.random_draw)
+    compact = build_compact(spec, cfg.model, run.tasks)
+    compact.load_from(model)
+    return StageResult(compact.to(run.device), iter(()), spec)
+
+
+# ----------------------------------------------------------------------------- the stage table
+
+STAGE_TABLE: tuple[Stage, ...] = (
+    Stage("warmup", "warmup", ("weights", "heads"), reusable=True, holds_gates=True, function=train_stage),
+    # search: + weights when search.train_weights
+    Stage("search", "search", ("arch", "heads"), reusable=True, holds_gates=False, function=train_stage),
+    Stage("reduction", "reduction", (), reusable=False, holds_gates=False, function=reduction_stage),
+    Stage("finetune", "finetune", ("weights", "heads"), reusable=False, holds_gates=False, function=train_stage),
+)
+STAGES = tuple(s.name for s in STAGE_TABLE)  # every stage, in order
+REUSABLE_STAGES = tuple(s.name for s in STAGE_TABLE if s.reusable)
+
+STAGE_PLAN: dict[str, tuple[str, ...]] = {  # which stages each mode runs, in order
+    "supernet": ("warmup", "search", "reduction", "finetune"),
+    "full_supernet": ("warmup", "search", "finetune"),
+    "random_arch": ("warmup", "search", "reduction", "finetune"),  # the method's stages, a random topology
+    "hard_sharing": ("warmup", "finetune"),
+    "single_task": ("warmup", "finetune"),
+}
+SUPERNET_MODES = ("supernet", "full_supernet", "random_arch")  # modes that warm up and search the supernet
+
+
+def stage_epochs(cfg: Config) -> dict[str, int]:
+    """Epochs of every stage of the table (0 for a stage without epochs): the one stage -> epochs table."""
+    return {s.name: s.epochs(cfg) for s in STAGE_TABLE}
+
+
+def plan(cfg: Config) -> list[Stage]:
+    """The rows of ``STAGE_TABLE`` that ``cfg.trial.mode`` runs, in order."""
+    names = STAGE_PLAN[cfg.trial.mode]
+    return [s for s in STAGE_TABLE if s.name in names]

@@ -1,12 +1,14 @@
 """Stage reuse: content-addressed stage checkpoints shared between trials.
 
-A trial asks the store for a stage's result under ``supernet.trial.stage_key`` (the config fields the
+A trial asks the store for a stage's result under ``stage_key`` (the config fields the
 stage depends on) before computing it, and offers what it computed. ``DirStageStore`` keeps them in a
 local or NFS folder; a result is the same with or without reuse (tests/test_trial.py).
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import sys
 import tempfile
@@ -14,6 +16,37 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import torch
+
+from .config import Config, to_dict
+from .prune import prunes
+from .stages import SUPERNET_MODES
+from .state import CHECKPOINT_VERSION
+
+
+def stage_key(cfg: Config, stage: str) -> str:
+    """Content address of a stage's result: the config fields the stage depends on.
+
+    warm-up: data (not loader speed settings), model, warm-up settings, seed, precision;
+    search: additionally the search settings (lambda_sq, squeeze kind, ...). tau only matters later.
+    """
+    d = to_dict(cfg)
+    parts: dict[str, Any] = {
+        "data": {k: v for k, v in d["data"].items() if k not in ("num_workers", "pin_memory")},
+        "model": d["model"],
+        "warmup": d["warmup"],
+        "seed": cfg.trial.seed,
+        "precision": cfg.trial.precision,
+        # the stage's network: the supernet for the method and full_supernet; a baseline's own chain otherwise
+        "family": "supernet" if cfg.trial.mode in SUPERNET_MODES else f"chain:{cfg.trial.mode}:{cfg.trial.single_task}",
+        "v": CHECKPOINT_VERSION,
+    }
+    if stage == "search":
+        parts["search"] = d["search"]
+        if prunes(cfg):  # a reduction-aware search depends on the reduction settings too
+            parts["prune_at"] = {"tau": d["reduction"]["tau"], "flow": d["reduction"]["flow"]}
+    elif stage != "warmup":
+        raise ValueError(f"only warmup and search are reusable, not {stage!r}")
+    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:24]
 
 
 class StageStore(Protocol):

@@ -8,17 +8,10 @@ import pytest
 import torch
 
 from supernet.config import ConfigError, build_config
+from supernet.stages import STAGE_PLAN, STAGE_TABLE, plan, stage_epochs
 from supernet.state import CHECKPOINT_VERSION, TrialState, jsonable
 from supernet.store import DirStageStore
-from supernet.trial import (
-    STAGE_PLAN,
-    STAGE_TABLE,
-    Epoch,
-    Finished,
-    plan,
-    stage_epochs,
-    trial_events,
-)
+from supernet.trial import Epoch, Finished, trial_events
 
 SMALL = {"data.n_train": 32, "data.n_val": 16, "trial.progress": False, "trial.deterministic": True}
 

@@ -10,7 +10,8 @@ import torch
 
 from supernet.config import ConfigError, build_config
 from supernet.prune import prunes, reduction_mask
-from supernet.trial import DirStageStore, TrialHooks, run_trial, stage_key
+from supernet.store import DirStageStore, stage_key
+from supernet.trial import TrialHooks, run_trial
 
 SMALL = {
     "data.n_train": 32,

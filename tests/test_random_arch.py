@@ -17,7 +17,8 @@ from supernet.config import ConfigError, build_config
 from supernet.random_arch import random_like, random_task_arch
 from supernet.reduction import reduce
 from supernet.spec import ArchSpec, TaskArch, edge_list
-from supernet.trial import DirStageStore, run_trial
+from supernet.store import DirStageStore
+from supernet.trial import run_trial
 
 TASKS = ("a", "b", "c")
 

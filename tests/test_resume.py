@@ -9,7 +9,8 @@ import pytest
 
 import run
 from supernet.config import ConfigError, build_config
-from supernet.trial import TrialHooks, atomic_torch_save, check_resume_config, config_identity, run_trial
+from supernet.state import atomic_torch_save, check_resume_config, config_identity
+from supernet.trial import TrialHooks, run_trial
 
 SMALL = {"data.n_train": 32, "data.n_val": 16, "trial.progress": False, "trial.deterministic": True}
 SETS = [

@@ -375,7 +375,7 @@ def test_supernet_per_task_flops_are_the_tasks_own_path():
 
 
 def test_recalibrate_norms_recomputes_running_statistics_over_the_loader():
-    from supernet.stages import recalibrate_norms
+    from supernet.epoch import recalibrate_norms
 
     torch.manual_seed(0)
     model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 1), torch.nn.BatchNorm2d(4, momentum=0.1))
@@ -398,7 +398,7 @@ def test_recalibrate_norms_recomputes_running_statistics_over_the_loader():
 def test_recalibrated_supernet_eval_matches_its_train_mode_statistics_with_one_task():
     """One task, fixed gates: after recalibration over one batch, eval mode normalises with that batch's
     statistics, so eval outputs equal train-mode outputs on the same batch (GroupedBatchNorm2d too)."""
-    from supernet.stages import recalibrate_norms
+    from supernet.epoch import recalibrate_norms
 
     torch.manual_seed(1)
     net = Supernet({"depth": TASKS["depth"]}, 3, 2, 8)

@@ -10,9 +10,9 @@ import torch.nn.functional as F
 from supernet.compact import CompactNet, plan_instances
 from supernet.config import GATES as CONFIG_GATES
 from supernet.dag import Supernet
+from supernet.epoch import set_trainable
 from supernet.ops import GroupedBatchNorm2d
 from supernet.spec import ArchSpec, TaskArch
-from supernet.stages import set_trainable
 from supernet.tasks import TaskSpec, losses
 
 TASKS = {

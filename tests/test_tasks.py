@@ -153,7 +153,7 @@ def _uneven_split():
 
 @pytest.mark.parametrize("batch_size", [1, 3, 7])
 def test_validation_loss_is_the_mean_over_valid_targets_whatever_the_batch_size(batch_size):
-    from supernet.stages import evaluate, make_loader
+    from supernet.epoch import evaluate, make_loader
 
     items, xs, depth, labels = _uneven_split()
     tasks = {"depth": TaskSpec("depth", "depth"), "alphabet": TaskSpec("alphabet", "classification", num_classes=3)}

@@ -11,8 +11,10 @@ import pytest
 import torch
 
 from supernet.config import build_config
-from supernet.stages import DivergenceError
-from supernet.trial import DirStageStore, TrialHooks, load_checkpoint, run_trial, stage_key
+from supernet.epoch import DivergenceError
+from supernet.state import load_checkpoint
+from supernet.store import DirStageStore, stage_key
+from supernet.trial import TrialHooks, run_trial
 
 ROOT = Path(__file__).resolve().parents[1]
 SMALL = {"data.n_train": 32, "data.n_val": 16, "trial.progress": False, "trial.deterministic": True}

@@ -12,7 +12,8 @@ import yaml
 
 import run
 from supernet.config import build_config
-from supernet.trial import DirStageStore, run_trial
+from supernet.store import DirStageStore
+from supernet.trial import run_trial
 
 SMALL = {"data.n_train": 32, "data.n_val": 16, "trial.progress": False, "trial.latency_repeats": 1}
 

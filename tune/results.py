@@ -29,7 +29,7 @@ from analysis import schema
 from analysis.schema import RECORD_KEYS, compact, experiment_fs, is_uri, write_table_atomic
 from supernet.config import ConfigError, build_config, flatten, to_dict
 from supernet.senses import METRIC_SENSES
-from supernet.trial import REUSABLE_STAGES, STAGES
+from supernet.stages import REUSABLE_STAGES, STAGES
 from supernet.trivial import LEARNED_MARGINS
 
 __all__ = [

@@ -141,7 +141,7 @@ class Sweep:
 
     @property
     def epochs(self) -> dict[str, int]:
-        from supernet.trial import stage_epochs
+        from supernet.stages import stage_epochs
 
         return stage_epochs(self.config())
 
@@ -309,7 +309,7 @@ def _scheduler(sched: Any, cfg: Config, objectives: dict[str, str]) -> dict[str,
             "reduction_factor": 2,
             **sched,
         }
-    from supernet.trial import stage_epochs
+    from supernet.stages import stage_epochs
 
     # the first report after the reduction (the first fine-tune epoch): the compact net's parameters are known
     # there, and with the reduction-aware search (search.prune_epochs) its quality is the end of search's

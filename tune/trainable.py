@@ -29,14 +29,15 @@ import shutil
 import socket
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import ray
 from ray import tune
 
 from supernet.config import ConfigError, build_config
-from supernet.stages import DivergenceError
-from supernet.trial import Boundary, Finished, Replayed, atomic_torch_save, load_checkpoint, trial_events, write_json
+from supernet.epoch import DivergenceError
+from supernet.state import atomic_torch_save, load_checkpoint, write_json
+from supernet.trial import Boundary, Event, Finished, Replayed, trial_events
 
 from .checkpoints import note
 from .results import disk_status, flatten_summary, summary_keys, write_trial_fragments
@@ -120,6 +121,61 @@ def send(
         report(metrics, checkpoint=tune.Checkpoint.from_directory(d))
 
 
+def _report_finished(
+    report, trial_dir: Path, done: dict[str, Any], where: dict[str, Any], setup: TrialSetup, config: dict, trial_id: str
+) -> None:
+    """The one report of a trial whose ``summary.json`` says it finished: its result, without running it again."""
+    note(str(trial_dir), "finished already: reporting its result, not running it again", echo=False)
+    last = _last_line(trial_dir / "metrics.jsonl")
+    metrics = [f"{t}/{m}" for t, ms in done["metrics"].items() for m in ms]
+    final = {
+        **summary_keys(list(done["val_loss"]), metrics, *_topology_bounds(setup, config)),
+        **last,
+        **flatten_summary(done),
+        **where,
+        "resumed_from_step": last["step"],
+    }
+    if setup.rows is not None:
+        write_trial_fragments(setup.rows, trial_id, config["overrides"], "finished", final)
+    send(report, final, None, trial_dir, setup.report_keys)
+
+
+def _event_record(ev: Event, trial_dir: Path) -> dict[str, Any]:
+    """The record an event's report carries: a replayed stage's last, or (Finished after a stage without
+    epochs) the last line written."""
+    record = ev.records[-1] if isinstance(ev, Replayed) else ev.record
+    return record if record is not None else _last_line(trial_dir / "metrics.jsonl")
+
+
+def _report_events(
+    report,
+    events: Iterator[Event],
+    trial_dir: Path,
+    where: dict[str, Any],
+    setup: TrialSetup,
+    config: dict,
+    trial_id: str,
+) -> None:
+    """One report per event that carries an epoch (only those with a checkpoint, and the end, with
+    ``setup.report_keys``)."""
+    keys = None
+    for ev in events:
+        if isinstance(ev, Boundary) or (ev.checkpoint is None and setup.report_keys is not None):
+            continue  # a boundary has no epoch to carry it: the next checkpoint supersedes it
+        record = _event_record(ev, trial_dir)
+        final = flatten_summary(ev.summary) if isinstance(ev, Finished) else {}
+        if keys is None:  # the summary keys, NaN until the end, in every report
+            keys = summary_keys(
+                [k.split("/", 1)[1] for k in record if k.startswith("val_loss/")],
+                [k.split("/", 1)[1] for k in record if k.startswith("metric/")],
+                *_topology_bounds(setup, config),
+            )
+        metrics = {**keys, **record, **where, **final}
+        if final and setup.rows is not None:
+            write_trial_fragments(setup.rows, trial_id, config["overrides"], "finished", metrics)
+        send(report, metrics, ev.checkpoint, trial_dir, setup.report_keys)
+
+
 def train(config: dict[str, Any], setup: TrialSetup, report=tune.report) -> None:
     """The function trainable: build the config, resume from Tune's checkpoint if any, run, report.
 
@@ -135,19 +191,7 @@ def train(config: dict[str, Any], setup: TrialSetup, report=tune.report) -> None
     where = {"node": ray.get_runtime_context().get_node_id(), "hostname": socket.gethostname()}
     status, done = disk_status(trial_dir)
     if status == "finished":  # it finished, but the driver died before Tune's state recorded that: never re-run
-        note(str(trial_dir), "finished already: reporting its result, not running it again", echo=False)
-        last = _last_line(trial_dir / "metrics.jsonl")
-        metrics = [f"{t}/{m}" for t, ms in done["metrics"].items() for m in ms]
-        final = {
-            **summary_keys(list(done["val_loss"]), metrics, *_topology_bounds(setup, config)),
-            **last,
-            **flatten_summary(done),
-            **where,
-            "resumed_from_step": last["step"],
-        }
-        if setup.rows is not None:
-            write_trial_fragments(setup.rows, ctx.get_trial_id(), config["overrides"], "finished", final)
-        return send(report, final, None, trial_dir, setup.report_keys)
+        return _report_finished(report, trial_dir, done, where, setup, config, ctx.get_trial_id())
     if status is not None:
         return _ended(report, trial_dir, status, done, where, setup.report_keys)
     try:
@@ -159,25 +203,9 @@ def train(config: dict[str, Any], setup: TrialSetup, report=tune.report) -> None
     resume = _resume(trial_dir)
     where["resumed_from_step"] = resume["step"] if resume else 0
     note(str(trial_dir), f"resuming from the checkpoint of step {resume['step']}" if resume else "starting", echo=False)
-    keys = None
     try:
-        for ev in trial_events(cfg, trial_dir, resume, open_store(setup.stage_cache)):
-            if isinstance(ev, Boundary) or (ev.checkpoint is None and setup.report_keys is not None):
-                continue  # a boundary has no epoch to carry it: the next checkpoint supersedes it
-            record = ev.records[-1] if isinstance(ev, Replayed) else ev.record
-            if record is None:  # Finished after a stage without epochs: the last line written
-                record = _last_line(trial_dir / "metrics.jsonl")
-            final = flatten_summary(ev.summary) if isinstance(ev, Finished) else {}
-            if keys is None:  # the summary keys, NaN until the end, in every report
-                keys = summary_keys(
-                    [k.split("/", 1)[1] for k in record if k.startswith("val_loss/")],
-                    [k.split("/", 1)[1] for k in record if k.startswith("metric/")],
-                    *_topology_bounds(setup, config),
-                )
-            metrics = {**keys, **record, **where, **final}
-            if final and setup.rows is not None:
-                write_trial_fragments(setup.rows, ctx.get_trial_id(), config["overrides"], "finished", metrics)
-            send(report, metrics, ev.checkpoint, trial_dir, setup.report_keys)
+        events = trial_events(cfg, trial_dir, resume, open_store(setup.stage_cache))
+        _report_events(report, events, trial_dir, where, setup, config, ctx.get_trial_id())
     except (DivergenceError, ConfigError) as e:  # a resumed config that differs from its checkpoint's is one too
         status, summary = disk_status(trial_dir)
         if status != "diverged":
