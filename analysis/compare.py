@@ -56,39 +56,45 @@ def parse_objectives(spec: ObjectiveSpec | None, df: pd.DataFrame | None = None)
 
     A missing sense is inferred (:func:`objective_sense`); with ``df`` every column must exist.
     """
-    if spec is None:
-        spec = DEFAULT_OBJECTIVES
-    if isinstance(spec, str):
-        spec = [s.strip() for s in spec.split(",") if s.strip()]
-    items: list[tuple[str, str | None]] = []
-    if isinstance(spec, Mapping):
-        items = [(k, v) for k, v in spec.items()]
-    else:
-        for s in spec:
-            if isinstance(s, Objective):
-                items.append((s.name, s.sense))
-            else:
-                name, _, sense = s.rpartition(":") if s.endswith((":max", ":min")) else (s, "", "")
-                items.append((name, sense or None))
+    items = _objective_items(DEFAULT_OBJECTIVES if spec is None else spec)
     if not items:
         raise AnalysisError("no objectives given: e.g. 'delta_mtl:max,params:min'")
     senses = (df.attrs.get("metric_senses") if df is not None else None) or {}
-    out = []
-    for name, sense in items:
-        column = ALIASES.get(name, name)
-        if df is not None and column not in df.columns:
-            near = [c for c in df.columns if isinstance(c, str) and name.split("/")[-1] in c][:8]
-            raise AnalysisError(
-                f"objective {name!r}: no column {column!r} in the results"
-                + (f" (did you mean one of {near}?)" if near else "")
-            )
-        sense = sense or objective_sense(column, senses)
-        if sense not in ("max", "min"):
-            raise AnalysisError(f"objective {name!r}: sense must be 'max' or 'min', got {sense!r}")
-        out.append(Objective(column, sense, name))
+    out = [_objective(name, sense, df, senses) for name, sense in items]
     if len({o.column for o in out}) != len(out):
         raise AnalysisError(f"an objective is named twice: {[o.name for o in out]}")
     return out
+
+
+def _objective_items(spec: ObjectiveSpec) -> list[tuple[str, str | None]]:
+    """(name, sense or None) of every objective of a spec, in its order."""
+    if isinstance(spec, str):
+        spec = [s.strip() for s in spec.split(",") if s.strip()]
+    if isinstance(spec, Mapping):
+        return list(spec.items())
+    items: list[tuple[str, str | None]] = []
+    for s in spec:
+        if isinstance(s, Objective):
+            items.append((s.name, s.sense))
+        else:
+            name, _, sense = s.rpartition(":") if s.endswith((":max", ":min")) else (s, "", "")
+            items.append((name, sense or None))
+    return items
+
+
+def _objective(name: str, sense: str | None, df: pd.DataFrame | None, senses: Mapping[str, str]) -> Objective:
+    """One objective: its column (an alias resolved, checked against ``df`` when given) and its sense."""
+    column = ALIASES.get(name, name)
+    if df is not None and column not in df.columns:
+        near = [c for c in df.columns if isinstance(c, str) and name.split("/")[-1] in c][:8]
+        raise AnalysisError(
+            f"objective {name!r}: no column {column!r} in the results"
+            + (f" (did you mean one of {near}?)" if near else "")
+        )
+    sense = sense or objective_sense(column, senses)
+    if sense not in ("max", "min"):
+        raise AnalysisError(f"objective {name!r}: sense must be 'max' or 'min', got {sense!r}")
+    return Objective(column, sense, name)
 
 
 def objective_matrix(df: pd.DataFrame, objectives: Sequence[Objective]) -> np.ndarray:
@@ -104,7 +110,7 @@ def _sorted(df: pd.DataFrame, objectives: Sequence[Objective]) -> pd.DataFrame:
     return df.sort_values(cols, ascending=asc, kind="mergesort")
 
 
-def _usable(df: pd.DataFrame) -> pd.DataFrame:
+def usable_rows(df: pd.DataFrame) -> pd.DataFrame:
     """Rows that may stand on a front or add hypervolume: valid, and not flagged ``learned == False``."""
     keep = df["is_valid"].to_numpy(bool) if "is_valid" in df.columns else np.ones(len(df), bool)
     return df[keep & ~not_learned(df)]
@@ -117,7 +123,7 @@ def pareto_front(df: pd.DataFrame, objectives: ObjectiveSpec | None = None) -> p
     to choose what competes (e.g. ``df[df["mode"] == "supernet"]``).
     """
     objs = parse_objectives(objectives, df)
-    rows = _usable(df)
+    rows = usable_rows(df)
     return _sorted(rows[pareto.pareto_mask(objective_matrix(rows, objs))], objs)
 
 
@@ -144,7 +150,7 @@ def single_task_ensemble(df: pd.DataFrame) -> pd.DataFrame:
     Only finished single-task rows count (an early-stopped one trained less); seeds without a finished
     baseline for every task are left out.
     """
-    base = _usable(df[(df["mode"] == BASELINE_MODE) & (df["status"] == "finished")])
+    base = usable_rows(df[(df["mode"] == BASELINE_MODE) & (df["status"] == "finished")])
     tasks = list(df.attrs.get("tasks") or metric_columns(df))
     metric_cols = metric_columns(df)
     cost = [c for c in ("params_union", "flops_multitask", "latency_ms") if c in df.columns]
@@ -197,7 +203,7 @@ def baseline_points(df: pd.DataFrame, modes: Sequence[str] = BASELINE_MODES) -> 
     parts = []
     if BASELINE_MODE in modes:
         parts.append(single_task_ensemble(df))
-    other = _usable(df[df["mode"].isin([m for m in modes if m != BASELINE_MODE])])
+    other = usable_rows(df[df["mode"].isin([m for m in modes if m != BASELINE_MODE])])
     parts.append(other)
     parts = [p for p in parts if len(p)]
     if not parts:
@@ -313,7 +319,7 @@ def compare_fronts(
     missing = [c for c in by if c not in df.columns]
     if missing:
         raise AnalysisError(f"cannot group by {missing}: no such column (e.g. flow_width, lambda_sq, tau, n_nodes)")
-    rows = _usable(df[df["mode"].isin(list(modes))])
+    rows = usable_rows(df[df["mode"].isin(list(modes))])
     y_all = objective_matrix(rows, objs)
     finite = pareto.finite_rows(y_all)
     if not finite.any():
