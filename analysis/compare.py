@@ -297,6 +297,63 @@ def best_within_budgets(
     return out
 
 
+def _checked_budgets(
+    budgets: Mapping[str, Sequence[float]] | None, points: pd.DataFrame, objs: Sequence[Objective]
+) -> dict[str, list[float]]:
+    """The budgets as floats (default: :func:`default_budgets`), each on one of the objectives."""
+    names = {o.name for o in objs} | {o.column for o in objs}
+    out = (
+        {k: [float(b) for b in v] for k, v in budgets.items()} if budgets is not None else default_budgets(points, objs)
+    )
+    for k in out:
+        if k not in names:
+            raise AnalysisError(f"budget on {k!r}, which is not one of the objectives {[o.name for o in objs]}")
+    return out
+
+
+def _seed_rows(label: str, g: pd.DataFrame, yn: np.ndarray, ref: np.ndarray) -> list[dict[str, object]]:
+    """One row per seed of a group: its points, front size and hypervolume (``yn``: the group's normalised points)."""
+    rows = []
+    for seed in sorted(g["seed"].unique()):
+        s = (g["seed"] == seed).to_numpy(bool)
+        rows.append(
+            {
+                "group": label,
+                "seed": seed,
+                "points": int(s.sum()),
+                "front_size": int(pareto.pareto_mask(yn[s]).sum()),
+                "hypervolume": pareto.hypervolume(yn[s], ref),
+            }
+        )
+    return rows
+
+
+def _spread(hv_seed: np.ndarray) -> dict[str, object]:
+    """How many seeds, and the median, quartiles, min and max of their hypervolumes."""
+    return {
+        "n_seeds": len(hv_seed),
+        "hv_seed_median": float(np.median(hv_seed)),
+        "hv_seed_q25": float(np.quantile(hv_seed, 0.25)),
+        "hv_seed_q75": float(np.quantile(hv_seed, 0.75)),
+        "hv_seed_min": float(hv_seed.min()),
+        "hv_seed_max": float(hv_seed.max()),
+    }
+
+
+def _budget_cells(g: pd.DataFrame, objs: Sequence[Objective], budgets: Mapping[str, list[float]]) -> dict[str, float]:
+    """The best value of the first other objective within each budget of each cost objective, by column name."""
+    by_name = {o.name: o for o in objs} | {o.column: o for o in objs}
+    out = {}
+    for cost_name, bs in budgets.items():
+        cost = by_name[cost_name]
+        quality = next((o for o in objs if o is not cost), None)
+        if quality is None:
+            continue
+        for b, v in zip(bs, best_within_budgets(g, quality, cost, bs)):
+            out[_budget_col(quality, cost, b)] = v
+    return out
+
+
 def compare_fronts(
     df: pd.DataFrame,
     by: str | Sequence[str] = "flow_width",
@@ -330,14 +387,7 @@ def compare_fronts(
     y_norm = pareto.normalise(y_all, ideal, nadir)
     union_front = y_norm[pareto.pareto_mask(y_norm)]
 
-    by_name = {o.name: o for o in objs} | {o.column: o for o in objs}
-    budgets = (
-        {k: [float(b) for b in v] for k, v in budgets.items()} if budgets is not None else default_budgets(points, objs)
-    )
-    for k in budgets:
-        if k not in by_name:
-            raise AnalysisError(f"budget on {k!r}, which is not one of the objectives {[o.name for o in objs]}")
-
+    budgets = _checked_budgets(budgets, points, objs)
     contenders = df[df["mode"].isin(list(modes))]
     table_rows, seed_rows, fronts, group_points, front_y = [], [], {}, {}, {}
     for key in _group_keys(points, by):
@@ -348,21 +398,8 @@ def compare_fronts(
         fronts[label] = _sorted(g[on_front], objs)
         group_points[label] = g
         front_y[label] = yn[on_front]
-        hv_seed = []
-        for seed in sorted(g["seed"].unique()):
-            s = (g["seed"] == seed).to_numpy(bool)
-            hv = pareto.hypervolume(yn[s], ref)
-            hv_seed.append(hv)
-            seed_rows.append(
-                {
-                    "group": label,
-                    "seed": seed,
-                    "points": int(s.sum()),
-                    "front_size": int(pareto.pareto_mask(yn[s]).sum()),
-                    "hypervolume": hv,
-                }
-            )
-        hv_seed = np.asarray(hv_seed)
+        seeds = _seed_rows(label, g, yn, ref)
+        seed_rows += seeds
         row: dict[str, object] = dict(zip(by, key))
         row |= {
             "trials": int(_match(contenders, by, key).sum()),
@@ -370,21 +407,10 @@ def compare_fronts(
             "front_size": int(on_front.sum()),
             "hypervolume": pareto.hypervolume(yn, ref),
             "igd_plus": pareto.igd_plus(yn, union_front),
-            "n_seeds": len(hv_seed),
-            "hv_seed_median": float(np.median(hv_seed)),
-            "hv_seed_q25": float(np.quantile(hv_seed, 0.25)),
-            "hv_seed_q75": float(np.quantile(hv_seed, 0.75)),
-            "hv_seed_min": float(hv_seed.min()),
-            "hv_seed_max": float(hv_seed.max()),
+            **_spread(np.asarray([r["hypervolume"] for r in seeds])),
+            **_budget_cells(g, objs, budgets),
+            "group": label,
         }
-        for cost_name, bs in budgets.items():
-            cost = by_name[cost_name]
-            quality = next((o for o in objs if o is not cost), None)
-            if quality is None:
-                continue
-            for b, v in zip(bs, best_within_budgets(g, quality, cost, bs)):
-                row[_budget_col(quality, cost, b)] = v
-        row["group"] = label
         table_rows.append(row)
     table = pd.DataFrame(table_rows).set_index("group")
     labels = list(table.index)
