@@ -56,39 +56,45 @@ def parse_objectives(spec: ObjectiveSpec | None, df: pd.DataFrame | None = None)
 
     A missing sense is inferred (:func:`objective_sense`); with ``df`` every column must exist.
     """
-    if spec is None:
-        spec = DEFAULT_OBJECTIVES
-    if isinstance(spec, str):
-        spec = [s.strip() for s in spec.split(",") if s.strip()]
-    items: list[tuple[str, str | None]] = []
-    if isinstance(spec, Mapping):
-        items = [(k, v) for k, v in spec.items()]
-    else:
-        for s in spec:
-            if isinstance(s, Objective):
-                items.append((s.name, s.sense))
-            else:
-                name, _, sense = s.rpartition(":") if s.endswith((":max", ":min")) else (s, "", "")
-                items.append((name, sense or None))
+    items = _objective_items(DEFAULT_OBJECTIVES if spec is None else spec)
     if not items:
         raise AnalysisError("no objectives given: e.g. 'delta_mtl:max,params:min'")
     senses = (df.attrs.get("metric_senses") if df is not None else None) or {}
-    out = []
-    for name, sense in items:
-        column = ALIASES.get(name, name)
-        if df is not None and column not in df.columns:
-            near = [c for c in df.columns if isinstance(c, str) and name.split("/")[-1] in c][:8]
-            raise AnalysisError(
-                f"objective {name!r}: no column {column!r} in the results"
-                + (f" (did you mean one of {near}?)" if near else "")
-            )
-        sense = sense or objective_sense(column, senses)
-        if sense not in ("max", "min"):
-            raise AnalysisError(f"objective {name!r}: sense must be 'max' or 'min', got {sense!r}")
-        out.append(Objective(column, sense, name))
+    out = [_objective(name, sense, df, senses) for name, sense in items]
     if len({o.column for o in out}) != len(out):
         raise AnalysisError(f"an objective is named twice: {[o.name for o in out]}")
     return out
+
+
+def _objective_items(spec: ObjectiveSpec) -> list[tuple[str, str | None]]:
+    """(name, sense or None) of every objective of a spec, in its order."""
+    if isinstance(spec, str):
+        spec = [s.strip() for s in spec.split(",") if s.strip()]
+    if isinstance(spec, Mapping):
+        return list(spec.items())
+    items: list[tuple[str, str | None]] = []
+    for s in spec:
+        if isinstance(s, Objective):
+            items.append((s.name, s.sense))
+        else:
+            name, _, sense = s.rpartition(":") if s.endswith((":max", ":min")) else (s, "", "")
+            items.append((name, sense or None))
+    return items
+
+
+def _objective(name: str, sense: str | None, df: pd.DataFrame | None, senses: Mapping[str, str]) -> Objective:
+    """One objective: its column (an alias resolved, checked against ``df`` when given) and its sense."""
+    column = ALIASES.get(name, name)
+    if df is not None and column not in df.columns:
+        near = [c for c in df.columns if isinstance(c, str) and name.split("/")[-1] in c][:8]
+        raise AnalysisError(
+            f"objective {name!r}: no column {column!r} in the results"
+            + (f" (did you mean one of {near}?)" if near else "")
+        )
+    sense = sense or objective_sense(column, senses)
+    if sense not in ("max", "min"):
+        raise AnalysisError(f"objective {name!r}: sense must be 'max' or 'min', got {sense!r}")
+    return Objective(column, sense, name)
 
 
 def objective_matrix(df: pd.DataFrame, objectives: Sequence[Objective]) -> np.ndarray:
@@ -104,7 +110,7 @@ def _sorted(df: pd.DataFrame, objectives: Sequence[Objective]) -> pd.DataFrame:
     return df.sort_values(cols, ascending=asc, kind="mergesort")
 
 
-def _usable(df: pd.DataFrame) -> pd.DataFrame:
+def usable_rows(df: pd.DataFrame) -> pd.DataFrame:
     """Rows that may stand on a front or add hypervolume: valid, and not flagged ``learned == False``."""
     keep = df["is_valid"].to_numpy(bool) if "is_valid" in df.columns else np.ones(len(df), bool)
     return df[keep & ~not_learned(df)]
@@ -117,7 +123,7 @@ def pareto_front(df: pd.DataFrame, objectives: ObjectiveSpec | None = None) -> p
     to choose what competes (e.g. ``df[df["mode"] == "supernet"]``).
     """
     objs = parse_objectives(objectives, df)
-    rows = _usable(df)
+    rows = usable_rows(df)
     return _sorted(rows[pareto.pareto_mask(objective_matrix(rows, objs))], objs)
 
 
@@ -144,7 +150,7 @@ def single_task_ensemble(df: pd.DataFrame) -> pd.DataFrame:
     Only finished single-task rows count (an early-stopped one trained less); seeds without a finished
     baseline for every task are left out.
     """
-    base = _usable(df[(df["mode"] == BASELINE_MODE) & (df["status"] == "finished")])
+    base = usable_rows(df[(df["mode"] == BASELINE_MODE) & (df["status"] == "finished")])
     tasks = list(df.attrs.get("tasks") or metric_columns(df))
     metric_cols = metric_columns(df)
     cost = [c for c in ("params_union", "flops_multitask", "latency_ms") if c in df.columns]
@@ -197,7 +203,7 @@ def baseline_points(df: pd.DataFrame, modes: Sequence[str] = BASELINE_MODES) -> 
     parts = []
     if BASELINE_MODE in modes:
         parts.append(single_task_ensemble(df))
-    other = _usable(df[df["mode"].isin([m for m in modes if m != BASELINE_MODE])])
+    other = usable_rows(df[df["mode"].isin([m for m in modes if m != BASELINE_MODE])])
     parts.append(other)
     parts = [p for p in parts if len(p)]
     if not parts:
@@ -291,6 +297,63 @@ def best_within_budgets(
     return out
 
 
+def _checked_budgets(
+    budgets: Mapping[str, Sequence[float]] | None, points: pd.DataFrame, objs: Sequence[Objective]
+) -> dict[str, list[float]]:
+    """The budgets as floats (default: :func:`default_budgets`), each on one of the objectives."""
+    names = {o.name for o in objs} | {o.column for o in objs}
+    out = (
+        {k: [float(b) for b in v] for k, v in budgets.items()} if budgets is not None else default_budgets(points, objs)
+    )
+    for k in out:
+        if k not in names:
+            raise AnalysisError(f"budget on {k!r}, which is not one of the objectives {[o.name for o in objs]}")
+    return out
+
+
+def _seed_rows(label: str, g: pd.DataFrame, yn: np.ndarray, ref: np.ndarray) -> list[dict[str, object]]:
+    """One row per seed of a group: its points, front size and hypervolume (``yn``: the group's normalised points)."""
+    rows = []
+    for seed in sorted(g["seed"].unique()):
+        s = (g["seed"] == seed).to_numpy(bool)
+        rows.append(
+            {
+                "group": label,
+                "seed": seed,
+                "points": int(s.sum()),
+                "front_size": int(pareto.pareto_mask(yn[s]).sum()),
+                "hypervolume": pareto.hypervolume(yn[s], ref),
+            }
+        )
+    return rows
+
+
+def _spread(hv_seed: np.ndarray) -> dict[str, object]:
+    """How many seeds, and the median, quartiles, min and max of their hypervolumes."""
+    return {
+        "n_seeds": len(hv_seed),
+        "hv_seed_median": float(np.median(hv_seed)),
+        "hv_seed_q25": float(np.quantile(hv_seed, 0.25)),
+        "hv_seed_q75": float(np.quantile(hv_seed, 0.75)),
+        "hv_seed_min": float(hv_seed.min()),
+        "hv_seed_max": float(hv_seed.max()),
+    }
+
+
+def _budget_cells(g: pd.DataFrame, objs: Sequence[Objective], budgets: Mapping[str, list[float]]) -> dict[str, float]:
+    """The best value of the first other objective within each budget of each cost objective, by column name."""
+    by_name = {o.name: o for o in objs} | {o.column: o for o in objs}
+    out = {}
+    for cost_name, bs in budgets.items():
+        cost = by_name[cost_name]
+        quality = next((o for o in objs if o is not cost), None)
+        if quality is None:
+            continue
+        for b, v in zip(bs, best_within_budgets(g, quality, cost, bs)):
+            out[_budget_col(quality, cost, b)] = v
+    return out
+
+
 def compare_fronts(
     df: pd.DataFrame,
     by: str | Sequence[str] = "flow_width",
@@ -313,7 +376,7 @@ def compare_fronts(
     missing = [c for c in by if c not in df.columns]
     if missing:
         raise AnalysisError(f"cannot group by {missing}: no such column (e.g. flow_width, lambda_sq, tau, n_nodes)")
-    rows = _usable(df[df["mode"].isin(list(modes))])
+    rows = usable_rows(df[df["mode"].isin(list(modes))])
     y_all = objective_matrix(rows, objs)
     finite = pareto.finite_rows(y_all)
     if not finite.any():
@@ -324,14 +387,7 @@ def compare_fronts(
     y_norm = pareto.normalise(y_all, ideal, nadir)
     union_front = y_norm[pareto.pareto_mask(y_norm)]
 
-    by_name = {o.name: o for o in objs} | {o.column: o for o in objs}
-    budgets = (
-        {k: [float(b) for b in v] for k, v in budgets.items()} if budgets is not None else default_budgets(points, objs)
-    )
-    for k in budgets:
-        if k not in by_name:
-            raise AnalysisError(f"budget on {k!r}, which is not one of the objectives {[o.name for o in objs]}")
-
+    budgets = _checked_budgets(budgets, points, objs)
     contenders = df[df["mode"].isin(list(modes))]
     table_rows, seed_rows, fronts, group_points, front_y = [], [], {}, {}, {}
     for key in _group_keys(points, by):
@@ -342,21 +398,8 @@ def compare_fronts(
         fronts[label] = _sorted(g[on_front], objs)
         group_points[label] = g
         front_y[label] = yn[on_front]
-        hv_seed = []
-        for seed in sorted(g["seed"].unique()):
-            s = (g["seed"] == seed).to_numpy(bool)
-            hv = pareto.hypervolume(yn[s], ref)
-            hv_seed.append(hv)
-            seed_rows.append(
-                {
-                    "group": label,
-                    "seed": seed,
-                    "points": int(s.sum()),
-                    "front_size": int(pareto.pareto_mask(yn[s]).sum()),
-                    "hypervolume": hv,
-                }
-            )
-        hv_seed = np.asarray(hv_seed)
+        seeds = _seed_rows(label, g, yn, ref)
+        seed_rows += seeds
         row: dict[str, object] = dict(zip(by, key))
         row |= {
             "trials": int(_match(contenders, by, key).sum()),
@@ -364,21 +407,10 @@ def compare_fronts(
             "front_size": int(on_front.sum()),
             "hypervolume": pareto.hypervolume(yn, ref),
             "igd_plus": pareto.igd_plus(yn, union_front),
-            "n_seeds": len(hv_seed),
-            "hv_seed_median": float(np.median(hv_seed)),
-            "hv_seed_q25": float(np.quantile(hv_seed, 0.25)),
-            "hv_seed_q75": float(np.quantile(hv_seed, 0.75)),
-            "hv_seed_min": float(hv_seed.min()),
-            "hv_seed_max": float(hv_seed.max()),
+            **_spread(np.asarray([r["hypervolume"] for r in seeds])),
+            **_budget_cells(g, objs, budgets),
+            "group": label,
         }
-        for cost_name, bs in budgets.items():
-            cost = by_name[cost_name]
-            quality = next((o for o in objs if o is not cost), None)
-            if quality is None:
-                continue
-            for b, v in zip(bs, best_within_budgets(g, quality, cost, bs)):
-                row[_budget_col(quality, cost, b)] = v
-        row["group"] = label
         table_rows.append(row)
     table = pd.DataFrame(table_rows).set_index("group")
     labels = list(table.index)

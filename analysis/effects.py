@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from analysis.compare import _usable
+from analysis.compare import usable_rows as _usable
 from analysis.load import AnalysisError, metric_columns
 from analysis.schema import CONFIG, SHORT_NAMES
 

@@ -205,7 +205,9 @@ def _absolute(exp_dir: Path, p: object) -> object:
 
 def not_learned(df: pd.DataFrame, column: str = "learned") -> np.ndarray:
     """Rows flagged ``column == False`` (did not beat the trivial references by the margins): kept off every
-    front and hypervolume. Rows without the flag (null, or no such column: older results) are not flagged."""
+    front and hypervolume. Rows without the flag are not flagged: a null flag is a trial that did not finish (no
+    final metrics to judge), and a table without the column is one built by hand or one whose flags the caller
+    dropped to compare without this filter (as ``bench/pareto_asha.py`` does)."""
     if column not in df.columns:
         return np.zeros(len(df), bool)
     return np.array([v is not None and not pd.isna(v) and not bool(v) for v in df[column]], bool)

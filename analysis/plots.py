@@ -1,7 +1,7 @@
 """Plots as PNG: fronts per group with baseline points (and rings around the trials a scheduler stopped), the
-per-task topologies of one trial, median attainment
-surfaces and the EAF difference (data from :mod:`analysis.stats`), ablation effects (:mod:`analysis.effects`) and
-learning curves (:mod:`analysis.learning`). Axes that are task metrics carry the trivial predictor as a dashed line.
+per-task topologies of one trial, median attainment surfaces and the EAF difference (data from
+:mod:`analysis.stats`), ablation effects (:mod:`analysis.effects`) and learning curves (:mod:`analysis.learning`).
+Axes that are task metrics carry the trivial predictor as a dashed line.
 
 Compute, then render: ``front_plot_data`` / ``topology_data`` return plain data that tests assert on;
 ``render_fronts`` / ``render_topology`` only draw it. Figures are built with ``matplotlib.figure.Figure``

@@ -34,7 +34,14 @@ import pandas as pd
 from scipy import stats as sps
 
 from analysis import pareto
-from analysis.compare import Objective, ObjectiveSpec, _usable, objective_matrix, parse_objectives, single_task_ensemble
+from analysis.compare import (
+    Objective,
+    ObjectiveSpec,
+    objective_matrix,
+    parse_objectives,
+    single_task_ensemble,
+    usable_rows,
+)
 from analysis.load import BASELINE_MODE, AnalysisError
 
 METHOD = "supernet"
@@ -225,7 +232,7 @@ def group_points(
     """Valid rows of each group (mode) present, with finite objectives; single_task = one ensemble row per seed."""
     out = {}
     for g in groups:
-        rows = single_task_ensemble(df) if g == BASELINE_MODE else _usable(df[df["mode"] == g])
+        rows = single_task_ensemble(df) if g == BASELINE_MODE else usable_rows(df[df["mode"] == g])
         if rows.empty or any(o.column not in rows.columns for o in objectives):
             continue
         rows = rows[pareto.finite_rows(objective_matrix(rows, objectives))]

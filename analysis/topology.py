@@ -43,7 +43,8 @@ _NOT_SETTING = ("config/trial.mode", "config/trial.random_draw", "config/trial.s
 
 
 def has_topology(df: pd.DataFrame) -> bool:
-    """Whether any row carries a kept topology (results written before topology was recorded carry none)."""
+    """Whether any row carries a kept topology (none does when no trial kept an architecture: a sweep of baselines,
+    or one whose trials all ended before reduction)."""
     return any(_finite_any(df[c]) for c in df.columns if isinstance(c, str) and c.startswith(TOPO))
 
 

@@ -3,8 +3,8 @@
 ``write_experiment(tmp_path)`` writes ``EXP/results.parquet`` (with the ``dagmtl`` metadata),
 ``EXP/epochs.parquet`` and one ``arch_spec.json`` per supernet trial, with realistic numbers: bigger
 kept networks cost more and gain more, seeds add noise, single-task rows carry only their task's
-metrics, one trial errored and one early-stopped. Rows carry the issue-11 columns: ``trivial/<task>/<metric>``
-(:data:`TRIVIAL`), ``learned`` / ``learned/<task>`` computed by the margins of :data:`LEARNED_MARGINS`
+metrics, one trial errored and one early-stopped. Rows carry the learning columns: ``trivial/<task>/<metric>``
+(:data:`TRIVIAL_BY_KIND`), ``learned`` / ``learned/<task>`` computed by the margins of :data:`LEARNED_MARGINS`
 (:func:`apply_learned`; every generated trial learns) and ``quality/<stage>/<task>/<metric>``.
 Deterministic for a given ``rng``.
 No torch or ray: usable by any test.
@@ -15,6 +15,7 @@ from __future__ import annotations
 import itertools
 import json
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -141,6 +142,125 @@ def _metrics(base: Mapping[str, Mapping[str, float]], gain: float, rng: np.rando
     return row
 
 
+@dataclass
+class _Grid:
+    """What every generated row shares: the experiment, the node count, the tasks and one random generator
+    (drawn from in row order, so a given ``rng`` gives the same table)."""
+
+    experiment: str
+    n_nodes: int
+    tasks: Mapping[str, str]
+    gen: np.random.Generator
+
+    def common(self, tid: str, mode: str, seed: int, fw: int, lam: float, tau: float) -> dict:
+        gen = self.gen
+        return {
+            "experiment": self.experiment,
+            "trial_id": tid,
+            "status": "finished",
+            "error": None,
+            "mode": mode,
+            "baseline_task": None,
+            "seed": seed,
+            "n_nodes": self.n_nodes,
+            "flow_width": fw,
+            "lambda_sq": lam,
+            "tau": tau,
+            "config/model.n_nodes": self.n_nodes,
+            "config/model.flow_width": fw,
+            "config/search.lambda_sq": lam,
+            "config/reduction.tau": tau,
+            "config/train.seed": seed,
+            "time/warmup": 10 + gen.random(),
+            "time/search": 20 + gen.random(),
+            "time/reduction": 0.1,
+            "time/finetune": 15 + gen.random(),
+            "reused/warmup": bool(gen.random() < 0.5),
+            "reused/search": False,
+            "node": "node-0",
+            "arch_spec_path": f"{tid}/arch_spec.json",
+            "trial_dir": f"{tid}",
+        }
+
+    def costs(self, params: int, per_task: Mapping[str, int]) -> dict:
+        flops = params * 4096
+        out = {"params_union": params, "flops_multitask": flops, "latency_ms": 0.5 + flops / 1e9}
+        for t in self.tasks:
+            out[f"params/{t}"] = per_task.get(t, 0)
+            out[f"flops/{t}"] = per_task.get(t, 0) * 4096
+        return out
+
+    def method_row(self, tid: str, mode: str, seed: int, fw: int, lam: float, tau: float, spec: dict, shift: float):
+        """(row, gain) of a trial that kept ``spec``: cost and gain grow with its union edges and flow width;
+        ``shift`` is added to the gain."""
+        e = _n_union_edges(spec)
+        params = 50_000 + 9 * (16 * fw) ** 2 * e + 10_000 * len(self.tasks)
+        per_task = {t: 50_000 + 9 * (16 * fw) ** 2 * len(s["edges"]) + 10_000 for t, s in spec["tasks"].items()}
+        gain = 0.08 * (1 - np.exp(-e * fw / 6)) - 0.03 + shift
+        return self.common(tid, mode, seed, fw, lam, tau) | self.costs(params, per_task), gain
+
+
+def _supernet_rows(g: _Grid, grid, base: Mapping, specs: dict) -> list[dict]:
+    """One supernet row per (flow width, lambda_sq, tau, seed) of ``grid``; their specs go into ``specs``."""
+    rows = []
+    for i, (fw, lam, tau, seed) in enumerate(grid):
+        tid = f"supernet_{i:04d}"
+        keep = float(np.clip(0.9 - 3 * lam - 0.5 * tau, 0.15, 1))
+        spec = specs[tid] = random_arch_spec(g.gen, g.n_nodes, fw, list(g.tasks), keep=keep)
+        row, gain = g.method_row(tid, "supernet", seed, fw, lam, tau, spec, 0.0)
+        row |= _metrics(base[seed], gain, g.gen, 0.01)
+        row |= {f"loss/{t}": 1.0 - gain + 0.01 * g.gen.standard_normal() for t in g.tasks}
+        rows.append(row)
+    return rows
+
+
+def _fail_last_two(rows: list[dict]) -> None:
+    """The last row errored (no metrics, no losses) and the one before it stopped early."""
+    rows[-1] |= {
+        "status": "errored",
+        "error": "RuntimeError: out of memory",
+        **{k: np.nan for k in rows[-1] if k.startswith(("metric/", "loss/"))},
+    }
+    rows[-2]["status"] = "early_stopped"
+
+
+def _random_rows(g: _Grid, seeds, flow_widths, k_per_seed: int, shift: float, base: Mapping, specs: dict):
+    """``k_per_seed`` random_arch rows per seed, flow widths in turn; their specs go into ``specs``."""
+    rows = []
+    for seed in seeds:
+        for k in range(k_per_seed):
+            tid = f"random_arch_{k}_s{seed}"
+            fw = flow_widths[k % len(flow_widths)]
+            spec = specs[tid] = random_arch_spec(g.gen, g.n_nodes, fw, list(g.tasks), keep=0.6)
+            row, gain = g.method_row(tid, "random_arch", seed, fw, 0.0, 0.0, spec, shift)
+            row |= _metrics(base[seed], gain, g.gen, 0.01)
+            row |= {f"loss/{t}": 1.0 - gain for t in g.tasks}
+            rows.append(row)
+    return rows
+
+
+def _baseline_rows(g: _Grid, seeds, fw0: int, base: Mapping) -> list[dict]:
+    """Per seed: one single_task row per task (only its task's metrics), then hard_sharing and full_supernet."""
+    rows = []
+    for seed in seeds:
+        for t in g.tasks:
+            tid = f"single_task_{t}_s{seed}"
+            p = 50_000 + 9 * (16 * fw0) ** 2 * 6 + 10_000
+            nan_others = {f"metric/{u}/{m}": np.nan for u, k in g.tasks.items() if u != t for m in KIND_METRICS[k]}
+            row = g.common(tid, "single_task", seed, fw0, 0.0, 0.0) | g.costs(p, {t: p})
+            row |= _metrics({t: base[seed][t]}, 0.0, g.gen, 0.0) | nan_others | {"baseline_task": t}
+            row |= {f"loss/{u}": (1.0 if u == t else np.nan) for u in g.tasks}
+            rows.append(row)
+        for mode, gain, p in (
+            ("hard_sharing", -0.01, 60_000 + 9 * (16 * fw0) ** 2 * 6),
+            ("full_supernet", 0.04, 400_000),
+        ):
+            row = g.common(f"{mode}_s{seed}", mode, seed, fw0, 0.0, 0.0) | g.costs(p, {t: p for t in g.tasks})
+            row |= _metrics(base[seed], gain, g.gen, 0.005) | {f"loss/{t}": 1.0 - gain for t in g.tasks}
+            rows.append(row)
+    return rows
+
+
 def make_results(
     *,
     experiment: str = "exp",
@@ -161,120 +281,24 @@ def make_results(
     ``random_archs`` = k adds k ``random_arch`` rows per seed (sizes like the method's, flow widths in
     turn) whose gain is the method's gain for that size plus ``random_gain`` (< 0: the search wins).
     """
-    gen = np.random.default_rng(rng)
-    rows, specs = [], {}
+    g = _Grid(experiment, n_nodes, tasks, np.random.default_rng(rng))
     base = {  # per seed: task -> metric -> baseline value
         s: {
-            t: {m: b * (1 + 0.02 * gen.standard_normal()) for m, (_, b) in KIND_METRICS[k].items()}
+            t: {m: b * (1 + 0.02 * g.gen.standard_normal()) for m, (_, b) in KIND_METRICS[k].items()}
             for t, k in tasks.items()
         }
         for s in seeds
     }
-
-    def common(tid: str, mode: str, seed: int, fw: int, lam: float, tau: float) -> dict:
-        return {
-            "experiment": experiment,
-            "trial_id": tid,
-            "status": "finished",
-            "error": None,
-            "mode": mode,
-            "baseline_task": None,
-            "seed": seed,
-            "n_nodes": n_nodes,
-            "flow_width": fw,
-            "lambda_sq": lam,
-            "tau": tau,
-            "config/model.n_nodes": n_nodes,
-            "config/model.flow_width": fw,
-            "config/search.lambda_sq": lam,
-            "config/reduction.tau": tau,
-            "config/train.seed": seed,
-            "time/warmup": 10 + gen.random(),
-            "time/search": 20 + gen.random(),
-            "time/reduction": 0.1,
-            "time/finetune": 15 + gen.random(),
-            "reused/warmup": bool(gen.random() < 0.5),
-            "reused/search": False,
-            "node": "node-0",
-            "arch_spec_path": f"{tid}/arch_spec.json",
-            "trial_dir": f"{tid}",
-        }
-
-    def costs(params: int, per_task: Mapping[str, int]) -> dict:
-        flops = params * 4096
-        out = {"params_union": params, "flops_multitask": flops, "latency_ms": 0.5 + flops / 1e9}
-        for t in tasks:
-            out[f"params/{t}"] = per_task.get(t, 0)
-            out[f"flops/{t}"] = per_task.get(t, 0) * 4096
-        return out
-
-    for i, (fw, lam, tau, seed) in enumerate(itertools.product(flow_widths, lambda_sqs, taus, seeds)):
-        tid = f"supernet_{i:04d}"
-        spec = random_arch_spec(gen, n_nodes, fw, list(tasks), keep=float(np.clip(0.9 - 3 * lam - 0.5 * tau, 0.15, 1)))
-        specs[tid] = spec
-        e = _n_union_edges(spec)
-        params = 50_000 + 9 * (16 * fw) ** 2 * e + 10_000 * len(tasks)
-        per_task = {t: 50_000 + 9 * (16 * fw) ** 2 * len(s["edges"]) + 10_000 for t, s in spec["tasks"].items()}
-        gain = 0.08 * (1 - np.exp(-e * fw / 6)) - 0.03
-        row = (
-            common(tid, "supernet", seed, fw, lam, tau)
-            | costs(params, per_task)
-            | _metrics(base[seed], gain, gen, 0.01)
-        )
-        row |= {f"loss/{t}": 1.0 - gain + 0.01 * gen.standard_normal() for t in tasks}
-        rows.append(row)
+    specs: dict[str, dict] = {}
+    rows = _supernet_rows(g, itertools.product(flow_widths, lambda_sqs, taus, seeds), base, specs)
     if errored:
-        rows[-1] |= {
-            "status": "errored",
-            "error": "RuntimeError: out of memory",
-            **{k: np.nan for k in rows[-1] if k.startswith(("metric/", "loss/"))},
-        }
-        rows[-2]["status"] = "early_stopped"
-    for seed in seeds:
-        for k in range(random_archs):
-            tid = f"random_arch_{k}_s{seed}"
-            fw = flow_widths[k % len(flow_widths)]
-            spec = random_arch_spec(gen, n_nodes, fw, list(tasks), keep=0.6)
-            specs[tid] = spec
-            e = _n_union_edges(spec)
-            params = 50_000 + 9 * (16 * fw) ** 2 * e + 10_000 * len(tasks)
-            per_task = {t: 50_000 + 9 * (16 * fw) ** 2 * len(s["edges"]) + 10_000 for t, s in spec["tasks"].items()}
-            gain = 0.08 * (1 - np.exp(-e * fw / 6)) - 0.03 + random_gain
-            row = (
-                common(tid, "random_arch", seed, fw, 0.0, 0.0)
-                | costs(params, per_task)
-                | _metrics(base[seed], gain, gen, 0.01)
-            )
-            row |= {f"loss/{t}": 1.0 - gain for t in tasks}
-            rows.append(row)
+        _fail_last_two(rows)
+    rows += _random_rows(g, seeds, flow_widths, random_archs, random_gain, base, specs)
     if baselines:
-        fw0, lam0, tau0 = flow_widths[-1], 0.0, 0.0
-        for seed in seeds:
-            for t in tasks:
-                tid = f"single_task_{t}_s{seed}"
-                p = 50_000 + 9 * (16 * fw0) ** 2 * 6 + 10_000
-                nan_others = {f"metric/{u}/{m}": np.nan for u, k in tasks.items() if u != t for m in KIND_METRICS[k]}
-                row = common(tid, "single_task", seed, fw0, lam0, tau0) | costs(p, {t: p})
-                row |= _metrics({t: base[seed][t]}, 0.0, gen, 0.0) | nan_others | {"baseline_task": t}
-                row |= {f"loss/{u}": (1.0 if u == t else np.nan) for u in tasks}
-                rows.append(row)
-            for mode, gain, p in (
-                ("hard_sharing", -0.01, 60_000 + 9 * (16 * fw0) ** 2 * 6),
-                ("full_supernet", 0.04, 400_000),
-            ):
-                tid = f"{mode}_s{seed}"
-                row = common(tid, mode, seed, fw0, lam0, tau0) | costs(p, {t: p for t in tasks})
-                row |= _metrics(base[seed], gain, gen, 0.005) | {f"loss/{t}": 1.0 - gain for t in tasks}
-                rows.append(row)
+        rows += _baseline_rows(g, seeds, flow_widths[-1], base)
     df = _add_learning_columns(pd.DataFrame(rows), tasks)
-    for c in (
-        "seed",
-        "n_nodes",
-        "flow_width",
-        "params_union",
-        "flops_multitask",
-        *[c for c in df if c.startswith(("params/", "flops/"))],
-    ):
+    ints = ["seed", "n_nodes", "flow_width", "params_union", "flops_multitask"]
+    for c in ints + [c for c in df if c.startswith(("params/", "flops/"))]:
         df[c] = df[c].astype("int64")
     return df, specs
 

@@ -8,7 +8,7 @@ import pytest
 from analysis_fixtures import write_experiment
 
 from analysis import AnalysisError, compare_fronts, load_results, pareto_front, parse_objectives, single_task_ensemble
-from analysis.compare import with_ranks
+from analysis.compare import usable_rows, with_ranks
 
 
 def _t(rows: list[tuple]) -> pd.DataFrame:
@@ -158,3 +158,11 @@ def test_objective_parsing_and_errors(generated):
         compare_fronts(generated[generated["mode"] != "supernet"])
     with pytest.raises(AnalysisError, match="budget on 'latency'"):
         compare_fronts(generated, budgets={"latency": [1.0]})
+
+
+def test_usable_rows_are_valid_and_not_flagged():
+    df = hand_groups().assign(learned=[True, False, None, True, True, True, True, *[True] * (len(hand_groups()) - 7)])
+    kept = usable_rows(df)["trial_id"].tolist()
+    assert "a2" not in kept and "bx" not in kept  # flagged learned == False; not valid
+    assert "b1" in kept  # a null flag (a trial without final metrics to judge) is not a flag
+    assert usable_rows(df.drop(columns=["learned", "is_valid"]))["trial_id"].tolist() == df["trial_id"].tolist()

@@ -97,6 +97,53 @@ def test_markdown_table():
     assert markdown_table(t, index=False).splitlines()[0] == "| x | name |"
 
 
+def test_render_markdown_puts_a_blank_line_after_every_block_and_lists_the_csvs(tmp_path):
+    from analysis.report import Plot, Report, Section, Shown, Table, render_markdown, write_figures, write_tables
+
+    t = pd.DataFrame({"x": [1.5]}, index=pd.Index(["a"], name="g"))
+    drawn = []
+    plot = Plot(
+        "f.png", "a figure", lambda data, path, scale=1: drawn.append((data, path, scale)), ("d",), {"scale": 2}
+    )
+    report = Report(
+        "Report: x",
+        [
+            Section(None, ["intro"]),
+            Section("## One", ["text", Shown(t), plot], [Table("front", t), Table("comparison", t)]),
+            Section(None, ["(none)"]),
+        ],
+    )
+    assert render_markdown(report) == "\n".join(
+        ["# Report: x", "", "intro", "", "## One", "", "text", "", "| g | x |", "|---|---|", "| a | 1.5 |", ""]
+        + ["![a figure](f.png)", "", "(none)", "", "CSV files: `comparison.csv`, `front.csv`", ""]
+    )
+    write_tables(report, tmp_path)
+    write_figures(report, tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["comparison.csv", "front.csv"]  # in CSV_ORDER
+    assert drawn == [("d", tmp_path / "f.png", 2)]
+    with pytest.raises(ValueError):  # a table CSV_ORDER does not name is an error, not a file left unlisted
+        _ = Report("x", [Section(None, [], [Table("unlisted", t)])]).tables
+
+
+def test_the_report_object_is_what_the_folder_holds(exp, tmp_path):
+    from analysis.report import CSV_ORDER, build_report, render_markdown, write_report
+
+    files = set(exp.rglob("*"))
+    report = build_report(exp)
+    assert set(exp.rglob("*")) == files  # computing writes nothing
+    out = write_report(exp, out=tmp_path / "r")
+    md = (out / "report.md").read_text()
+    assert md == render_markdown(report)
+    names = [t.name for t in report.tables]
+    assert len(names) == len(set(names)) and names == sorted(names, key=CSV_ORDER.index)
+    assert {p.stem for p in out.glob("*.csv")} == set(names)
+    assert md.rstrip().splitlines()[-1] == "CSV files: " + ", ".join(f"`{n}.csv`" for n in names)
+    for t in report.tables:
+        assert len(pd.read_csv(out / f"{t.name}.csv")) == len(t.frame)
+    assert {p.name for p in out.glob("*.png")} == {f.file for f in report.figures}
+    assert all(f"![{f.alt}]({f.file})" in md for f in report.figures)
+
+
 # ----------------------------------------------------------------------------- the command
 
 

@@ -39,7 +39,7 @@ def test_stopped_trials_and_rungs_come_from_the_results_table(tmp_path):
     ]
     assert rungs["trial_ids"].tolist() == ["supernet_0001, supernet_0004", "supernet_0007"]
     assert rungs["modes"].tolist() == ["supernet 2", "supernet 1"]
-    assert stopped_trials(df.drop(columns=["stopped_step"])).empty  # results written without the column
+    assert stopped_trials(df.drop(columns=["stopped_step"])).empty  # a table without the column (a hand-built one)
 
 
 def test_fronts_figure_rings_the_stopped_trials_by_rung(tmp_path):
