@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from analysis.compare import usable_rows as _usable
+from analysis.compare import usable_rows
 from analysis.load import AnalysisError, metric_columns
 from analysis.schema import CONFIG, SHORT_NAMES
 
@@ -122,7 +122,7 @@ def effect_table(
     axis = axis_name(axis)
     if axis not in df.columns:
         raise AnalysisError(f"no column {axis!r} to group the effect by (e.g. {FLOW_WIDTH}, {LAMBDA_SQ}, {TAU})")
-    rows = _usable(df[df["mode"].isin(list(modes))])
+    rows = usable_rows(df[df["mode"].isin(list(modes))])
     if any(m in (KEPT_EDGES, SEARCH_TIME, SEARCH_TIME_TRIAL) and m not in rows.columns for m in measures):
         rows = with_effect_columns(rows)
     missing = [m for m in measures if m not in rows.columns]
