@@ -9,7 +9,7 @@ Measured side by side in one run (medians of interleaved repeats, CPU or CUDA as
 (b) search step time at 2N over N at fixed M        (target <= 2.2: linear in N)
 (c) compact multi-task forward / running each kept op application once on precomputed inputs
     (target <= 1.15), and the compact forward's speed-up over running each task's sub-network alone
-    (for the searched-looking architecture, and for one where all tasks share a chain).
+    (for the searched-looking architecture, and for ``ArchSpec.chain``, where all tasks share one path).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import time
 import torch
 import torch.nn.functional as F
 
-from supernet.compact import CompactNet
+from supernet.compact import CompactNet, Instance
 from supernet.dag import Supernet
 from supernet.epoch import set_trainable
 from supernet.ops import edge_key
@@ -66,7 +66,7 @@ def static_forward(net: Supernet, x: torch.Tensor) -> dict[str, torch.Tensor]:
     hs = {}
     for j in range(1, net.n_nodes + 1):
         acc = net.read_in[str(j)](x0).unsqueeze(0).expand(T, B, *shape)
-        for _, i in net._in_edges[j]:
+        for _, i in net.in_edges[j]:
             acc = acc + net.edges[edge_key(i, j)](hs[i].reshape(T * B, *shape)).view(T, B, *shape)
         hs[j] = F.relu(acc)
     readout = sum(hs.values()) / len(hs)  # plain mean of the hidden states
@@ -106,34 +106,38 @@ def search_step_fn(net: Supernet, x, y, gated: bool, lambda_sq: float = 0.5):
     return step
 
 
+def _node_terms(c: CompactNet, inst: Instance, x0: torch.Tensor, h: dict[int, torch.Tensor]) -> list[torch.Tensor]:
+    """The terms of one instance's node sum: its read-in output (when it has a read-in) and each source's
+    op output."""
+    j = inst.node
+    terms = [c.read_in[str(j)](x0)] if inst.read_in_gate is not None else []
+    return terms + [c.edges[edge_key(src.node, j)](h[src.instance]) for src in inst.sources]
+
+
+def _op_applications(c: CompactNet, x0: torch.Tensor, h: dict[int, torch.Tensor]) -> list[tuple]:
+    """(op, input) of every distinct op application of a compact forward, once each, in instance order."""
+    calls, seen = [], set()
+    for inst in c.instances:
+        j = inst.node
+        apps = [(("r", j), c.read_in[str(j)], x0)] if inst.read_in_gate is not None else []
+        apps += [((s.node, j, s.instance), c.edges[edge_key(s.node, j)], h[s.instance]) for s in inst.sources]
+        for key, op, inp in apps:
+            if key not in seen:
+                seen.add(key)
+                calls.append((op, inp))
+    return calls
+
+
 def op_replay_fn(c: CompactNet, x: torch.Tensor):
     """Each kept op application once on inputs computed beforehand, plus each node's sum + ReLU and each
     head: the same arithmetic as a compact forward without its bookkeeping (the floor for it)."""
     with torch.no_grad():
         x0 = c.stem(x)
-        h, calls = {}, [(c.stem, x)]
-        for k, (j, r, srcs) in enumerate(c.instances):
-            terms = []
-            if r is not None:
-                terms.append(c.read_in[str(j)](x0))
-            for i, s, _ in srcs:
-                terms.append(c.edges[edge_key(i, j)](h[s]))
-            h[k] = F.relu(sum(terms))
-        seen = set()
-        for j, r, srcs in c.instances:
-            if r is not None and ("r", j) not in seen:
-                seen.add(("r", j))
-                calls.append((c.read_in[str(j)], x0))
-            for i, s, _ in srcs:
-                if (i, j, s) not in seen:
-                    seen.add((i, j, s))
-                    calls.append((c.edges[edge_key(i, j)], h[s]))
-        sums = []
-        for j, r, srcs in c.instances:
-            terms = ([c.read_in[str(j)](x0)] if r is not None else []) + [
-                c.edges[edge_key(i, j)](h[s]) for i, s, _ in srcs
-            ]
-            sums.append(terms)
+        h = {}
+        for k, inst in enumerate(c.instances):
+            h[k] = F.relu(sum(_node_terms(c, inst, x0, h)))
+        calls = [(c.stem, x), *_op_applications(c, x0, h)]
+        sums = [_node_terms(c, inst, x0, h) for inst in c.instances]
         size = tuple(x.shape[-2:])
         heads = []
         for t in c.task_names:
@@ -187,7 +191,7 @@ def main() -> None:
     ap.add_argument("--width", type=int, default=2)
     ap.add_argument("--tau", type=float, default=0.15)
     ap.add_argument("--repeats", type=int, default=15)
-    ap.add_argument("--default-malloc", action="store_true", help="skip trial.keep_freed_memory's malloc tuning")
+    ap.add_argument("--default-malloc", action="store_true", help="skip runtime.keep_freed_memory's malloc tuning")
     args = ap.parse_args()
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     malloc_tuned = keep_freed_memory() if not args.default_malloc else False  # as run_trial does

@@ -20,7 +20,7 @@ search evaluated.
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import NamedTuple, Sequence
 
 import torch
 import torch.nn as nn
@@ -31,9 +31,22 @@ from .spec import ArchSpec
 from .stem import build_stem
 from .tasks import Head, TaskSpec
 
-# An instance: (node j, read-in gate (None: no read-in), ((source node, source instance id, edge gate), ...)).
-# Gates are 1.0 in a plain 0/1 spec; a spec with folded gates carries the supernet's values.
-Instance = tuple[int, float | None, tuple[tuple[int, int, float], ...]]
+
+class Source(NamedTuple):
+    """One in-edge of an instance: o_ij applied to instance ``instance`` (a state of node ``node`` = i)."""
+
+    node: int
+    instance: int
+    gate: float  # the edge's gate: 1.0 in a plain 0/1 spec, the supernet's value in a spec with folded gates
+
+
+class Instance(NamedTuple):
+    """One distinct hidden-state computation of node ``node``: ``relu(read_in_gate * r_j(x0) + sum over
+    sources of gate * o_ij(h_instance))``, its sources in ascending source node."""
+
+    node: int
+    read_in_gate: float | None  # None: no read-in
+    sources: tuple[Source, ...]
 
 
 def plan_instances(spec: ArchSpec) -> tuple[list[Instance], dict[str, dict[int, int]]]:
@@ -46,18 +59,23 @@ def plan_instances(spec: ArchSpec) -> tuple[list[Instance], dict[str, dict[int, 
     for task, arch in spec.tasks:
         mine: dict[int, int] = {}
         for j in arch.nodes:  # sorted ascending = topological
-            srcs = tuple(sorted((i, mine[i], arch.edge_gate((i, jj))) for i, jj in arch.edges if jj == j))
-            inst: Instance = (j, arch.read_in_gate(j) if j in arch.read_in else None, srcs)
+            srcs = tuple(sorted(Source(i, mine[i], arch.edge_gate((i, jj))) for i, jj in arch.edges if jj == j))
+            inst = Instance(j, arch.read_in_gate(j) if j in arch.read_in else None, srcs)
             if inst not in ids:
                 ids[inst] = len(instances)
                 instances.append(inst)
             mine[j] = ids[inst]
         per_task[task] = mine
-    order = sorted(range(len(instances)), key=lambda k: (instances[k][0], k))  # by node: topological
+    order = sorted(range(len(instances)), key=lambda k: (instances[k].node, k))  # by node: topological
     remap = {old: new for new, old in enumerate(order)}
-    instances = [(j, r, tuple((i, remap[s], w) for i, s, w in srcs)) for j, r, srcs in (instances[k] for k in order)]
+    instances = [_renumbered(instances[k], remap) for k in order]
     per_task = {t: {j: remap[k] for j, k in m.items()} for t, m in per_task.items()}
     return instances, per_task
+
+
+def _renumbered(inst: Instance, remap: dict[int, int]) -> Instance:
+    """``inst`` with every source instance id replaced by ``remap[id]``."""
+    return inst._replace(sources=tuple(src._replace(instance=remap[src.instance]) for src in inst.sources))
 
 
 def _gated_sum(terms: list[torch.Tensor], gates: list[float]) -> torch.Tensor:
@@ -69,6 +87,17 @@ def _gated_sum(terms: list[torch.Tensor], gates: list[float]) -> torch.Tensor:
     for term, g in zip(terms[2:], gates[2:]):
         acc.add_(term, alpha=g)
     return acc
+
+
+def _node_state(
+    inst: Instance, read_in: torch.Tensor | None, op_out: dict[tuple[int, int], torch.Tensor]
+) -> torch.Tensor:
+    """``h`` of one instance from its node's read-in output and the op outputs keyed (source node, instance)."""
+    terms = ([read_in] if inst.read_in_gate is not None else []) + [op_out[(s.node, s.instance)] for s in inst.sources]
+    gates = ([inst.read_in_gate] if inst.read_in_gate is not None else []) + [s.gate for s in inst.sources]
+    if len(terms) == 1 and gates[0] == 1.0:
+        return F.relu(terms[0])  # not in place: terms[0] may be shared
+    return F.relu(_gated_sum(terms, gates), inplace=True)  # the sum is fresh: safe to overwrite
 
 
 class CompactNet(nn.Module):
@@ -93,8 +122,8 @@ class CompactNet(nn.Module):
         self.heads = nn.ModuleDict({t: Head(tasks[t], channels) for t in spec.task_names})
         self.instances, self.task_instances = plan_instances(spec)
         self._by_node: dict[int, list[int]] = {}
-        for k, (j, _, _) in enumerate(self.instances):
-            self._by_node.setdefault(j, []).append(k)
+        for k, inst in enumerate(self.instances):
+            self._by_node.setdefault(inst.node, []).append(k)
         # (i, j, source instance) -> the summed gates of the tasks that apply o_ij to that instance (with 0/1
         # gates: how many tasks): its running-statistics weight, as the supernet weights a task by its gate
         self._uses: dict[tuple[int, int, int], float] = {}
@@ -128,7 +157,7 @@ class CompactNet(nn.Module):
             k = stack.pop()
             if k not in need:
                 need.add(k)
-                stack.extend(s for _, s, _ in self.instances[k][2])
+                stack.extend(src.instance for src in self.instances[k].sources)
         return need
 
     def _apply_op(self, i: int, j: int, srcs: list[int], h: dict[int, torch.Tensor]) -> list[torch.Tensor]:
@@ -151,19 +180,14 @@ class CompactNet(nn.Module):
             mine = [k for k in node_instances if k in need]
             if not mine:
                 continue
-            read_in = self.read_in[str(j)](x0) if any(self.instances[k][1] is not None for k in mine) else None
+            insts = [self.instances[k] for k in mine]
+            read_in = self.read_in[str(j)](x0) if any(inst.read_in_gate is not None for inst in insts) else None
             op_out: dict[tuple[int, int], torch.Tensor] = {}  # (i, source instance) -> o_ij(h), each once
-            for i in sorted({i for k in mine for i, _, _ in self.instances[k][2]}):
-                srcs = sorted({s for k in mine for ii, s, _ in self.instances[k][2] if ii == i})
+            for i in sorted({src.node for inst in insts for src in inst.sources}):
+                srcs = sorted({src.instance for inst in insts for src in inst.sources if src.node == i})
                 op_out.update(zip(((i, s) for s in srcs), self._apply_op(i, j, srcs, h)))
-            for k in mine:
-                _, read_in_gate, srcs = self.instances[k]
-                terms = ([read_in] if read_in_gate is not None else []) + [op_out[(i, s)] for i, s, _ in srcs]
-                gates = ([read_in_gate] if read_in_gate is not None else []) + [w for _, _, w in srcs]
-                if len(terms) == 1 and gates[0] == 1.0:
-                    h[k] = F.relu(terms[0])  # not in place: terms[0] may be shared
-                else:
-                    h[k] = F.relu(_gated_sum(terms, gates), inplace=True)  # the sum is fresh: safe to overwrite
+            for k, inst in zip(mine, insts):
+                h[k] = _node_state(inst, read_in, op_out)
         size = tuple(x.shape[-2:])
         out = {}
         for t in tasks:

@@ -124,7 +124,7 @@ class Supernet(nn.Module):
         # hard-concrete noise before the search has anything to decide). Set by the stage loop, not saved.
         self.hold_gates = False
         # in-edges of each node as (edge index, source node), fixed by (N, M)
-        self._in_edges = {j: [(e, i) for e, (i, jj) in enumerate(self.edges_ij) if jj == j] for j in range(1, N + 1)}
+        self.in_edges = {j: [(e, i) for e, (i, jj) in enumerate(self.edges_ij) if jj == j] for j in range(1, N + 1)}
 
     # ---------------------------------------------------------------- parameter groups
 
@@ -215,7 +215,7 @@ class Supernet(nn.Module):
         w = g.gamma / total.view(-1, 1).clamp_min(1e-12)  # (T, N) read-out weights
         for j in range(1, self.n_nodes + 1):
             acc = gate(g.beta[:, j - 1]) * self.read_in[str(j)](x0).view(B, 1, -1)  # (B, T, D)
-            for e, i in self._in_edges[j]:
+            for e, i in self.in_edges[j]:
                 y = self.edges[edge_key(i, j)](hs[i].view(B * T, *shape), T, g.alpha[:, e].detach())
                 acc = torch.addcmul(acc, gate(g.alpha[:, e]), y.view(B, T, -1))  # acc + gate * y, one allocation
             hs[j] = F.relu(acc)

@@ -17,7 +17,7 @@ Normalisation (ours, ``model.norm``; the paper does not say):
   each distinct input by the number of tasks that feed it, which is the same number. An op that no task
   uses (all weights 0) keeps its running statistics.
 - ``gn``: GroupNorm, batch-independent (no running statistics): the same guarantees with nothing to
-  keep in step, at some cost in speed of learning.
+  keep in step.
 """
 
 from __future__ import annotations

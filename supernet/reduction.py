@@ -16,9 +16,7 @@ to a sink K (the task's read-out). Two rules for how much of the task's output f
   likewise), read-out weights are ``w_j = g_j / sum_k g_k`` (as in the supernet's read-out), and the
   backward mass ``Pout(i) = w_i + sum_j c^(i->j) Pout(j)`` is the share of the task's read-out that
   depends on node i. An edge's flow is ``c^(e) Pout(v)``, a read-in's ``b^_j Pout(j)``, a read-out's
-  ``w_j`` (total 1). Measured on the default sweep (README "The gap at reduction"): a much smaller gap
-  at tau = 0.05, where it keeps nearly every element, but worse fine-tuned quality (the compact net keeps
-  paths with gates near 0, which fine-tune does not revive), and no remedy at tau = 0.2.
+  ``w_j`` (total 1).
 
 - ``own_gate``: every element's own gate probability, ``F(e) = c(e)``, with nothing multiplied along
   paths, so a deep path is not scored below a shallow one because it has more gates. Meant for gates that
@@ -30,13 +28,13 @@ Then:
 - keep e iff ``F(e)/F >= tau``, plus the maximum-product S->K path of the rule's capacities (every task
   keeps a valid path);
 - node_share and own_gate connect what they keep: every kept edge, read-in and read-out also keeps the best
-  (maximum-product) chain from a read-in to it and from it to a read-out, so an element that carries a
+  (maximum-product) path from a read-in to it and from it to a read-out, so an element that carries a
   large share is not lost because its upstream split into several small shares (path_product instead
   drops it in the next step);
 - then drop every kept edge and node not on some kept S->K path (no dangling compute).
 
-Larger tau keeps a subset of the edges of a smaller tau (every step is monotone: the chains added for an
-element do not depend on tau, and the chains of the maximum-product path's nodes are its own prefixes
+Larger tau keeps a subset of the edges of a smaller tau (every step is monotone: the paths added for an
+element do not depend on tau, and the best paths of the maximum-product path's nodes are its own prefixes
 and suffixes, so a tau that keeps only that path keeps nothing more).
 
 ``fold_gates`` (ours, ``reduction.fold_gates``) then writes into the spec the gate each kept edge and
@@ -52,7 +50,7 @@ from __future__ import annotations
 import numpy as np
 
 from .config import FLOW_RULES
-from .spec import ArchSpec, TaskArch, edge_list
+from .spec import ArchSpec, TaskArch, edge_list, reachable
 
 
 def normalised_capacities(
@@ -122,15 +120,17 @@ class _BestPaths:
                 if ii == i and la[e] + self.out[j] > self.out[i]:
                     self.out[i], self.next[i] = la[e] + self.out[j], e
 
-    def chain_in(self, j: int) -> tuple[list[int], int] | None:
-        """Edges of the best S->j path and its read-in node; None when no S->j path has capacity > 0."""
+    def best_path_into(self, j: int) -> tuple[list[int], int] | None:
+        """Edges of the best S->j path (from its read-in to j) and its read-in node; None when no S->j path
+        has capacity > 0."""
         if not np.isfinite(self.into[j]):
             return None
         path, start = self._follow(j, self.prev, 0)
         return path[::-1], start
 
-    def chain_out(self, i: int) -> tuple[list[int], int] | None:
-        """Edges of the best i->K path and its read-out node; None when no i->K path has capacity > 0."""
+    def best_path_out_of(self, i: int) -> tuple[list[int], int] | None:
+        """Edges of the best i->K path (from i to its read-out) and its read-out node; None when no i->K path
+        has capacity > 0."""
         if not np.isfinite(self.out[i]):
             return None
         return self._follow(i, self.next, 1)
@@ -147,7 +147,7 @@ class _BestPaths:
     def best_path(self) -> tuple[list[int], int, int]:
         """The S->K path with the largest product: (edge indices, read-in node, read-out node)."""
         end = int(np.argmax([self.into[j] + self.lg[j - 1] for j in range(1, len(self.lg) + 1)])) + 1
-        path, start = self.chain_in(end) or ([], end)
+        path, start = self.best_path_into(end) or ([], end)
         return path, start, end
 
 
@@ -156,6 +156,61 @@ def max_product_path(
 ) -> tuple[list[int], int, int]:
     """The S->K path with the largest product of capacities: (edge indices, read-in node, read-out node)."""
     return _BestPaths(a, b, g, edges).best_path()
+
+
+CONNECTING_RULES = ("node_share", "own_gate")  # rules whose kept elements keep their best paths (module doc)
+
+
+def _scores(
+    a: np.ndarray, b: np.ndarray, g: np.ndarray, edges: list[tuple[int, int]], rule: str
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """What tau is compared with, per edge (E,), read-in (N,) and read-out (N,): the flow shares of
+    ``edge_flows``, or for own_gate each element's own probability. ``a, b, g``: the capacities the rule
+    computes on (node_share's already normalised)."""
+    if rule == "own_gate":
+        return np.asarray(a, dtype=float), np.asarray(b, dtype=float), np.asarray(g, dtype=float)
+    fe, fin, fout, _ = edge_flows(a, b, g, edges)
+    return fe, fin, fout
+
+
+def _connect(
+    best: _BestPaths, edges: list[tuple[int, int]], keep_e: set[int], keep_in: set[int], keep_out: set[int]
+) -> None:
+    """Add to the kept sets, in place, the best path from a read-in to every kept edge's source and from its
+    target to a read-out; then the best path on from every kept read-in (those just added included) to a
+    read-out, and back from every kept read-out to a read-in."""
+
+    def add_in(j: int) -> None:
+        if (p := best.best_path_into(j)) is not None:
+            keep_e.update(p[0])
+            keep_in.add(p[1])
+
+    def add_out(i: int) -> None:
+        if (p := best.best_path_out_of(i)) is not None:
+            keep_e.update(p[0])
+            keep_out.add(p[1])
+
+    for e in list(keep_e):
+        add_in(edges[e][0])
+        add_out(edges[e][1])
+    for j in list(keep_in):
+        add_out(j)
+    for j in list(keep_out):
+        add_in(j)
+
+
+def _prune(edges: list[tuple[int, int]], keep_e: set[int], keep_in: set[int], keep_out: set[int]) -> TaskArch:
+    """The kept elements on some kept read-in -> read-out path: an edge survives iff its source is reachable
+    from a kept read-in and its target reaches a kept read-out over the kept edges."""
+    kept = [edges[e] for e in sorted(keep_e)]
+    fwd = reachable(keep_in, kept, forward=True)
+    bwd = reachable(keep_out, kept, forward=False)
+    final = tuple((i, j) for i, j in kept if i in fwd and j in bwd)
+    return TaskArch(
+        edges=tuple(sorted(final)),
+        read_in=tuple(sorted(j for j in keep_in if j in bwd)),
+        read_out=tuple(sorted(j for j in keep_out if j in fwd)),
+    )
 
 
 def reduce_task(
@@ -167,55 +222,18 @@ def reduce_task(
     edges = edge_list(n_nodes, flow_width)
     if rule == "node_share":  # node_share is path_product on the normalised capacities
         a, b, g = normalised_capacities(a, b, g, edges)
-    if rule == "own_gate":  # each element's own probability; the best path below uses the raw capacities
-        fe, fin, fout = np.asarray(a, dtype=float), np.asarray(b, dtype=float), np.asarray(g, dtype=float)
-    else:
-        fe, fin, fout, _ = edge_flows(a, b, g, edges)
+    fe, fin, fout = _scores(a, b, g, edges, rule)  # own_gate: the best paths below still use the raw capacities
     keep_e = {e for e in range(len(edges)) if fe[e] >= tau}
     keep_in = {j for j in range(1, n_nodes + 1) if fin[j - 1] >= tau}
     keep_out = {j for j in range(1, n_nodes + 1) if fout[j - 1] >= tau}
     best = _BestPaths(a, b, g, edges)
-    path, start, end = best.best_path()
-    if rule in (
-        "node_share",
-        "own_gate",
-    ):  # connect: every kept element joins a read-in and a read-out by its best chains
-
-        def add_in(j: int) -> None:
-            if (c := best.chain_in(j)) is not None:
-                keep_e.update(c[0])
-                keep_in.add(c[1])
-
-        def add_out(i: int) -> None:
-            if (c := best.chain_out(i)) is not None:
-                keep_e.update(c[0])
-                keep_out.add(c[1])
-
-        for e in list(keep_e):
-            add_in(edges[e][0])
-            add_out(edges[e][1])
-        for j in list(keep_in):
-            add_out(j)
-        for j in list(keep_out):
-            add_in(j)
+    if rule in CONNECTING_RULES:
+        _connect(best, edges, keep_e, keep_in, keep_out)
+    path, start, end = best.best_path()  # every task keeps a valid path
     keep_e |= set(path)
     keep_in.add(start)
     keep_out.add(end)
-    # prune: an edge survives iff its source is reachable from a kept read-in and its target reaches a kept read-out
-    kept = [edges[e] for e in sorted(keep_e)]
-    fwd, bwd = set(keep_in), set(keep_out)
-    for i, j in kept:  # edges sorted by target node: one topological pass forward
-        if i in fwd:
-            fwd.add(j)
-    for i, j in sorted(kept, key=lambda e: -e[0]):
-        if j in bwd:
-            bwd.add(i)
-    final = tuple((i, j) for i, j in kept if i in fwd and j in bwd)
-    return TaskArch(
-        edges=tuple(sorted(final)),
-        read_in=tuple(sorted(j for j in keep_in if j in bwd)),
-        read_out=tuple(sorted(j for j in keep_out if j in fwd)),
-    )
+    return _prune(edges, keep_e, keep_in, keep_out)
 
 
 def reduce(

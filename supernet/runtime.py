@@ -1,10 +1,10 @@
 """Process-level settings that make CPU training faster; no effect on results.
 
 glibc returns freed blocks above its mmap threshold (and above its trim threshold at the heap top) to
-the OS, so every training step page-faults its activation memory in afresh. With many hidden states
-that cost grows faster than the compute (``bench/supernet.py`` measured search-step time at 2N over N
-of 2.4-2.9 without this and 2.1 with it, at N = 8, M = 2 on 2 CPU cores). Raising both thresholds
-keeps freed activation memory in the process for the next step.
+the OS, so every training step page-faults its activation memory in afresh, a cost that grows with the
+number of hidden states on top of the compute. Raising both thresholds keeps freed activation memory in
+the process for the next step. ``python -m bench.supernet`` with and without ``--default-malloc``
+compares the two.
 """
 
 from __future__ import annotations

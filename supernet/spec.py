@@ -99,8 +99,8 @@ class ArchSpec:
                 raise ValueError(f"ArchSpec task {task!r}: edges {bad} violate 1 <= j-i <= {self.flow_width}")
             if not a.read_in or not a.read_out:
                 raise ValueError(f"ArchSpec task {task!r}: needs at least one read-in and one read-out node")
-            fwd = _reachable(set(a.read_in), a.edges, forward=True)
-            bwd = _reachable(set(a.read_out), a.edges, forward=False)
+            fwd = reachable(a.read_in, a.edges, forward=True)
+            bwd = reachable(a.read_out, a.edges, forward=False)
             dangling = [n for n in a.nodes if n not in fwd or n not in bwd]
             if dangling:
                 raise ValueError(f"ArchSpec task {task!r}: nodes {dangling} are not on an input-to-output path")
@@ -164,16 +164,17 @@ class ArchSpec:
         return cls(n_nodes, flow_width, tuple((t, arch) for t in tasks))
 
 
-def _reachable(start: set[int], edges: Iterable[tuple[int, int]], forward: bool) -> set[int]:
-    seen, frontier = set(start), list(start)
-    adj: dict[int, list[int]] = {}
-    for i, j in edges:
+def reachable(start: Iterable[int], edges: Iterable[tuple[int, int]], forward: bool) -> set[int]:
+    """The nodes reachable from ``start`` along ``edges`` (``forward``), or that reach it (not ``forward``),
+    ``start`` included.
+
+    Every edge goes from a lower to a higher node (``i < j``, as in every (N, M) space), so one pass over the
+    edges in topological order suffices: sorted by target when walking forward (all edges into ``i`` come
+    before any edge out of it), by source, descending, when walking back.
+    """
+    seen = set(start)
+    for i, j in sorted(edges, key=lambda e: e[1] if forward else -e[0]):
         a, b = (i, j) if forward else (j, i)
-        adj.setdefault(a, []).append(b)
-    while frontier:
-        n = frontier.pop()
-        for m in adj.get(n, []):
-            if m not in seen:
-                seen.add(m)
-                frontier.append(m)
+        if a in seen:
+            seen.add(b)
     return seen

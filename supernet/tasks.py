@@ -95,7 +95,9 @@ class Head(nn.Module):
 # ----------------------------------------------------------------------------- losses
 
 
-def _valid_mask(task: TaskSpec, target: torch.Tensor) -> torch.Tensor:
+def valid_mask(task: TaskSpec, target: torch.Tensor) -> torch.Tensor:
+    """Which targets of a batch carry ground truth (the table above): (B,) for classification, (B, H, W)
+    for the dense kinds. Losses, metrics and the trivial predictors all ignore the rest."""
     if task.kind in ("segmentation", "classification"):
         return target != task.ignore_index
     if task.kind == "depth":
@@ -112,7 +114,7 @@ def task_loss_sum(task: TaskSpec, pred: torch.Tensor, target: torch.Tensor) -> t
     whatever the batch size. The sum is 0 (with grad) when nothing is valid.
     """
     pred = pred.float()
-    valid = _valid_mask(task, target)
+    valid = valid_mask(task, target)
     count = int(valid.sum())
     if count == 0:
         return pred.sum() * 0.0, 0
@@ -163,7 +165,7 @@ class MetricAccumulator:
     def update(self, pred: torch.Tensor, target: torch.Tensor) -> None:
         # reduce on the prediction's device (GPU during real runs); only small results move to the CPU
         task, pred, target = self.task, pred.detach().float(), target.detach()
-        valid = _valid_mask(task, target)
+        valid = valid_mask(task, target)
         if task.kind == "segmentation":
             p, t = pred.argmax(dim=1)[valid], target[valid]
             k = task.num_classes

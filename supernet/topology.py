@@ -23,7 +23,7 @@ from math import comb
 import numpy as np
 
 from .random_arch import random_task_arch
-from .spec import ArchSpec, TaskArch, edge_list
+from .spec import ArchSpec, TaskArch, edge_list, reachable
 
 MAX_ENUMERATED = 300_000  # candidate (edges, read-ins, read-outs) triples enumerated exactly
 MC_DRAWS = 20_000
@@ -79,10 +79,10 @@ def null_longest_path(n_nodes: int, flow_width: int, n_edges: int, n_read_in: in
         for es in itertools.combinations(edges, n_edges):
             ends = {n for e in es for n in e}
             for ri in itertools.combinations(nodes, n_read_in):
-                fwd = _closure(set(ri), es, forward=True)
+                fwd = reachable(ri, es, forward=True)
                 for ro in itertools.combinations(nodes, n_read_out):
                     used = ends | set(ri) | set(ro)
-                    if not used <= fwd or not used <= _closure(set(ro), es, forward=False):
+                    if not used <= fwd or not used <= reachable(ro, es, forward=False):
                         continue
                     valid += 1
                     counts[_longest(set(ri), set(ro), es)] += 1
@@ -99,15 +99,6 @@ def null_longest_path(n_nodes: int, flow_width: int, n_edges: int, n_read_in: in
     except RuntimeError:  # a size too rare to draw uniformly: no null distribution (the hit test says so)
         return {"probs": [], "exact": False, "n_archs": 0}
     return {"probs": (counts / MC_DRAWS).tolist(), "exact": False, "n_archs": MC_DRAWS}
-
-
-def _closure(start: set[int], edges, forward: bool) -> set[int]:
-    seen = set(start)
-    for i, j in sorted(edges, key=lambda e: e[1] if forward else -e[0]):  # one topological pass
-        a, b = (i, j) if forward else (j, i)
-        if a in seen:
-            seen.add(b)
-    return seen
 
 
 def spec_null(spec: ArchSpec) -> dict[str, dict]:

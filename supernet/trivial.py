@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset, Subset
 
-from .tasks import MetricAccumulator, TaskSpec, _valid_mask
+from .tasks import MetricAccumulator, TaskSpec, valid_mask
 
 # (kind, metric) -> (sense, factor): "max": metric >= factor * trivial; "min": metric <= factor * trivial.
 # The one table of margins; a task is learned when every rule of its kind holds.
@@ -44,12 +44,12 @@ def _batches(ds: Dataset, batch_size: int) -> DataLoader:
     return DataLoader(ds, batch_size=batch_size, shuffle=False, num_workers=0)
 
 
-def _unaugmented(ds: Dataset) -> Dataset:
+def unaugmented(ds: Dataset) -> Dataset:
     """The training split without ``data.augment`` (deterministic references that use no RNG)."""
     from .data.augment import Augmented
 
     if isinstance(ds, Subset):
-        return Subset(_unaugmented(ds.dataset), ds.indices)
+        return Subset(unaugmented(ds.dataset), ds.indices)
     return ds.base if isinstance(ds, Augmented) else ds
 
 
@@ -60,10 +60,10 @@ def fit_constants(train: Dataset, tasks: dict[str, TaskSpec], batch_size: int = 
     counts = {t: torch.zeros(s.num_classes, dtype=torch.int64) for t, s in tasks.items() if s.num_classes}
     depths: dict[str, list[torch.Tensor]] = {t: [] for t, s in tasks.items() if s.kind == "depth"}
     normal_sum = {t: torch.zeros(3, dtype=torch.float64) for t, s in tasks.items() if s.kind == "normal"}
-    for _, targets in _batches(_unaugmented(train), batch_size):
+    for _, targets in _batches(unaugmented(train), batch_size):
         for t, spec in tasks.items():
             y = targets[t]
-            valid = _valid_mask(spec, y)
+            valid = valid_mask(spec, y)
             if spec.kind in ("segmentation", "classification"):
                 counts[t] += torch.bincount(y[valid].flatten(), minlength=spec.num_classes)
             elif spec.kind == "depth":

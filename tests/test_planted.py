@@ -13,7 +13,7 @@ from supernet.data.planted import (
     STEP,
     VIEW_BASE,
     VIEW_PER_EDGE,
-    _binomial_mad,
+    binomial_mad,
     generate_split,
     make_targets,
     oracle,
@@ -47,10 +47,10 @@ def test_each_task_needs_the_path_whose_window_covers_its_box():
 
 
 def test_binomial_mad_by_hand():
-    assert _binomial_mad(0, 0.3) == 0.0
-    assert _binomial_mad(1, 0.5) == pytest.approx(0.5)  # median 0: E|X| = 0.5
-    assert _binomial_mad(2, 0.5) == pytest.approx(0.5)  # median 1: P(X != 1) = 0.5
-    assert _binomial_mad(3, 0.1) == pytest.approx(1 - 0.9**3 + 3 * 0.1**2 * 0.9 + 2 * 0.1**3)  # median 0: E[X]
+    assert binomial_mad(0, 0.3) == 0.0
+    assert binomial_mad(1, 0.5) == pytest.approx(0.5)  # median 0: E|X| = 0.5
+    assert binomial_mad(2, 0.5) == pytest.approx(0.5)  # median 1: P(X != 1) = 0.5
+    assert binomial_mad(3, 0.1) == pytest.approx(1 - 0.9**3 + 3 * 0.1**2 * 0.9 + 2 * 0.1**3)  # median 0: E[X]
 
 
 @pytest.mark.parametrize("task", ["mid", "deep"])

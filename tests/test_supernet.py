@@ -297,8 +297,8 @@ def test_compact_params_and_flops_are_those_of_kept_ops_only():
     f_read = count_flops(full.read_in["1"], x0)
     f_head = {t: count_flops(full.heads[t], x0, out_size=(16, 16)) for t in TASKS}
     instances, _ = plan_instances(spec)
-    applications = {(i, j, s) for j, _, srcs in instances for i, s, _ in srcs}
-    read_ins = {j for j, r, _ in instances if r is not None}
+    applications = {(src.node, inst.node, src.instance) for inst in instances for src in inst.sources}
+    read_ins = {inst.node for inst in instances if inst.read_in_gate is not None}
     expected = f_stem + len(applications) * f_edge + len(read_ins) * f_read + sum(f_head.values())
     assert count_flops(c, x) == expected
     # normal alone: stem, read-in 1, edge 1->4, its head

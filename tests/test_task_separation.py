@@ -132,7 +132,7 @@ def _set_running_stats(net: torch.nn.Module, seed: int) -> None:
 
 def test_the_spec_applies_one_op_to_several_inputs():
     instances, _ = plan_instances(_shared_op_spec())
-    applications_of_23 = {s for j, _, srcs in instances for i, s, _ in srcs if (i, j) == (2, 3)}
+    applications_of_23 = {src.instance for inst in instances for src in inst.sources if (src.node, inst.node) == (2, 3)}
     assert len(applications_of_23) == 2
 
 

@@ -164,8 +164,8 @@ def test_fitted_on_the_unaugmented_training_split():
     from torch.utils.data import Subset
 
     from supernet.data.augment import Augmented, DenseAugment
-    from supernet.trivial import _unaugmented
+    from supernet.trivial import unaugmented
 
     aug = Subset(Augmented(TRAIN, DenseAugment({t: s.kind for t, s in TASKS.items()})), [0, 1])
-    assert _unaugmented(aug).dataset is TRAIN
+    assert unaugmented(aug).dataset is TRAIN
     assert trivial_references(aug, VAL, TASKS) == trivial_references(TRAIN, VAL, TASKS)

@@ -116,7 +116,7 @@ class PlantedImages(Dataset):
         return self.images[i], {t: v[i] for t, v in self.targets.items()}
 
 
-def _binomial_mad(n: int, p: float) -> float:
+def binomial_mad(n: int, p: float) -> float:
     """E|X - median(X)| for X ~ Binomial(n, p), exactly (0 for n = 0)."""
     if n == 0:
         return 0.0
@@ -140,7 +140,7 @@ def oracle(task: str) -> dict:
     by = []
     for k in ks:
         view = min(VIEW_BASE + VIEW_PER_EDGE * k, p.box)
-        by.append(STEP * _binomial_mad(p.box**2 - view**2, DOT_P))
+        by.append(STEP * binomial_mad(p.box**2 - view**2, DOT_P))
     return {"metric": "abs_err", "sense": "min", "by_edges": by}
 
 

@@ -10,16 +10,16 @@ Every scene is seen by the same pinhole camera (deterministic in ``(data_seed, i
   and crowd towards the horizon), and a back wall at distance ``U(4.5, 7)``, turned about the vertical
   axis by ``U(-0.5, 0.5)`` rad, with a world-fixed grid of lines (their spacing in the image shows its
   distance and turn).
-* **Objects**, 2-4 per scene (about 19% of the pixels), standing on the floor at depth ``U(1.8, 4.5)``
-  with half-width ``U(0.4, 0.65)`` (z-buffered):
-  sphere (class 1; curved normals), box turned about the vertical axis (class 2; up to 3 planar faces),
-  square pyramid turned about the vertical axis (class 3; up to 4 planar faces).
+* **Objects**, 2-4 per scene, standing on the floor at depth ``U(1.8, 4.5)`` with half-width
+  ``U(0.4, 0.65)`` (z-buffered): sphere (class 1; curved normals), box turned about the vertical axis
+  (class 2; up to 3 planar faces), square pyramid turned about the vertical axis (class 3; up to 4 planar
+  faces).
   Their hue is random but their brightness (channel mean of the albedo) is fixed, so the class must be
   read from shape, not colour.
 * **Image**: albedo x (ambient + Lambertian shading from the FIXED light ``LIGHT``) + Gaussian noise,
   rendered at 2x2 supersampling (anti-aliased edges and textures); targets at the pixel centres.
-* **Sensor holes**: about 2% of pixels have invalid depth (0) and invalid normals (all 0), like NYUv2's
-  Kinect dropouts, so the masking path of losses and metrics is always exercised.
+* **Sensor holes**: each pixel, with probability ``HOLE_RATE``, has invalid depth (0) and invalid normals
+  (all 0), like NYUv2's Kinect dropouts, so the masking path of losses and metrics is always exercised.
 
 What an ideal predictor can recover from one image (identifiability):
 
@@ -35,10 +35,7 @@ What an ideal predictor can recover from one image (identifiability):
   resolves the rest.
 
 A small full-resolution CNN sees the absolute row only near the image border, so it reads depth from
-local cues (tile size, contact points, shading). Measured (README "Calibration of the embedded
-default"): normals are the easiest task (mean angle 85% below the mean-normal predictor after 16
-epochs), then depth (about 78% below the median predictor), and segmentation the hardest (shape only:
-it sits on a plateau at mIoU ~0.33 before it tells the shapes apart; 2.5-4x the majority predictor).
+local cues (tile size, contact points, shading).
 """
 
 from __future__ import annotations
@@ -257,7 +254,7 @@ def render_split(n: int, h: int, w: int, seed: int) -> tuple[torch.Tensor, dict[
 
 
 class SyntheticScenes(Dataset):
-    """``n`` procedural scenes, pre-rendered once (a few MB) so epochs cost only the network."""
+    """``n`` procedural scenes, pre-rendered once (``render_split``) so epochs cost only the network."""
 
     def __init__(self, n: int, image_size: tuple[int, int], seed: int, tasks: tuple[str, ...]):
         self.images, all_targets = render_split(n, image_size[0], image_size[1], seed)
