@@ -26,11 +26,11 @@ import torch
 
 from .compact import CompactNet, build_compact
 from .config import Config, ConfigError, build_config, from_dict
+from .epoch import evaluate
 from .spec import ArchSpec
-from .stages import evaluate
+from .stages import STAGE_PLAN, Run, pick_device
 from .state import CHECKPOINT_VERSION, config_identity, jsonable, load_checkpoint
 from .tasks import TaskSpec
-from .trial import STAGE_PLAN, Run, pick_device
 
 # What an evaluation may change against the trial's config: where the data lives and how it is read, and the
 # device. Anything else (the model, the data set's size or resolution, the stages) would either not match the
@@ -185,8 +185,8 @@ def evaluate_compact(
     net: CompactNet, cfg: Config, split: str = "val", data_root: str | None = None
 ) -> dict[str, dict[str, float]]:
     """{task: {metric: value}} of ``net`` on ``split`` ("val" or "train") of the trial's data, computed as the trial
-    computes its final metrics: the trial's data builder and loader (``supernet.trial.Run``) and its evaluation
-    (``Run.evaluate``, ``supernet.stages.evaluate``), at the trial's precision, on the device ``net`` is on.
+    computes its final metrics: the trial's data builder and loader (``supernet.stages.Run``) and its evaluation
+    (``Run.evaluate``, ``supernet.epoch.evaluate``), at the trial's precision, on the device ``net`` is on.
 
     On "val" the result equals ``summary.json``'s ``metrics`` (up to the float reduction order of another
     thread count or device). ``data_root``: a real data set moved to another folder (``data.root``)."""

@@ -23,7 +23,8 @@ from supernet.inference import (
     load_export,
 )
 from supernet.spec import ArchSpec
-from supernet.trial import LocalHooks, Run, run_trial
+from supernet.stages import Run
+from supernet.trial import LocalHooks, run_trial
 
 SMALL = {"data.n_train": 32, "data.n_val": 16, "trial.progress": False, "trial.latency_repeats": 1}
 
