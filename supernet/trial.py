@@ -470,7 +470,10 @@ def result_lines(summary: dict[str, Any], out_dir: str | Path, detail: bool = Fa
             ]
     per_task = summary.get("learned_per_task", {})
     verdict = "yes" if summary.get("learned") else "no"
-    lines = [*_table(rows), f"learned: {verdict} ({sum(map(bool, per_task.values()))} of {len(per_task)} tasks)"]
+    lines = [
+        *_table(rows),
+        f"learned: {verdict} ({sum(map(bool, per_task.values()))} of {len(per_task)} tasks reach 'learned at')",
+    ]
     p = summary["params"]
     lines.append(f"params: compact {p['union']:,}, full supernet {p['supernet']:,}")
     if detail:
