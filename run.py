@@ -4,6 +4,7 @@
     python run.py --config configs/ablation_flow_width.yaml [--address auto] [--storage s3://b/p]
     python run.py --resume [--name NAME]            # continue an interrupted sweep
     python run.py --trial --preset tiny --out /tmp/t [--config FILE] [--set key=value ...]
+    python run.py --dry-run [--config FILE] [--set key=value ...] [--preset P]   # list the trials, run nothing
 
 Exit codes (README "Fault tolerance"): 0 every trial finished, early-stopped or diverged, and the report
 was written (or --no-report); 1 a trial errored, no results, or the report failed (the last line says
@@ -42,6 +43,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "is read from ~/.ray/auth_token, RAY_AUTH_TOKEN or RAY_AUTH_TOKEN_PATH",
     )
     p.add_argument("--no-report", action="store_true", help="sweep: skip the analysis report at the end")
+    p.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="sweep: check the sweep file and list its trials and what stage reuse shares; nothing runs",
+    )
+    p.add_argument(
+        "--verbose",
+        action="store_true",
+        help="more output: --trial adds every metric, the squeeze loss and seconds to each epoch line and the table",
+    )
     return p.parse_args(argv)
 
 
@@ -130,37 +141,137 @@ def sweep_exit(outcome, report: bool | None) -> int:
     return EXIT_OK
 
 
+def run_one_trial(args: argparse.Namespace) -> int:
+    """--trial: one trial in ``--out``, its epoch lines, then the table of what it learned."""
+    from supernet.config import ConfigError
+    from supernet.stages import stage_epochs
+    from supernet.trial import LocalHooks, result_lines, run_trial
+
+    if not args.out:
+        raise ConfigError("--trial needs --out DIR (where config.json, arch_spec.json, ... go)")
+    cfg = trial_config(args)
+    resume = trial_resume_state(Path(args.out), args.resume)
+    hooks = LocalHooks(args.out, epochs=stage_epochs(cfg), detail=args.verbose)
+    summary = run_trial(cfg, args.out, hooks, resume=resume)
+    print("\n".join(result_lines(summary, args.out, detail=args.verbose)))
+    return EXIT_OK
+
+
+def run_sweep(args: argparse.Namespace) -> int:
+    from supernet.config import parse_set
+    from tune.launch import launch
+
+    outcome = launch(
+        args.config,
+        resume=args.resume,
+        name=args.name,
+        storage=args.storage,
+        address=args.address,
+        preset=args.preset,
+        overrides=parse_set(args.overrides),
+        verbose=args.verbose,
+    )
+    report = None if args.no_report or outcome.interrupted else write_report(outcome.exp_path, outcome.by)
+    return sweep_exit(outcome, report)
+
+
+# ----------------------------------------------------------------------------- --dry-run
+
+STAGE_NOUNS = {"warmup": "warm-ups", "search": "searches"}  # plural of each reusable stage, for the summary line
+POINT_COLUMNS = ("trial.mode", "trial.single_task", "trial.seed")  # shown in columns of their own
+
+
+def _columns(rows: list[list[str]]) -> list[str]:
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    return ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
+
+
+def trial_rows(sweep, points: list[dict], cfgs: list) -> list[str]:
+    """One line per fixed trial: number, mode, task (single_task), seed, and the values it sets beyond the
+    sweep's shared config (its grid point; baselines run at the shared config)."""
+    rows = [["#", "mode", "task", "seed", "swept values"]]
+    for i, (point, cfg) in enumerate(zip(points, cfgs)):
+        order = [*sweep.axes, *point]  # the sweep file's axis order, then the rest (a random_arch draw)
+        shown = sorted((k for k in point if k not in POINT_COLUMNS), key=order.index)
+        values = " ".join(f"{k}={point[k]}" for k in shown) or "(shared config)"
+        task = cfg.trial.single_task if cfg.trial.mode == "single_task" else ""
+        rows.append([str(i + 1), cfg.trial.mode, task or "", str(cfg.trial.seed), values])
+    return _columns(rows)
+
+
+def stage_reuse(cfgs: list) -> dict[str, tuple[int, int]]:
+    """{reusable stage: (distinct runs, reused)} over the trials of ``cfgs``: trials whose stage has the same
+    ``supernet.store.stage_key`` share one run of it through the stage cache."""
+    from supernet.stages import REUSABLE_STAGES, plan
+    from supernet.store import stage_key
+
+    keys: dict[str, list[str]] = {s: [] for s in REUSABLE_STAGES}
+    for cfg in cfgs:
+        for stage in plan(cfg):
+            if stage.reusable:
+                keys[stage.name].append(stage_key(cfg, stage.name))
+    return {s: (len(set(k)), len(k) - len(set(k))) for s, k in keys.items() if k}
+
+
+def reuse_line(reuse: dict[str, tuple[int, int]], uri: bool) -> str:
+    """``stage reuse: 6 warm-ups, 8 searches run (6 warm-ups reused)``."""
+    if uri:
+        return "stage reuse: off (the experiment lives at a URI): every trial computes every stage"
+    ran = ", ".join(f"{n} {STAGE_NOUNS.get(s, s)}" for s, (n, _) in reuse.items())
+    reused = ", ".join(f"{r} {STAGE_NOUNS.get(s, s)}" for s, (_, r) in reuse.items() if r)
+    return f"stage reuse: {ran or 'nothing'} run ({f'{reused} reused' if reused else 'nothing reused'})"
+
+
+def count_line(cfgs: list, sweep) -> str:
+    """``12 trials: 8 supernet, 3 single_task, 1 hard_sharing`` (optuna: + the trials it proposes)."""
+    modes: dict[str, int] = {}
+    for cfg in cfgs:
+        modes[cfg.trial.mode] = modes.get(cfg.trial.mode, 0) + 1
+    by_mode = ", ".join(f"{n} {m}" for m, n in modes.items())
+    if sweep.search == "grid":
+        return f"{len(cfgs)} trials: {by_mode or 'none'}"
+    axes = "; ".join(f"{k} {kind} {values}" for k, (kind, values) in sweep.axes.items())
+    fixed = f"{len(cfgs)} fixed ({by_mode}), " if cfgs else ""
+    return (
+        f"{len(cfgs) + sweep.num_samples} trials: {fixed}{sweep.num_samples} {sweep.config().trial.mode} trials "
+        f"proposed by Optuna at run time (sampler {sweep.sampler} seeded {sweep.seed}, trial.seed "
+        f"{sweep.seeds[0]}; axes: {axes or 'none'})"
+    )
+
+
+def dry_run(args: argparse.Namespace) -> int:
+    """--dry-run: the sweep as ``launch`` would run it (the same file, --preset, --set, and the same check of
+    every fixed trial), listed; no Ray, no experiment folder."""
+    from analysis.schema import is_uri
+    from supernet.config import ConfigError, parse_set
+    from tune.launch import DEFAULT_CONFIG, check_points
+    from tune.space import parse_sweep, sweep_doc
+
+    if args.trial or args.resume:
+        raise ConfigError("--dry-run lists a sweep's trials; it does not combine with --trial or --resume")
+    config = args.config or DEFAULT_CONFIG
+    sweep = parse_sweep(sweep_doc(config, args.name, args.preset, parse_set(args.overrides)))
+    check_points(sweep)
+    points = sweep.points()
+    cfgs = [sweep.config(p) for p in points]
+    print(f"sweep {sweep.name} ({sweep.search} search, preset {sweep.preset or 'none'}) from {config}:")
+    if points:
+        print("\n".join(trial_rows(sweep, points, cfgs)))
+    print(count_line(cfgs, sweep))
+    line = reuse_line(stage_reuse(cfgs), is_uri(args.storage or ""))
+    print(line if sweep.search == "grid" else f"{line} among the fixed trials; Optuna's trials share at run time")
+    print("dry run: nothing started")
+    return EXIT_OK
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     from supernet.config import ConfigError, DataError
 
-    outcome = None
     try:
-        if args.trial:
-            from supernet.trial import LocalHooks, run_trial
-
-            if not args.out:
-                raise ConfigError("--trial needs --out DIR (where config.json, arch_spec.json, ... go)")
-            cfg = trial_config(args)
-            resume = trial_resume_state(Path(args.out), args.resume)
-            summary = run_trial(cfg, args.out, LocalHooks(args.out), resume=resume)
-            p = summary["params"]
-            print(f"done: compact params {p['union']:,} (full supernet {p['supernet']:,}); files in {args.out}")
-            return EXIT_OK
-        from supernet.config import parse_set
-        from tune.launch import launch
-
-        outcome = launch(
-            args.config,
-            resume=args.resume,
-            name=args.name,
-            storage=args.storage,
-            address=args.address,
-            preset=args.preset,
-            overrides=parse_set(args.overrides),
-        )
-        report = None if args.no_report or outcome.interrupted else write_report(outcome.exp_path, outcome.by)
-        return sweep_exit(outcome, report)
+        if args.dry_run:
+            return dry_run(args)
+        return run_one_trial(args) if args.trial else run_sweep(args)
     except (ConfigError, DataError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
         return EXIT_BAD_INPUT

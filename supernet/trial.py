@@ -48,7 +48,7 @@ from .stages import REUSABLE_STAGES, STAGES, EpochResult, Run, Stage, Start, pla
 from .state import TrialState, atomic_torch_save, cpu_weights, jsonable, write_json
 from .store import StageStore, stage_key
 from .topology import collapsed, spec_null, task_topology
-from .trivial import learned_tasks, trivial_references
+from .trivial import LEARNED_MARGINS, learned_tasks, trivial_references
 
 # ----------------------------------------------------------------------------- events
 
@@ -389,22 +389,98 @@ class TrialHooks:
 
 
 class LocalHooks(TrialHooks):
-    """``run.py --trial``: atomic ``checkpoint.pt`` in the trial folder and one line per epoch."""
+    """``run.py --trial``: atomic ``checkpoint.pt`` in the trial folder and one line per epoch.
 
-    def __init__(self, out_dir: str | Path, verbose: bool = True):
+    ``epochs``: each stage's epoch count (``supernet.stages.stage_epochs``), so a line reads ``warmup 3/8``;
+    ``detail``: the line also carries every validation metric, the squeeze loss and the epoch's seconds."""
+
+    def __init__(
+        self, out_dir: str | Path, verbose: bool = True, epochs: dict[str, int] | None = None, detail: bool = False
+    ):
         self.path = Path(out_dir) / "checkpoint.pt"
-        self.verbose = verbose
+        self.verbose, self.epochs, self.detail = verbose, dict(epochs or {}), detail
 
     def on_epoch(self, record: dict[str, Any]) -> None:
         if self.verbose:
-            vl = " ".join(f"{k.split('/', 1)[1]}={v:.4f}" for k, v in record.items() if k.startswith("val_loss/"))
-            print(
-                f"[{record['stage']:>8} {record['epoch'] + 1:>3}] train_loss={record['train_loss']:.4f} {vl}",
-                flush=True,
-            )
+            print(epoch_line(record, self.epochs.get(record["stage"]), self.detail), flush=True)
 
     def save_checkpoint(self, state: dict[str, Any]) -> None:
         atomic_torch_save(state, self.path)
+
+
+def _num(v: float) -> str:
+    return f"{v:.4g}" if isinstance(v, (int, float)) and math.isfinite(v) else "nan"
+
+
+def epoch_line(record: dict[str, Any], of: int | None = None, detail: bool = False) -> str:
+    """One epoch as ``warmup 3/8  train loss 0.41  val loss: segmentation 0.52, depth 0.31`` (``of``: the
+    stage's epoch count); ``detail`` adds ``val metrics: ...``, the squeeze loss (search) and the seconds."""
+    by_task = [(k.split("/", 1)[1], v) for k, v in record.items() if k.startswith("val_loss/")]
+    epoch = f"{record['epoch'] + 1}/{of}" if of else f"{record['epoch'] + 1}"
+    line = f"{record['stage']} {epoch}  train loss {_num(record['train_loss'])}  val loss: "
+    line += ", ".join(f"{t} {_num(v)}" for t, v in by_task)
+    if not detail:
+        return line
+    metrics: dict[str, list[str]] = {}
+    for k, v in record.items():
+        if k.startswith("metric/"):
+            _, task, name = k.split("/", 2)
+            metrics.setdefault(task, []).append(f"{name} {_num(v)}")
+    line += "  val metrics: " + "; ".join(f"{t} {' '.join(ms)}" for t, ms in metrics.items())
+    if math.isfinite(record.get("squeeze", math.nan)):
+        line += f"  squeeze {_num(record['squeeze'])}"
+    return line + f"  ({record['epoch_time_s']:.1f} s)"
+
+
+TRIAL_FILES = ("config.json", "arch_spec.json", "metrics.jsonl", "checkpoint.pt", "summary.json")
+# the metric a task of each kind is judged on: the first one its learned margin is stated on (LEARNED_MARGINS)
+MAIN_METRICS: dict[str, str] = {kind: metric for kind, metric in reversed(list(LEARNED_MARGINS))}
+
+
+def _task_row(summary: dict[str, Any], task: str, kind: str) -> list[str]:
+    """task, main metric (its sense), value, trivial reference, the value that counts as learned, learned."""
+    metric = MAIN_METRICS.get(kind)
+    value = summary["metrics"].get(task, {}).get(metric, math.nan)
+    ref = summary.get("trivial", {}).get(task, {}).get(metric, math.nan)
+    sense, factor = LEARNED_MARGINS.get((kind, metric), ("", math.nan))
+    need = f"{'>=' if sense == 'max' else '<='} {_num(factor * ref)}" if sense else "-"
+    learned = "yes" if summary.get("learned_per_task", {}).get(task) else "no"
+    return [task, f"{metric} ({sense})", _num(value), _num(ref), need, learned]
+
+
+def _table(rows: list[list[str]]) -> list[str]:
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    return ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
+
+
+def result_lines(summary: dict[str, Any], out_dir: str | Path, detail: bool = False) -> list[str]:
+    """What ``run.py --trial`` prints at the end: a table of each task's main metric against its trivial
+    reference (``supernet.trivial``: learned = beats it by the margin in the ``learned at`` column), the
+    verdict, compact and full-supernet parameters and where the files are. ``detail``: every other metric
+    of each task with its trivial value, and the seconds of each stage."""
+    rows = [["task", "metric (sense)", "value", "trivial", "learned at", "learned"]]
+    for task, kind in summary["tasks"].items():
+        rows.append(_task_row(summary, task, kind))
+        if detail:
+            main = MAIN_METRICS.get(kind)
+            rows += [
+                ["", name, _num(v), _num(summary.get("trivial", {}).get(task, {}).get(name, math.nan)), "", ""]
+                for name, v in summary["metrics"].get(task, {}).items()
+                if name != main
+            ]
+    per_task = summary.get("learned_per_task", {})
+    verdict = "yes" if summary.get("learned") else "no"
+    lines = [
+        *_table(rows),
+        f"learned: {verdict} ({sum(map(bool, per_task.values()))} of {len(per_task)} tasks reach 'learned at')",
+    ]
+    p = summary["params"]
+    lines.append(f"params: compact {p['union']:,}, full supernet {p['supernet']:,}")
+    if detail:
+        lines.append("seconds: " + ", ".join(f"{s} {_num(v)}" for s, v in summary.get("timings", {}).items()))
+    files = [n for n in TRIAL_FILES if (Path(out_dir) / n).is_file()]
+    lines.append(f"files in {out_dir}: {', '.join(files)}")
+    return lines
 
 
 def run_trial(

@@ -53,6 +53,25 @@ def test_run_py_trial_writes_every_file(tmp_path):
         assert all(line["gpu_peak_mem_mb"] is None for line in lines)  # NaN, written as null
     ckpt = torch.load(out / "checkpoint.pt", weights_only=True)  # tensors and plain data only
     assert ckpt["done"] == ["warmup", "search", "reduction", "finetune"]
+    # the output names what it prints and ends with the verdict against the trivial references
+    shown = r.stdout.splitlines()
+    assert shown[0].startswith("warmup 1/1  train loss ") and "  val loss: segmentation " in shown[0]
+    header = next(i for i, ln in enumerate(shown) if ln.startswith("task "))
+    rows = {ln.split()[0]: ln.split() for ln in shown[header + 1 : header + 4]}
+    assert {t: row[1] for t, row in rows.items()} == {
+        "segmentation": "miou",
+        "depth": "abs_err",
+        "normal": "mean_angle",
+    }
+    for t, row in rows.items():
+        m = row[1]
+        assert float(row[3]) == pytest.approx(summary["metrics"][t][m], rel=1e-3)
+        assert float(row[4]) == pytest.approx(summary["trivial"][t][m], rel=1e-3)
+        assert row[-1] == ("yes" if summary["learned_per_task"][t] else "no")
+    assert shown[header + 4].startswith(f"learned: {'yes' if summary['learned'] else 'no'} (")
+    p = summary["params"]
+    assert shown[-2] == f"params: compact {p['union']:,}, full supernet {p['supernet']:,}"
+    assert shown[-1].startswith(f"files in {out}: config.json") and "summary.json" in shown[-1]
 
 
 def test_run_py_rejects_bad_config_with_the_key(tmp_path):
@@ -253,3 +272,50 @@ def test_annealed_search_resumed_mid_stage_gives_the_same_result(tmp_path):
         no_anneal, "search"
     )  # a cached search is never reused across schedules
     assert stage_key(cfg, "warmup") == stage_key(no_anneal, "warmup")
+
+
+# ----------------------------------------------------------------------------- run.py --trial's lines
+
+
+def test_epoch_line_names_what_it_prints():
+    from supernet.trial import epoch_line
+
+    rec = {"stage": "warmup", "epoch": 2, "train_loss": 0.41, "squeeze": float("nan"), "epoch_time_s": 1.25}
+    rec.update({"val_loss/segmentation": 0.52, "val_loss/depth": 0.31, "metric/depth/abs_err": 0.3})
+    assert epoch_line(rec, 8) == "warmup 3/8  train loss 0.41  val loss: segmentation 0.52, depth 0.31"
+    assert epoch_line(rec).startswith("warmup 3  ")
+    detail = epoch_line({**rec, "squeeze": 0.5}, 8, detail=True)
+    assert detail.endswith("val metrics: depth abs_err 0.3  squeeze 0.5  (1.2 s)")
+
+
+def test_result_lines_judge_each_task_on_its_main_metric(tmp_path):
+    from supernet.trial import MAIN_METRICS, result_lines
+    from supernet.trivial import LEARNED_MARGINS
+
+    assert MAIN_METRICS == {
+        "segmentation": "miou",
+        "classification": "accuracy",
+        "depth": "abs_err",
+        "normal": "mean_angle",
+    }
+    assert set(LEARNED_MARGINS) == set(MAIN_METRICS.items())
+    (tmp_path / "summary.json").write_text("{}")
+    summary = {
+        "tasks": {"seg": "segmentation", "d": "depth"},
+        "metrics": {"seg": {"miou": 0.5, "pixel_acc": 0.9}, "d": {"abs_err": 1.0, "rel_err": 0.2}},
+        "trivial": {"seg": {"miou": 0.2, "pixel_acc": 0.8}, "d": {"abs_err": 1.2, "rel_err": 0.3}},
+        "learned_per_task": {"seg": True, "d": False},
+        "learned": False,
+        "params": {"union": 2296, "supernet": 4099},
+        "timings": {"warmup": 1.0},
+    }
+    lines = result_lines(summary, tmp_path)
+    assert lines[1].split() == ["seg", "miou", "(max)", "0.5", "0.2", ">=", "0.4", "yes"]
+    assert lines[2].split() == ["d", "abs_err", "(min)", "1", "1.2", "<=", "0.9", "no"]
+    assert lines[3:] == [
+        "learned: no (1 of 2 tasks reach 'learned at')",
+        "params: compact 2,296, full supernet 4,099",
+        f"files in {tmp_path}: summary.json",
+    ]
+    detail = result_lines(summary, tmp_path, detail=True)
+    assert detail[2].split() == ["pixel_acc", "0.9", "0.8"] and "seconds: warmup 1" in detail
