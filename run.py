@@ -5,6 +5,7 @@
     python run.py --resume [--name NAME]            # continue an interrupted sweep
     python run.py --trial --preset tiny --out /tmp/t [--config FILE] [--set key=value ...]
     python run.py --dry-run [--config FILE] [--set key=value ...] [--preset P]   # list the trials, run nothing
+    python run.py --eval TRIAL_DIR [--set data.root=...]   # re-evaluate a finished trial's compact net (JSON line)
 
 Exit codes (README "Fault tolerance"): 0 every trial finished, early-stopped or diverged, and the report
 was written (or --no-report); 1 a trial errored, no results, or the report failed (the last line says
@@ -47,6 +48,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--dry-run",
         action="store_true",
         help="sweep: check the sweep file and list its trials and what stage reuse shares; nothing runs",
+    )
+    p.add_argument(
+        "--eval",
+        default=None,
+        metavar="TRIAL_DIR",
+        help="evaluate a finished trial's compact network on the validation split; prints one JSON line of metrics",
     )
     p.add_argument(
         "--verbose",
@@ -264,6 +271,17 @@ def dry_run(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def run_eval(args: argparse.Namespace) -> int:
+    """``--eval TRIAL_DIR``: the trial's per-task validation metrics, as one JSON object on the last line."""
+    import json
+
+    from supernet.config import parse_set
+    from supernet.inference import eval_main
+
+    print(json.dumps(eval_main(args.eval, parse_set(args.overrides)), sort_keys=True))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     from supernet.config import ConfigError, DataError
@@ -271,6 +289,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.dry_run:
             return dry_run(args)
+        if args.eval:
+            return run_eval(args)
         return run_one_trial(args) if args.trial else run_sweep(args)
     except (ConfigError, DataError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)

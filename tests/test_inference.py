@@ -195,3 +195,19 @@ def test_a_mode_without_a_compact_net_is_refused(tmp_path):
     d = trial(tmp_path / "full", **{"trial.mode": "full_supernet", **zero})
     with pytest.raises(InferenceError, match="'full_supernet' fine-tunes the supernet network, not a compact one"):
         load_compact(d)
+
+
+def test_run_py_eval_prints_the_trials_metrics_as_its_last_json_line(method, capsys):
+    import run
+
+    assert run.main(["--eval", str(method)]) == 0
+    last = capsys.readouterr().out.strip().splitlines()[-1]
+    assert_metrics_equal(json.loads(last), summary(method)["metrics"])
+
+
+def test_run_py_eval_of_a_folder_that_is_no_trial_is_one_line_and_exit_2(tmp_path, capsys):
+    import run
+
+    assert run.main(["--eval", str(tmp_path / "nothing")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error:") and "nothing" in err[0]
