@@ -7,7 +7,7 @@
     python run.py --dry-run [--config FILE] [--set key=value ...] [--preset P]   # list the trials, run nothing
     python run.py --eval TRIAL_DIR [--set data.root=...]   # re-evaluate a finished trial's compact net (JSON line)
 
-Exit codes (README "Fault tolerance"): 0 every trial finished, early-stopped or diverged, and the report
+Exit codes (docs/sweeps.md, "Fault tolerance"): 0 every trial finished, early-stopped or diverged, and the report
 was written (or --no-report); 1 a trial errored, no results, or the report failed (the last line says
 which); 2 bad input (one line naming the file or key and the fix); 130 interrupted (Ctrl-C), with the
 ``--resume`` command to continue.
@@ -129,7 +129,7 @@ EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 
 def sweep_exit(outcome, report: bool | None) -> int:
-    """The exit code of a sweep (README "Fault tolerance"): 130 interrupted, 1 an errored trial, no results
+    """The exit code of a sweep (docs/sweeps.md, "Fault tolerance"): 130 interrupted, 1 an errored trial, no results
     or a failed report, else 0 (finished, early-stopped and diverged trials are all results)."""
     counts = outcome.counts
     if outcome.interrupted:

@@ -1,6 +1,6 @@
 """``python -m analysis --list STORAGE``: the experiments under a storage folder and where each of them stands.
 
-An experiment folder is ``<storage>/<name>/`` as ``tune.launch`` lays it out (README "Running sweeps"):
+An experiment folder is ``<storage>/<name>/`` as ``tune.launch`` lays it out (docs/sweeps.md):
 ``sweep.yaml`` (written first), ``driver.lock`` (while a driver runs it: ``tune/lock.py``), ``trial_<id>/``
 (one per trial Tune started), the results (``results.parquet`` compacted from ``results/<trial_id>.parquet``,
 one fragment per ended trial; read here with ``load_results``, which takes the fragments when they are

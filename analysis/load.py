@@ -1,6 +1,6 @@
 """Load sweep results (``results.parquet``, ``epochs.parquet``, ``arch_spec.json``) into tidy tables.
 
-The on-disk schema is declared in ``analysis/schema.py`` (see the README's results schema); this module
+The on-disk schema is declared in ``analysis/schema.py`` (see docs/results-schema.md); this module
 reads it: the compacted tables, or the per-trial fragments (``results/``, ``epochs/``) when they are newer
 (a sweep still running, or one whose driver was killed). Metric senses come from the tables' metadata.
 Everything downstream works on the returned DataFrame, and the Pareto kernels on plain arrays.

@@ -33,7 +33,7 @@ META_KEY = b"dagmtl"
 RESULTS_FILE, EPOCHS_FILE = "results.parquet", "epochs.parquet"
 RESULTS_DIR, EPOCHS_DIR = "results", "epochs"  # one fragment per ended trial: <dir>/<trial_id>.parquet
 
-# results columns (README "Results schema")
+# results columns (docs/results-schema.md)
 CONFIG = "config/"  # config/<section>.<field>: every config key varied in the sweep
 METRIC = "metric/"  # metric/<task>/<name>
 LOSS = "loss/"  # loss/<task>: final validation loss

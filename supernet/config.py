@@ -2,7 +2,7 @@
 
 A YAML file (or ``--set key=value``) overrides only what changes; unknown keys and out-of-range values
 are errors that name the key. Every float must be finite (nan/inf are errors) and every seed an integer
-in [0, 2**32), whatever the field. Every detail the paper leaves open is a field here (see README "Method").
+in [0, 2**32), whatever the field. Every detail the paper leaves open is a field here (see docs/method.md).
 
 Each field is declared once, with ``setting(default, doc, check)``: its doc (what it is, its range, why
 its default, whether it is the paper's or ours) and its check live in the field's metadata. ``validate``
@@ -198,7 +198,7 @@ class ModelConfig:
     norm: str = setting(
         "bn",
         "Normalisation inside every edge and read-in op: `bn` with per-task batch statistics (tasks stay separate:"
-        ' README "Method") or `gn` (GroupNorm, no batch statistics). `bn` by default: it trains these small nets'
+        " docs/method.md) or `gn` (GroupNorm, no batch statistics). `bn` by default: it trains these small nets"
         " faster.",
         one_of(NORMS),
     )
@@ -441,7 +441,7 @@ PRESET_DOCS: dict[str, str] = {
     "default": (
         "The embedded default used by configs/default.yaml and the ablation configs: calibrated so that every"
         " single-task baseline and the method beat the trivial references by the margins of supernet/trivial.py"
-        ' (README "Calibration of the embedded default"). A method trial: about 90 s of one CPU core.'
+        ' (docs/findings.md, "Calibration of the embedded default"). A method trial: about 90 s of one CPU core.'
     ),
 }
 

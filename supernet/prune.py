@@ -2,7 +2,7 @@
 
 Why: every edge and read-in op ends in a normalisation, so a path whose gates are small still delivers
 unit-scale features to the next op, and the flow-based reduction, which scores such paths as negligible,
-removes part of what the end-of-search supernet computes (README "The gap at reduction"). Here the last
+removes part of what the end-of-search supernet computes (docs/findings.md, "The gap at reduction"). Here the last
 ``prune_epochs`` epochs of search run, before every step, the reduction of ``supernet/reduction.py``
 (``reduction.tau``, ``reduction.flow``) on the current gate probabilities and zero the gates of every
 element it prunes (``Supernet.prune_mask``, a 0/1 mask on edges, read-ins and read-outs). The heads (and

@@ -1,4 +1,5 @@
-"""Package boundaries (README "Layout"): read from the import statements of the source, no import executed.
+"""Package boundaries (the three packages named at the end of the README): read from the import statements of
+the source, no import executed.
 
 - supernet/ imports neither tune nor analysis (nor ray);
 - analysis/ imports neither supernet nor tune, nor torch nor ray (it reads Parquet and its metadata);

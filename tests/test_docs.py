@@ -1,4 +1,5 @@
-"""The README and docs/: every relative link resolves (file and, where given, heading anchor); the README stays short."""
+"""The README and docs/: every relative link resolves (file and, where given, heading anchor); the README stays
+short."""
 
 from __future__ import annotations
 

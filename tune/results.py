@@ -9,7 +9,7 @@ those of every other ended trial, and on URI storage every trial's, from the rep
 of the run it writes the fragments of trials that ended without one (a restored experiment) or were
 stopped by Ctrl-C, and compacts them into ``results.parquet`` and ``epochs.parquet``. Every row's status
 comes from one rule, ``trial_status`` (the trial folder's summary.json first, then Tune's view).
-Schema: ``analysis/schema.py`` and the README.
+Schema: ``analysis/schema.py`` and docs/results-schema.md.
 """
 
 from __future__ import annotations
