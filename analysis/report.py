@@ -8,12 +8,15 @@ shows, the CSV tables of its numbers and the data of its figures) and writes not
 :func:`write_tables` and :func:`write_figures` turn that object into files. Every CSV is one :class:`Table` of
 a section, so the files written and the list of them in ``report.md`` come from one list.
 
-The report opens with the answer to "does the search beat random architectures of the same size?"
-(:func:`analysis.stats.search_vs_random`), then, on data with planted structure, the oracle, the hit test and
-the paired test (:mod:`analysis.topology`), then the trivial references (:mod:`analysis.learning`: trials that
-did not beat them are counted, listed and kept off every front), the trials a scheduler stopped and where
-(:mod:`analysis.stopping`), learning curves and the gap at reduction, and, when fronts are grouped by an ablation's axis
-(flow_width, lambda_sq, tau), ends with the effect that ablation exists to show (:mod:`analysis.effects`).
+The report's first lines say what it concludes: how many trials the fronts compare and the answer to "does the search
+beat random architectures of the same size?", or, when the fronts cannot be compared (nothing learned, no valid trial
+for the objectives, no baselines for delta_mtl), that and why; a report is written either way. Its first section is that
+answer (:func:`analysis.stats.search_vs_random`; left out without a comparison), then, on data with planted structure,
+the oracle, the hit test and the paired test (:mod:`analysis.topology`), then the trivial references
+(:mod:`analysis.learning`: trials that did not beat them are counted, listed and kept off every front), the trials a
+scheduler stopped and where (:mod:`analysis.stopping`), learning curves and the gap at reduction, and, when fronts are
+grouped by an ablation's axis (flow_width, lambda_sq, tau), ends with the effect that ablation exists to show
+(:mod:`analysis.effects`).
 """
 
 from __future__ import annotations
@@ -400,27 +403,31 @@ def _why_no_comparison(df: pd.DataFrame, objectives: Sequence[Objective], delta_
     if valid.empty:
         counts = ", ".join(f"{n} {st}" for st, n in sup["status"].value_counts().sort_index().items())
         return [head, f"No supernet trial finished ({counts}): see the trials that are not valid below."]
-    if usable.empty:
-        return [head, _nothing_learned(df, len(valid))]
-    return [head, *_missing_objectives(df, usable, objectives, delta_error)]
+    lines = [head, *_nothing_learned(df, len(valid), supernet_only=len(usable) == 0)]
+    if len(usable):  # e.g. an early-stopped trial (not judged) without delta_mtl
+        lines += _missing_objectives(df, usable, objectives, delta_error)
+    return lines
 
 
-def _nothing_learned(df: pd.DataFrame, n_valid: int) -> str:
-    """Why no supernet trial learned: every trial (all modes) is at its trivial predictor, or the supernet ones."""
-    judged = df[df["is_valid"].to_numpy(bool) & df["learned"].notna().to_numpy(bool)]
+def _nothing_learned(df: pd.DataFrame, n_valid: int, supernet_only: bool) -> list[str]:
+    """Why nothing can be compared when nothing learned: every judged trial (all modes) is at its trivial
+    predictor, or (``supernet_only``) every valid supernet trial is; [] otherwise."""
+    judged = df[df["is_valid"].to_numpy(bool) & df["learned"].notna().to_numpy(bool)] if "learned" in df else df[:0]
     epochs = _epochs_text(df)
-    if not_learned(judged).all():
-        return (
+    if len(judged) and not_learned(judged).all():
+        return [
             f"Every trial is at its trivial predictor: none of the {len(judged)} finished trials beat the trivial "
             f"references by the margins (`learned` false for each; see the references and the list below){epochs}. "
             "A run this short (such as the tiny preset, which checks the pipeline) trains too briefly to learn: "
             "train longer (more epochs, e.g. the default preset) to compare fronts."
-        )
-    return (
+        ]
+    if not supernet_only:
+        return []
+    return [
         f"None of the {n_valid} valid supernet trials learned: each is at its trivial predictor for at least one task "
         f"(`learned` false; see the references and the list below){epochs}. Train the method longer (more "
         "warm-up, search or fine-tune epochs) to compare fronts."
-    )
+    ]
 
 
 def _epochs_text(df: pd.DataFrame) -> str:

@@ -342,8 +342,8 @@ def test_a_report_where_nothing_learned_says_so_first_and_exits_0(tmp_path):
     for h in ("## Trivial references", "## Trials", "## Learning curves", "## Topology"):
         assert h in headings, headings
     assert "## Fronts" not in headings and "## Does the search beat random architectures?" not in headings
-    n_finished = int(load_results(exp, delta_mtl=False)["is_valid"].sum())
-    assert len(pd.read_csv(out / "not_learned.csv")) == n_finished  # every finished trial listed
+    n_finished = int((load_results(exp, delta_mtl=False)["status"] == "finished").sum())
+    assert len(pd.read_csv(out / "not_learned.csv")) == n_finished  # every finished (judged) trial listed
     assert {"trivial.csv", "not_learned.csv", "learning_curves.csv", "learning_curves.png"} <= {
         p.name for p in out.iterdir()
     }
