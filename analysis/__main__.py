@@ -2,8 +2,10 @@
 
 Writes the report folder (default ``EXPERIMENT_DIR/report/``) and prints its path. ``--compact`` instead
 rewrites ``results.parquet`` and ``epochs.parquet`` from the per-trial fragments (``results/``,
-``epochs/``) of a sweep still running or whose driver was killed. Input problems are reported as one
-line on stderr with exit code 2, not as a traceback.
+``epochs/``) of a sweep still running or whose driver was killed. Unreadable input (a missing folder, no
+results file, corrupt Parquet) and bad arguments are reported as one line on stderr with exit code 2, not as a
+traceback. Results that cannot be compared (nothing learned, no baselines for delta_mtl) still give a report,
+whose first lines say why, and exit code 0.
 """
 
 from __future__ import annotations

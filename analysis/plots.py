@@ -10,6 +10,7 @@ and the Agg canvas (no pyplot, no global backend state), so this works headless 
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from os import PathLike
@@ -26,11 +27,14 @@ from analysis.learning import LearningCurves, objective_reference
 from analysis.stats import EafData
 from analysis.stopping import STAGE, STEP, rung_label, stopped_trials
 
+# mode -> (marker, legend name, size in points^2, edge colour). Hollow, from the largest to the smallest and drawn in
+# this order, so points that coincide (e.g. single-task and hard sharing at the same cost and delta_mtl) nest and
+# all stay visible.
 _BASELINE_STYLE = {
-    "single_task": ("*", "single-task (T nets)"),
-    "hard_sharing": ("s", "hard sharing"),
-    "full_supernet": ("D", "full supernet"),
-    "random_arch": ("x", "random architectures"),
+    "single_task": ("*", "single-task (T nets)", 260, "#8b0000"),
+    "hard_sharing": ("s", "hard sharing", 120, "#00008b"),
+    "full_supernet": ("D", "full supernet", 70, "#006400"),
+    "random_arch": ("x", "random architectures", 40, "0.25"),
 }
 
 
@@ -149,9 +153,16 @@ def render_fronts(data: FrontPlotData, path: str | PathLike[str] | None = None) 
         ax.scatter(s.points[:, 0], s.points[:, 1], s=14, color=c, alpha=0.3, linewidths=0)
         ax.step(s.front[:, 0], s.front[:, 1], where="post", color=c, lw=1.5)
         ax.scatter(s.front[:, 0], s.front[:, 1], s=30, color=c, edgecolors="k", linewidths=0.5, label=s.label, zorder=3)
-    for mode, p in data.baselines.items():
-        marker, name = _BASELINE_STYLE.get(mode, ("X", mode))
-        ax.scatter(p[:, 0], p[:, 1], marker=marker, s=90, color="0.2", label=name, zorder=4)
+    order = [
+        *(m for m in _BASELINE_STYLE if m in data.baselines),
+        *(m for m in data.baselines if m not in _BASELINE_STYLE),
+    ]
+    for mode in order:
+        marker, name, size, edge = _BASELINE_STYLE.get(mode, ("X", mode, 50, "0.2"))
+        p = data.baselines[mode]
+        # an 'x' is a line marker (no inside, drawn in its face colour); the others are outlines
+        colour = {"color": edge} if marker == "x" else {"facecolors": "none", "edgecolors": edge}
+        ax.scatter(p[:, 0], p[:, 1], marker=marker, s=size, lw=1.4, label=name, zorder=4, **colour)
     for (label, p), shade in zip(data.stopped.items(), np.linspace(0.0, 0.6, max(1, len(data.stopped)))):
         ax.scatter(
             p[:, 0],
@@ -166,11 +177,11 @@ def render_fronts(data: FrontPlotData, path: str | PathLike[str] | None = None) 
     _draw_refs(ax, data.x_ref, data.y_ref)
     if data.x_log:
         ax.set_xscale("log")
-    ax.set(xlabel=data.x_label, ylabel=data.y_label, title=data.title)
+    ax.set(xlabel=data.x_label, ylabel=data.y_label, title=_wrap(data.title, fig, 12, 0.9))
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="best")
-    if data.caption:
-        fig.supxlabel(data.caption, fontsize=7, color="0.3")
+    if data.caption:  # wrapped to the figure's width: the constrained layout makes room for its lines
+        fig.supxlabel(_wrap(data.caption, fig, 7), fontsize=7, color="0.3")
     return _save(fig, path)
 
 
@@ -228,55 +239,101 @@ def topology_data(spec: dict) -> TopologyData:
     return TopologyData(n, tasks, pos, edges)
 
 
+_UNIT_IN = 0.5  # inches per unit of the topology's coordinates (node spacing 1): the canvas follows the graph
+_NODE_S = 260  # node marker area in points^2
+_LABEL_PT = 7  # font size of node labels and task names
+
+
+def _bend(e: TopoEdge, data: TopologyData) -> float:
+    """Arc of an edge: long ones curve around the nodes they pass."""
+    (x0, _), (x1, _) = data.positions[e.src], data.positions[e.dst]
+    return 0.25 if (x1 - x0) > 1 else 0.0
+
+
+def _topology_limits(data: TopologyData) -> tuple[tuple[float, float], tuple[float, float]]:
+    """(xlim, ylim) in data units that hold every node, the furthest point of every arc (the midpoint of an arc3
+    curve lies rad/2 of the chord's length off the chord) and the task names right of the heads."""
+    xs = [x for x, _ in data.positions.values()]
+    ys = [y for _, y in data.positions.values()]
+    for e in data.edges:
+        (x0, y0), (x1, y1) = data.positions[e.src], data.positions[e.dst]
+        rad = _bend(e, data)
+        xs.append((x0 + x1) / 2 + rad / 2 * (y1 - y0))
+        ys.append((y0 + y1) / 2 - rad / 2 * (x1 - x0))
+    name_in = max((len(t) for t in data.tasks), default=0) * 0.6 * _LABEL_PT / 72  # average glyph: 0.6 em
+    pad = 0.32  # a node's radius (about 0.22 units) and a margin
+    return (min(xs) - pad, max(xs) + pad + name_in / _UNIT_IN), (min(ys) - pad, max(ys) + pad)
+
+
+def _draw_edges(ax, data: TopologyData, edges: list[TopoEdge], task: str | None, colors: dict) -> None:
+    for e in edges:
+        if task is None:
+            color, lw = ("k" if e.shared else colors[e.tasks[0]]), 0.8 + 1.2 * (len(e.tasks) - 1)
+        else:
+            color, lw = ("k" if e.shared else colors[task]), 1.6
+        ax.add_patch(
+            FancyArrowPatch(
+                data.positions[e.src],
+                data.positions[e.dst],
+                arrowstyle="-|>",
+                mutation_scale=9,
+                color=color,
+                lw=lw,
+                connectionstyle=f"arc3,rad={_bend(e, data)}",
+                shrinkA=7,
+                shrinkB=7,
+            )
+        )
+
+
+def _draw_nodes(ax, data: TopologyData, used: set[str], task: str | None, colors: dict) -> None:
+    """Nodes as circles (grey when unused); a head is filled in its task's colour with the task's full name on its
+    right."""
+    for name, (x, y) in data.positions.items():
+        head = name[5:] if name.startswith("head:") else None
+        if head is not None and task is not None and head != task:
+            continue
+        on = name in used
+        face = colors.get(head, "w") if head is not None else ("w" if on else "0.9")
+        ax.scatter([x], [y], s=_NODE_S, color=face, edgecolors="k" if on else "0.7", zorder=3)
+        if head is not None:
+            ax.text(x + 0.3, y, head, ha="left", va="center", fontsize=_LABEL_PT, zorder=4)
+        else:
+            text = "S" if name == "stem" else name
+            ax.text(x, y, text, ha="center", va="center", fontsize=_LABEL_PT, zorder=4, color="k" if on else "0.6")
+
+
 def render_topology(data: TopologyData, path: str | PathLike[str] | None = None, title: str = "") -> Figure:
-    """One panel per task (its kept edges: shared ones black, its own in colour) and one with all tasks."""
+    """One panel per task (its kept edges: shared ones black, its own in colour) and one with all tasks; every
+    panel is sized to the graph (equal units on both axes) with the task names written out."""
     panels = [*data.tasks, None]
-    fig = Figure(figsize=(3.2 * len(panels), 3.4), layout="constrained")
+    xlim, ylim = _topology_limits(data)
+    width, height = (xlim[1] - xlim[0]) * _UNIT_IN, (ylim[1] - ylim[0]) * _UNIT_IN
+    fig = Figure(figsize=(max(width, 1.8) * len(panels) + 0.2, height + 0.5 + 0.25 * bool(title)), layout="constrained")
     FigureCanvasAgg(fig)
     axes = fig.subplots(1, len(panels), squeeze=False)[0]
     colors = dict(zip(data.tasks, _colors(len(data.tasks))))
     for ax, task in zip(axes, panels):
         edges = data.edges if task is None else data.task_edges(task)
-        used = {n for e in edges for n in (e.src, e.dst)}
-        for e in edges:
-            if task is None:
-                color = "k" if e.shared else colors[e.tasks[0]]
-                lw = 0.8 + 1.2 * (len(e.tasks) - 1)
-            else:
-                color, lw = ("k" if e.shared else colors[task]), 1.6
-            (x0, y0), (x1, y1) = data.positions[e.src], data.positions[e.dst]
-            rad = 0.25 if (x1 - x0) > 1 else 0.0  # curve long edges around the nodes they pass
-            ax.add_patch(
-                FancyArrowPatch(
-                    (x0, y0),
-                    (x1, y1),
-                    arrowstyle="-|>",
-                    mutation_scale=9,
-                    color=color,
-                    lw=lw,
-                    connectionstyle=f"arc3,rad={rad}",
-                    shrinkA=7,
-                    shrinkB=7,
-                )
-            )
-        for name, (x, y) in data.positions.items():
-            if name.startswith("head:") and task is not None and name != f"head:{task}":
-                continue
-            on = name in used
-            face = colors.get(name[5:], "w") if name.startswith("head:") else ("w" if on else "0.9")
-            ax.scatter([x], [y], s=260, color=face, edgecolors="k" if on else "0.7", zorder=3)
-            text = "S" if name == "stem" else (name[5:8] if name.startswith("head:") else name)
-            ax.text(x, y, text, ha="center", va="center", fontsize=7, zorder=4, color="k" if on else "0.6")
-        ax.set_title("all tasks (black: shared)" if task is None else task, fontsize=9)
-        ax.set_xlim(-0.6, data.n_nodes + 1.6)
-        ax.set_ylim(-1.5, 1.5)
+        _draw_edges(ax, data, edges, task, colors)
+        _draw_nodes(ax, data, {n for e in edges for n in (e.src, e.dst)}, task, colors)
+        ax.set_title(_wrap("all tasks (black: shared)" if task is None else task, fig, 9, 1 / len(panels)), fontsize=9)
+        ax.set(xlim=xlim, ylim=ylim, aspect="equal")
         ax.set_axis_off()
     if title:
-        fig.suptitle(title, fontsize=10)
+        fig.suptitle(_wrap(title, fig, 10), fontsize=10)
     return _save(fig, path)
 
 
 # ----------------------------------------------------------------------------- helpers
+
+
+def _wrap(text: str, fig: Figure, fontsize: float, share: float = 1.0) -> str:
+    """``text`` broken into lines that fit ``share`` of the figure's width at ``fontsize`` (an average glyph is
+    about 0.55 em wide in the default font): a long title or caption would otherwise run past the canvas's
+    edges, which no layout engine shrinks."""
+    per_line = max(20, int(share * fig.get_figwidth() * 72 / (0.55 * fontsize)) - 2)
+    return textwrap.fill(text, per_line)
 
 
 def _colors(n: int) -> list:
@@ -321,7 +378,7 @@ def render_attainment(
         ylim=data.ylim,
         xlabel=data.x_label,
         ylabel=data.y_label,
-        title="Median attainment surfaces (reached by at least half of the seeds)",
+        title=_wrap("Median attainment surfaces (reached by at least half of the seeds)", fig, 12, 0.9),
     )
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="best")
@@ -356,7 +413,7 @@ def render_eaf_difference(
         ylim=data.ylim,
         xlabel=data.x_label,
         ylabel=data.y_label,
-        title=f"EAF difference {a} - {b} over {data.diff_seeds} common seeds",
+        title=_wrap(f"EAF difference {a} - {b} over {data.diff_seeds} common seeds", fig, 12, 0.8),
     )
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="best")
@@ -388,7 +445,7 @@ def render_effects(
             ax.legend(fontsize=7, loc="best")
         ax.set(xlabel=table.index.name or "", title=m)
         ax.grid(alpha=0.3)
-    fig.suptitle(f"Effect of {table.index.name} (median across seeds, bars: min-max)", fontsize=10)
+    fig.suptitle(_wrap(f"Effect of {table.index.name} (median across seeds, bars: min-max)", fig, 10), fontsize=10)
     return _save(fig, path)
 
 
@@ -409,7 +466,7 @@ def render_learning_curves(data: LearningCurves, path: str | PathLike[str] | Non
         (data.boundaries[m] for m in ("supernet", "random_arch", *data.boundaries) if m in data.boundaries), []
     )
     for ax, metric in zip(axes, metrics):
-        for mode in data.modes:
+        for i, mode in enumerate(data.modes):
             c = data.curve(mode, metric)
             if c.empty:
                 continue
@@ -417,11 +474,9 @@ def render_learning_curves(data: LearningCurves, path: str | PathLike[str] | Non
             ax.plot(
                 x,
                 c["median"].to_numpy(float),
-                "o-",
-                ms=2.5,
-                lw=1.4,
-                color=colors[mode],
                 label=f"{_GROUP_NAMES.get(mode, mode)} ({int(c['n_trials'].max())})",
+                color=colors[mode],
+                **_curve_style(i),
             )
             ax.fill_between(x, c["min"].to_numpy(float), c["max"].to_numpy(float), color=colors[mode], alpha=0.15, lw=0)
         for _, step in marks[1:]:
@@ -444,5 +499,23 @@ def render_learning_curves(data: LearningCurves, path: str | PathLike[str] | Non
         ax.set(xlabel="global step (epoch)", title=metric)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7, loc="best")
-    fig.suptitle("Validation quality per epoch (median across trials, band: min-max); dotted: stage starts", fontsize=9)
+    title = "Validation quality per epoch (median across trials, band: min-max); dotted: stage starts"
+    fig.suptitle(_wrap(title, fig, 9), fontsize=9)
     return _save(fig, path)
+
+
+# the i-th mode's curve: solid first, the later ones dashed, dash-dotted, ..., each thinner with its own marker
+# (hollow after the first), so a curve that coincides with one drawn before it still shows both
+_LINESTYLES = ("-", "--", "-.", (0, (1, 1.5)), (0, (5, 1.5, 1, 1.5, 1, 1.5)))
+_MARKERS = ("o", "s", "^", "D", "v", "P")
+
+
+def _curve_style(i: int) -> dict:
+    return {
+        "ls": _LINESTYLES[i % len(_LINESTYLES)],
+        "lw": max(0.9, 2.6 - 0.5 * i),
+        "marker": _MARKERS[i % len(_MARKERS)],
+        "ms": max(2.5, 5.0 - 0.7 * i),
+        "mfc": None if i == 0 else "none",
+        "zorder": 2 + i,
+    }

@@ -8,12 +8,15 @@ shows, the CSV tables of its numbers and the data of its figures) and writes not
 :func:`write_tables` and :func:`write_figures` turn that object into files. Every CSV is one :class:`Table` of
 a section, so the files written and the list of them in ``report.md`` come from one list.
 
-The report opens with the answer to "does the search beat random architectures of the same size?"
-(:func:`analysis.stats.search_vs_random`), then, on data with planted structure, the oracle, the hit test and
-the paired test (:mod:`analysis.topology`), then the trivial references (:mod:`analysis.learning`: trials that
-did not beat them are counted, listed and kept off every front), the trials a scheduler stopped and where
-(:mod:`analysis.stopping`), learning curves and the gap at reduction, and, when fronts are grouped by an ablation's axis
-(flow_width, lambda_sq, tau), ends with the effect that ablation exists to show (:mod:`analysis.effects`).
+The report's first lines say what it concludes: how many trials the fronts compare and the answer to "does the search
+beat random architectures of the same size?", or, when the fronts cannot be compared (nothing learned, no valid trial
+for the objectives, no baselines for delta_mtl), that and why; a report is written either way. Its first section is that
+answer (:func:`analysis.stats.search_vs_random`; left out without a comparison), then, on data with planted structure,
+the oracle, the hit test and the paired test (:mod:`analysis.topology`), then the trivial references
+(:mod:`analysis.learning`: trials that did not beat them are counted, listed and kept off every front), the trials a
+scheduler stopped and where (:mod:`analysis.stopping`), learning curves and the gap at reduction, and, when fronts are
+grouped by an ablation's axis (flow_width, lambda_sq, tau), ends with the effect that ablation exists to show
+(:mod:`analysis.effects`).
 """
 
 from __future__ import annotations
@@ -31,15 +34,20 @@ from analysis.compare import (
     BASELINE_MODES,
     DEFAULT_OBJECTIVES,
     FrontComparison,
+    Objective,
     ObjectiveSpec,
     baseline_points,
     compare_fronts,
+    objective_matrix,
     pareto_front,
+    parse_objectives,
+    usable_rows,
 )
 from analysis.effects import ablation_measures, axis_name, effect_table
 from analysis.learning import (
     gap_summary,
     learning_curves,
+    main_metrics,
     not_learned_table,
     objective_reference,
     quality_columns,
@@ -230,8 +238,11 @@ def write_report(
     """Write the report folder of an experiment (default ``EXP/report/``) and return its path.
 
     ``trial`` picks the trial whose topology is drawn (default: the front trial with the best first
-    objective). Raises :class:`AnalysisError` on unusable inputs (missing folder or table, no valid
-    trial, missing baseline), with a message meant for the user; nothing is written then.
+    objective). A report is written whenever the results can be read: when nothing learned or the fronts
+    cannot be compared (no valid trial for the objectives, no baselines for delta_mtl), its first lines say
+    so and why. Raises :class:`AnalysisError` on unreadable input (missing folder or table, corrupt Parquet)
+    and on bad arguments (an unknown objective, grouping column or trial), with a message meant for the user;
+    nothing is written then.
     """
     report = build_report(exp_dir, by, objectives, budgets=budgets, trial=trial)
     out = Path(out) if out is not None else Path(exp_dir) / "report"
@@ -253,31 +264,76 @@ def build_report(
     budgets: Mapping[str, Sequence[float]] | None = None,
     trial: str | None = None,
 ) -> Report:
-    """The report of an experiment as a :class:`Report` (arguments as :func:`write_report`); writes nothing."""
+    """The report of an experiment as a :class:`Report` (arguments as :func:`write_report`); writes nothing.
+
+    When no comparison is possible (no valid trial for the objectives, nothing learned, delta_mtl without usable
+    baselines) the report says so and why in its first lines and keeps every section that does not need one."""
     exp_dir = Path(exp_dir)
-    needs_delta = "delta_mtl" in _objective_columns(objectives)
-    # baselines are required only when delta_mtl is used; a baseline that did not learn or did not finish
-    # leaves its seed's delta_mtl NaN (listed under Trials) instead of failing the whole report
-    df = load_results(exp_dir, delta_mtl=needs_delta, unusable_baseline="nan")
-    cmp = compare_fronts(df, by=by, objectives=objectives, budgets=budgets)
+    df, delta_error = _load(exp_dir, "delta_mtl" in _objective_columns(objectives))
+    by_cols = _checked_by(df, by)
+    objs = parse_objectives(objectives, df)
+    why = _why_no_comparison(df, objs, delta_error)
+    cmp = None if why else compare_fronts(df, by=by_cols, objectives=objs, budgets=budgets)
     trivial = trivial_references(df)
-    front = pareto_front(df[df["mode"] == "supernet"], cmp.objectives)
-    chosen = trial if trial is not None else (front["trial_id"].iloc[0] if len(front) else None)
+    front = pareto_front(df[df["mode"] == "supernet"], objs)
+    chosen = trial if trial is not None else _default_trial(df, front)
     drawn = _topology_plot(df, exp_dir, chosen)  # first: an unknown --trial fails before the long part
+    answer = search_vs_random(df, objs) if cmp is not None else None
+    compared = [_answer_section(df, answer, trivial)] if answer is not None else []
     sections = [
-        _intro_section(df, exp_dir, cmp),
-        _answer_section(df, search_vs_random(df, cmp.objectives), trivial),
+        _verdict_section(df, cmp, answer, why),
+        _intro_section(exp_dir, objs, by_cols),
+        *compared,
         *_planted_sections(df),
-        *_trivial_sections(df, cmp),
+        *_trivial_sections(df, objs),
         *_trials_sections(df),
-        *_stopping_sections(df, cmp),
-        *_front_sections(df, cmp, front, trivial),
+        *_stopping_sections(df, by_cols, objs),
+        *(_front_sections(df, cmp, front, trivial) if cmp is not None else []),
         *_curves_sections(df, exp_dir),
         *_gap_sections(df, trivial),
-        *_topology_sections(df, chosen, drawn),
-        *_effect_sections(df, cmp.by[0], trivial),
+        *_topology_sections(df, chosen, drawn, _chosen_note(trial, front)),
+        *_effect_sections(df, by_cols[0], trivial),
     ]
     return Report(f"Report: experiment `{', '.join(map(str, df['experiment'].unique()))}`", sections)
+
+
+def _checked_by(df: pd.DataFrame, by: str | Sequence[str]) -> list[str]:
+    """The grouping columns, checked here too: a report without a comparison must refuse a bad ``--by`` alike."""
+    by_cols = [by] if isinstance(by, str) else list(by)
+    missing = [c for c in by_cols if c not in df.columns]
+    if missing or not by_cols:
+        raise AnalysisError(f"cannot group by {missing}: no such column (e.g. flow_width, lambda_sq, tau, n_nodes)")
+    return by_cols
+
+
+def _load(exp_dir: Path, needs_delta: bool) -> tuple[pd.DataFrame, str | None]:
+    """The results and, when delta_mtl is needed but cannot be computed (no finished single-task baseline for a
+    seed, a baseline without metric values), why: the table then carries an all-NaN delta_mtl column, so every
+    section that does not need it is still written. Unreadable input raises (the second load fails the same way).
+    A baseline that did not learn or did not finish leaves only its seed's delta_mtl NaN (listed under Trials)."""
+    try:
+        return load_results(exp_dir, delta_mtl=needs_delta, unusable_baseline="nan"), None
+    except AnalysisError as e:
+        if not needs_delta:
+            raise
+        df = load_results(exp_dir, delta_mtl=False)
+        df["delta_mtl"] = np.nan
+        return df, str(e)
+
+
+def _chosen_note(trial: str | None, front: pd.DataFrame) -> str:
+    if trial is not None:
+        return ""
+    return " (the front trial with the best first objective)" if len(front) else " (the first valid supernet trial)"
+
+
+def _default_trial(df: pd.DataFrame, front: pd.DataFrame) -> str | None:
+    """The trial whose topology is drawn: the front trial with the best first objective, else (no front) the first
+    valid supernet trial."""
+    if len(front):
+        return str(front["trial_id"].iloc[0])
+    valid = df[(df["mode"] == "supernet") & df["is_valid"].to_numpy(bool)]
+    return str(valid["trial_id"].sort_values().iloc[0]) if len(valid) else None
 
 
 def _objective_columns(objectives: ObjectiveSpec | None) -> set[str]:
@@ -288,21 +344,131 @@ def _objective_columns(objectives: ObjectiveSpec | None) -> set[str]:
     return {ALIASES.get(n, n) for n in (n.rsplit(":", 1)[0] if n.endswith((":max", ":min")) else n for n in names)}
 
 
-def _has_delta_mtl(cmp: FrontComparison) -> bool:
-    return "delta_mtl" in [o.column for o in cmp.objectives]
+def _has_delta_mtl(objectives: Sequence[Objective]) -> bool:
+    return "delta_mtl" in [o.column for o in objectives]
 
 
-def _intro_section(df: pd.DataFrame, exp_dir: Path, cmp: FrontComparison) -> Section:
-    obj_text = ", ".join(f"`{o.name}` ({o.sense})" for o in cmp.objectives)
+def _intro_section(exp_dir: Path, objectives: Sequence[Objective], by: Sequence[str]) -> Section:
+    obj_text = ", ".join(f"`{o.name}` ({o.sense})" for o in objectives)
     return Section(
         None,
         [
             (
-                f"Source: `{exp_dir}`. Objectives: {obj_text}. Fronts grouped by `{', '.join(cmp.by)}`; only valid "
+                f"Source: `{exp_dir}`. Objectives: {obj_text}. Fronts grouped by `{', '.join(by)}`; only valid "
                 "`supernet` trials compete."
             )
         ],
     )
+
+
+# ----------------------------------------------------------------------------- what the report concludes
+
+
+def _verdict_section(df: pd.DataFrame, cmp: FrontComparison | None, answer: Answer | None, why: list[str]) -> Section:
+    """The report's first lines: why there is no comparison (``why``), else what the comparison concludes."""
+    if cmp is None or answer is None:
+        rest = (
+            "What follows is what the results still show: the trials by mode and status, the trivial references, "
+            "the trials that did not learn, and the learning curves and topology where the results have them."
+        )
+        return Section(None, [*why, rest])
+    n = sum(len(p) for p in cmp.points.values())
+    head = f"**Conclusion: {n} valid supernet trial(s) compared by `{', '.join(cmp.by)}`"
+    if len(cmp.table) > 1:
+        best = cmp.table["hypervolume"].idxmax()
+        label = f"{cmp.by[0]}={best}" if len(cmp.by) == 1 else best
+        head += f"; the largest hypervolume is that of `{label}` ({cmp.table.loc[best, 'hypervolume']:.4g})"
+    lines = [head + ".**"]
+    flagged = int(not_learned(df).sum())
+    if flagged:
+        lines.append(f"{flagged} trial(s) did not learn and are left out of the fronts (see Trials).")
+    unavailable = {(r["experiment"], r["seed"]) for r in df.attrs.get("delta_mtl_unavailable", [])}
+    if unavailable and _has_delta_mtl(cmp.objectives):
+        lines.append(f"delta_mtl is not computed for {len(unavailable)} seed(s) (see Trials).")
+    lines.append(f"Search against random architectures: {answer.sentence}")
+    return Section(None, [" ".join(lines)])
+
+
+def _why_no_comparison(df: pd.DataFrame, objectives: Sequence[Objective], delta_error: str | None) -> list[str]:
+    """Why the fronts cannot be compared, as the report's first lines (empty when they can): the same condition
+    as :func:`analysis.compare.compare_fronts` refuses, with its cause."""
+    sup = df[df["mode"] == "supernet"]
+    usable = usable_rows(sup)
+    if len(usable) and np.isfinite(objective_matrix(usable, objectives)).all(axis=1).any():
+        return []
+    head = f"**No comparison: no valid supernet trials with values for {[o.name for o in objectives]}.**"
+    valid = sup[sup["is_valid"].to_numpy(bool)]
+    if sup.empty:
+        return [head, "The results hold no `supernet` trials (only baselines or random architectures)."]
+    if valid.empty:
+        counts = ", ".join(f"{n} {st}" for st, n in sup["status"].value_counts().sort_index().items())
+        return [head, f"No supernet trial finished ({counts}): see the trials that are not valid below."]
+    lines = [head, *_nothing_learned(df, len(valid), supernet_only=len(usable) == 0)]
+    if len(usable):  # e.g. an early-stopped trial (not judged) without delta_mtl
+        lines += _missing_objectives(df, usable, objectives, delta_error)
+    return lines
+
+
+def _nothing_learned(df: pd.DataFrame, n_valid: int, supernet_only: bool) -> list[str]:
+    """Why nothing can be compared when nothing learned: every judged trial (all modes) is at its trivial
+    predictor, or (``supernet_only``) every valid supernet trial is; [] otherwise."""
+    judged = df[df["is_valid"].to_numpy(bool) & df["learned"].notna().to_numpy(bool)] if "learned" in df else df[:0]
+    epochs = _epochs_text(df)
+    if len(judged) and not_learned(judged).all():
+        return [
+            f"Every trial is at its trivial predictor: none of the {len(judged)} finished trials beat the trivial "
+            f"references by the margins (`learned` false for each; see the references and the list below){epochs}. "
+            "A run this short (such as the tiny preset, which checks the pipeline) trains too briefly to learn: "
+            "train longer (more epochs, e.g. the default preset) to compare fronts."
+        ]
+    if not supernet_only:
+        return []
+    return [
+        f"None of the {n_valid} valid supernet trials learned: each is at its trivial predictor for at least one task "
+        f"(`learned` false; see the references and the list below){epochs}. Train the method longer (more "
+        "warm-up, search or fine-tune epochs) to compare fronts."
+    ]
+
+
+def _epochs_text(df: pd.DataFrame) -> str:
+    """' (each trial trained at most w warm-up + s search + f fine-tune epochs)' from the config columns, or ''."""
+    stages = {"warm-up": "warmup", "search": "search", "fine-tune": "finetune"}
+    found = {
+        name: int(pd.to_numeric(df[c], errors="coerce").max())
+        for name, stage in stages.items()
+        if (c := f"config/{stage}.epochs") in df.columns and pd.to_numeric(df[c], errors="coerce").notna().any()
+    }
+    if not found:
+        return ""
+    return " (each trial trained at most " + " + ".join(f"{n} {name}" for name, n in found.items()) + " epochs)"
+
+
+def _missing_objectives(
+    df: pd.DataFrame, usable: pd.DataFrame, objectives: Sequence[Objective], delta_error: str | None
+) -> list[str]:
+    """Which objective the learned supernet trials lack, and why for delta_mtl (its baselines)."""
+    lines = []
+    for o in objectives:
+        if pd.to_numeric(usable[o.column], errors="coerce").notna().any():
+            continue
+        if o.column == "delta_mtl":
+            metric = next(iter(main_metrics(df).items()), None)
+            hint = f" (e.g. `--objectives metric/{metric[0]}/{metric[1]},params`)" if metric else ""
+            lines.append(
+                f"delta_mtl is unavailable: {delta_error or _unavailable_text(df)}. Task metrics need no baseline"
+                f"{hint}."
+            )
+        else:
+            lines.append(f"No learned supernet trial has a value for `{o.name}`.")
+    return lines or ["No learned supernet trial has values for all the objectives at once."]
+
+
+def _unavailable_text(df: pd.DataFrame) -> str:
+    rows = df.attrs.get("delta_mtl_unavailable", [])
+    if not rows:
+        return "no trial has a delta_mtl value"
+    cases = "; ".join(f"seed {r['seed']}: `{r['trial_id']}` ({r['task']}) {r['reason']}" for r in rows)
+    return f"no seed has a single-task baseline that can be the reference ({cases})"
 
 
 # ----------------------------------------------------------------------------- fronts and baselines
@@ -327,7 +493,7 @@ def _references_line(cmp: FrontComparison, trivial: Trivial) -> list[str]:
     (none when neither applies)."""
     parts = [f"`{o.name}` {v:.4g}" for o in cmp.objectives if (v := objective_reference(o.column, trivial)) is not None]
     lines = [f"Trivial references: {', '.join(parts)} (dashed in the figures)."] if parts else []
-    if _has_delta_mtl(cmp):
+    if _has_delta_mtl(cmp.objectives):
         lines.append("delta_mtl: against the single-task baselines, not the trivial references.")
     return [" ".join(lines)] if lines else []
 
@@ -518,7 +684,7 @@ def _one_setting(table: pd.DataFrame) -> pd.DataFrame:
 # ----------------------------------------------------------------------------- learning checks
 
 
-def _trivial_sections(df: pd.DataFrame, cmp: FrontComparison) -> list[Section]:
+def _trivial_sections(df: pd.DataFrame, objectives: Sequence[Objective]) -> list[Section]:
     """The trivial references and the margins a trial must beat (none when the results carry no references)."""
     refs = trivial_table(df)
     if not len(refs):
@@ -531,7 +697,7 @@ def _trivial_sections(df: pd.DataFrame, cmp: FrontComparison) -> list[Section]:
         ),
         Shown(refs, index=False),
     ]
-    if _has_delta_mtl(cmp):
+    if _has_delta_mtl(objectives):
         blocks.append(delta_mtl_caption(["delta_mtl"]))
     return [Section("## Trivial references", blocks, [Table("trivial", refs.set_index(["task", "metric"]))])]
 
@@ -625,13 +791,13 @@ def _excluded_blocks(flagged: pd.DataFrame) -> list[Block]:
     ]
 
 
-def _stopping_sections(df: pd.DataFrame, cmp: FrontComparison) -> list[Section]:
+def _stopping_sections(df: pd.DataFrame, by: Sequence[str], objectives: Sequence[Objective]) -> list[Section]:
     """ "Early stopping": which trials the sweep's scheduler stopped at which rung (none when none was)."""
     rows = stopped_trials(df)
     if rows.empty:
         return []
     by_rung = stopped_by_rung(df)
-    cols = ["trial_id", "mode", "seed", *cmp.by, "lambda_sq", "tau", STEP, STAGE, *(o.column for o in cmp.objectives)]
+    cols = ["trial_id", "mode", "seed", *by, "lambda_sq", "tau", STEP, STAGE, *(o.column for o in objectives)]
     stopped = rows[[c for c in dict.fromkeys(cols) if c in rows.columns]].set_index("trial_id")
     text = (
         f"The sweep's scheduler stopped {len(rows)} trial(s) (`early_stopped`), at the rungs below (a rung named by "
@@ -668,13 +834,13 @@ def _topology_plot(df: pd.DataFrame, exp_dir: Path, chosen: str | None) -> Plot 
     return Plot(f"topology_{_safe(chosen)}.png", "topology", render_topology, (data,), {"title": f"trial {chosen}"})
 
 
-def _topology_sections(df: pd.DataFrame, chosen: str | None, drawn: Plot | None) -> list[Section]:
+def _topology_sections(df: pd.DataFrame, chosen: str | None, drawn: Plot | None, note: str = "") -> list[Section]:
     """The drawn trial's kept edges and, when trials kept a topology, every trial's topology per task with the
     collapsed ones counted in one line and flagged in the table."""
     kept = has_topology(df)
     if drawn is None and not kept:
         return []
-    blocks: list[Block] = [f"Per-task kept edges of trial `{chosen}`.", drawn] if drawn is not None else []
+    blocks: list[Block] = [f"Per-task kept edges of trial `{chosen}`{note}.", drawn] if drawn is not None else []
     if not kept:
         return [Section("## Topology", blocks)]
     table = topology_table(df)

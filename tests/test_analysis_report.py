@@ -246,27 +246,20 @@ def test_report_default_out_and_grouping_by_two_columns(tmp_path):
     [
         ("missing", "does not exist"),
         ("empty", "no results.parquet"),
-        ("no_baseline", "no valid single_task baseline"),
-        ("all_errored", "no valid supernet trials"),
+        ("corrupt", "is not a readable Parquet file"),
     ],
 )
 def test_report_command_errors_are_messages(tmp_path, capsys, case, message):
+    """Unreadable input: one line on stderr, exit 2, no report."""
     if case == "missing":
         path = tmp_path / "nope"
     elif case == "empty":
         path = tmp_path / "empty"
         path.mkdir()
-    elif case == "no_baseline":
-        path = write_experiment(tmp_path, seeds=(0,), baselines=False)
     else:
-        path = write_experiment(tmp_path, seeds=(0,))
-        df = pd.read_parquet(path / "results.parquet")
-        import pyarrow.parquet as pq
-
-        table = pq.read_table(path / "results.parquet")
-        status = np.where(df["mode"] == "supernet", "errored", df["status"])
-        table = table.set_column(table.schema.get_field_index("status"), "status", [status.tolist()])
-        pq.write_table(table, path / "results.parquet")
+        path = tmp_path / "corrupt"
+        path.mkdir()
+        (path / "results.parquet").write_bytes(b"PAR1 not a parquet file")
     if case == "missing":  # one case through a real process: exit status and no traceback
         r = _cli(path)
         code, err = r.returncode, r.stderr
@@ -277,6 +270,102 @@ def test_report_command_errors_are_messages(tmp_path, capsys, case, message):
         code, err = main([str(path)]), capsys.readouterr().err
     assert code == 2
     assert err.startswith("error: ") and message in err
+    assert not (path / "report").exists()
+
+
+def _all_supernets_errored(path: Path) -> None:
+    import pyarrow.parquet as pq
+
+    df = pd.read_parquet(path / "results.parquet")
+    table = pq.read_table(path / "results.parquet")
+    status = np.where(df["mode"] == "supernet", "errored", df["status"])
+    table = table.set_column(table.schema.get_field_index("status"), "status", [status.tolist()])
+    pq.write_table(table, path / "results.parquet")
+
+
+def _first_lines(md: str) -> str:
+    """What report.md says before its source line and first section: its conclusion."""
+    return md.split("Source: ")[0]
+
+
+@pytest.mark.parametrize(
+    "case, messages",
+    [
+        ("no_baseline", ["delta_mtl is unavailable", "no valid single_task baseline", "--objectives metric/"]),
+        ("all_errored", ["no valid supernet trials", "No supernet trial finished (", "errored"]),
+    ],
+)
+def test_a_report_without_a_comparison_says_why_first(tmp_path, capsys, case, messages):
+    """A comparison that cannot be made is a report that says so, not a failed command."""
+    if case == "no_baseline":
+        path = write_experiment(tmp_path, seeds=(0,), baselines=False)
+    else:
+        path = write_experiment(tmp_path, seeds=(0,))
+        _all_supernets_errored(path)
+    from analysis.__main__ import main
+
+    assert main([str(path), "--objectives", "delta_mtl:max,params:min"]) == 0, capsys.readouterr().err
+    md = (path / "report" / "report.md").read_text()
+    first = _first_lines(md)
+    assert first.splitlines()[2].startswith("**No comparison: no valid supernet trials with values for")
+    assert all(m in first for m in messages), first
+    headings = [line for line in md.splitlines() if line.startswith("## ")]
+    assert "## Trials" in headings and "## Fronts" not in headings and "## Comparison by group" not in headings
+    assert not (path / "report" / "fronts.png").exists()
+
+
+def _nothing_learned(tmp_path: Path) -> Path:
+    """A generated experiment whose every trial ends at its trivial predictor (the learned flags recomputed)."""
+    from analysis_fixtures import TRIVIAL_BY_KIND, apply_learned, write_results
+
+    exp = write_experiment(tmp_path, name="flat", seeds=(0,), taus=(0.3,))
+    df = pd.read_parquet(exp / "results.parquet")
+    for task, kind in {"segmentation": "segmentation", "depth": "depth", "normal": "normal"}.items():
+        for metric, value in TRIVIAL_BY_KIND[kind].items():
+            col = f"metric/{task}/{metric}"
+            df[col] = np.where(df[col].notna(), value, np.nan)
+    write_results(apply_learned(df.drop(columns=["learned"])), exp / "results.parquet")
+    return exp
+
+
+def test_a_report_where_nothing_learned_says_so_first_and_exits_0(tmp_path):
+    exp = _nothing_learned(tmp_path)
+    out = tmp_path / "rep"
+    r = _cli(exp, "--out", out)
+    assert r.returncode == 0, r.stderr
+    assert Path(r.stdout.strip()) == out / "report.md" and not r.stderr.strip()
+    md = (out / "report.md").read_text()
+    first = _first_lines(md)
+    assert "**No comparison: no valid supernet trials with values for ['delta_mtl', 'params'].**" in first
+    assert "Every trial is at its trivial predictor" in first and "trains too briefly to learn" in first
+    headings = [line for line in md.splitlines() if line.startswith("## ")]
+    for h in ("## Trivial references", "## Trials", "## Learning curves", "## Topology"):
+        assert h in headings, headings
+    assert "## Fronts" not in headings and "## Does the search beat random architectures?" not in headings
+    n_finished = int((load_results(exp, delta_mtl=False)["status"] == "finished").sum())
+    assert len(pd.read_csv(out / "not_learned.csv")) == n_finished  # every finished (judged) trial listed
+    assert {"trivial.csv", "not_learned.csv", "learning_curves.csv", "learning_curves.png"} <= {
+        p.name for p in out.iterdir()
+    }
+    assert "(the first valid supernet trial)" in md and any(out.glob("topology_*.png"))
+
+
+def test_a_report_with_a_comparison_opens_with_its_conclusion(exp, tmp_path):
+    from analysis.report import write_report
+
+    md = (write_report(exp, out=tmp_path / "r") / "report.md").read_text()
+    first = _first_lines(md)
+    assert first.splitlines()[2].startswith("**Conclusion: ")
+    assert "compared by `flow_width`; the largest hypervolume is that of `flow_width=" in first
+    assert "Search against random architectures: Not decidable" in first
+
+
+def test_a_bad_grouping_column_is_still_an_error_without_a_comparison(tmp_path, capsys):
+    from analysis.__main__ import main
+
+    path = write_experiment(tmp_path, seeds=(0,), baselines=False)
+    assert main([str(path), "--by", "nope"]) == 2
+    assert "cannot group by ['nope']" in capsys.readouterr().err
 
 
 def test_report_without_baselines_when_delta_mtl_is_not_an_objective(tmp_path):
