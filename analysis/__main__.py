@@ -1,8 +1,10 @@
-"""``python -m analysis EXPERIMENT_DIR [--by COLUMN] [--objectives delta_mtl:max,params:min] [--out DIR]``.
+"""``python -m analysis EXPERIMENT_DIR [--by COLUMN] [--objectives delta_mtl:max,params:min] [--out DIR]``,
+or ``python -m analysis --list STORAGE``.
 
 Writes the report folder (default ``EXPERIMENT_DIR/report/``) and prints its path. ``--compact`` instead
 rewrites ``results.parquet`` and ``epochs.parquet`` from the per-trial fragments (``results/``,
-``epochs/``) of a sweep still running or whose driver was killed. Unreadable input (a missing folder, no
+``epochs/``) of a sweep still running or whose driver was killed. ``--list STORAGE`` prints the experiments
+under a storage folder with their state (``analysis.experiments``). Unreadable input (a missing folder, no
 results file, corrupt Parquet) and bad arguments are reported as one line on stderr with exit code 2, not as a
 traceback. Results that cannot be compared (nothing learned, no baselines for delta_mtl) still give a report,
 whose first lines say why, and exit code 0.
@@ -29,9 +31,23 @@ def _budgets(text: str | None) -> dict[str, list[float]] | None:
     return out
 
 
+def _list(p: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    if args.list is None:
+        p.error("give an experiment folder, or --list STORAGE")
+    from analysis.experiments import list_main
+
+    try:
+        print(list_main(args.list))
+    except AnalysisError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m analysis", description="Pareto report of a sweep's results.")
-    p.add_argument("experiment_dir", help="experiment folder holding results.parquet (or the file itself)")
+    p.add_argument("experiment_dir", nargs="?", help="experiment folder holding results.parquet (or the file itself)")
+    p.add_argument("--list", metavar="STORAGE", default=None, help="list the experiments under STORAGE, with state")
     p.add_argument(
         "--by", default="flow_width", help="column(s) to group fronts by, comma-separated (default flow_width)"
     )
@@ -49,6 +65,8 @@ def main(argv: list[str] | None = None) -> int:
         help="only rewrite results.parquet and epochs.parquet from the per-trial fragments",
     )
     args = p.parse_args(argv)
+    if args.list is not None or args.experiment_dir is None:
+        return _list(p, args)
     if args.compact:
         try:
             rows = compact(args.experiment_dir)

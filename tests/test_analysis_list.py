@@ -150,3 +150,14 @@ def test_experiments_module_imports_no_torch_ray_supernet_or_tune():
     )
     r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stderr
+
+
+def test_python_m_analysis_list_prints_the_table_and_exits_0_or_2_for_a_bad_path(storage, tmp_path):
+    from analysis.__main__ import main
+
+    ok = subprocess.run(
+        [sys.executable, "-m", "analysis", "--list", str(storage)], capture_output=True, text=True, timeout=120
+    )
+    assert ok.returncode == 0, ok.stderr
+    assert ok.stdout.strip() == list_main(storage).strip()
+    assert main(["--list", str(tmp_path / "nowhere")]) == 2
