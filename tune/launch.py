@@ -33,7 +33,6 @@ from supernet.config import ConfigError, flatten, load_yaml, to_dict
 
 from .cluster import join_error, prepare_join
 from .lock import experiment_lock
-from .progress import quiet_driver
 from .space import Sweep, parse_sweep, sweep_doc, task_kinds
 from .stage_cache import cache_root
 
@@ -443,7 +442,7 @@ def read_results(exp_path: str) -> pd.DataFrame | None:
     and ``tasks`` in ``attrs``; None when there is none."""
     import pyarrow.parquet as pq
 
-    from analysis.load import read_metadata
+    from analysis.load import AnalysisError, read_metadata
 
     fs, d = experiment_fs(exp_path)
     where = f"{exp_path}/results.parquet"
@@ -451,7 +450,10 @@ def read_results(exp_path: str) -> pd.DataFrame | None:
         table = pq.read_table(f"{d}/results.parquet", filesystem=fs)
     except (FileNotFoundError, OSError):
         return None
-    info = read_metadata(table, where)
+    try:
+        info = read_metadata(table, where)
+    except AnalysisError:  # the table is still shown; only the metric senses and task kinds are missing
+        info = {}
     df = table.to_pandas()
     df.attrs = {"metric_senses": dict(info.get("metric_senses", {})), "tasks": dict(info.get("tasks", {}))}
     return df
@@ -507,6 +509,8 @@ def launch(
     """
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # use the CLIReporter table below
     os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "5")  # experiment state (for --resume) at most 5 s old
+    from .progress import quiet_driver
+
     storage = _storage(storage)
     local = check_storage(storage)
     doc = resumed_doc(storage, config, name) if resume else sweep_doc(config or DEFAULT_CONFIG, name, preset, overrides)
