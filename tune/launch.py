@@ -24,17 +24,20 @@ import signal
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from analysis.schema import AXIS_COLUMNS, axis_column, experiment_fs, is_uri, local_path
+from analysis.schema import axis_column, experiment_fs, is_uri, local_path
 from supernet.config import ConfigError, flatten, load_yaml, to_dict
 
 from .cluster import join_error, prepare_join
 from .lock import experiment_lock
 from .space import Sweep, parse_sweep, sweep_doc, task_kinds
 from .stage_cache import cache_root
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 DEFAULT_STORAGE = "./runs"
 DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "configs" / "default.yaml"
@@ -164,12 +167,11 @@ def trial_dirname(trial) -> str:
 
 
 def _reporter(sweep: Sweep):
-    from ray.tune import CLIReporter
+    """Tune's live table: mode, task, seed and the swept axes (blank where an axis does not apply to a
+    trial's mode), then stage, step, score, learned, each task's main metric and params (tune/progress.py)."""
+    from .progress import progress_table
 
-    params = {"overrides/trial.mode": "mode", "overrides/trial.single_task": "task", "overrides/trial.seed": "seed"}
-    params.update({f"overrides/{k}": k.split(".")[-1] for k in sweep.axes})
-    metrics = {"stage": "stage", "step": "step", "score": "score", "params_union": "params"}
-    return CLIReporter(metric_columns=metrics, parameter_columns=params, max_report_frequency=20, sort_by_metric=False)
+    return progress_table(list(sweep.axes), flatten(to_dict(sweep.config())), task_kinds(sweep.config()))
 
 
 def _trainable(
@@ -179,9 +181,11 @@ def _trainable(
     stage_reuse: bool = True,
     train_fn: Any = None,
     results: bool = True,
+    verbose: bool = False,
 ):
     from ray import tune
 
+    from .progress import quiet_trainable
     from .results import RowContext
     from .setup import LEAN_KEYS, TrialSetup
     from .trainable import train
@@ -199,7 +203,8 @@ def _trainable(
     )
     setup = TrialSetup(sweep.preset, sweep.base, cache, None if is_uri(exp_path) else exp_path, keys, rows)
     return tune.with_resources(
-        tune.with_parameters(train_fn or train, setup=setup), {"cpu": sweep.cpu, "gpu": sweep.gpu}
+        tune.with_parameters(quiet_trainable(train_fn or train, verbose), setup=setup),
+        {"cpu": sweep.cpu, "gpu": sweep.gpu},
     )
 
 
@@ -227,12 +232,14 @@ def build_tuner(
     train_fn: Any = None,
     results: bool = True,
     callbacks: list | None = None,
+    verbose: bool = False,
 ):
     """A Tuner for ``sweep`` with its experiment at ``<storage>/<sweep.name>``.
 
     ``train_fn``: the function trainable ``(config, setup)`` (default ``tune.trainable.train``; tests wrap
     it to inject faults, ``bench/scale.py``'s floor is a trivial one); ``results``: write the results
-    tables; ``stage_reuse=False`` for benchmarks; ``callbacks``: more Tune callbacks.
+    tables; ``stage_reuse=False`` for benchmarks; ``callbacks``: more Tune callbacks; ``verbose``: keep
+    Ray's per-checkpoint lines (tune/progress.py).
     """
     from ray import tune
 
@@ -244,7 +251,7 @@ def build_tuner(
     ours = [CheckpointCallback(None if is_uri(exp_path) else local_path(exp_path))]
     if results:
         ours.append(ResultsCallback(exp_path, sweep.name, sweep.preset, sweep.base, tasks, sweep.swept_keys))
-    trainable = _trainable(sweep, exp_path, tasks, stage_reuse, train_fn, results)
+    trainable = _trainable(sweep, exp_path, tasks, stage_reuse, train_fn, results, verbose)
     param_space, search_alg, num_samples = make_search(sweep)
     if extra_config:
         param_space = {**param_space, **extra_config}
@@ -278,16 +285,16 @@ def build_tuner(
     )
 
 
-def restore_tuner(sweep: Sweep, storage: str):
+def restore_tuner(sweep: Sweep, storage: str, verbose: bool = False):
     """The interrupted experiment at ``<storage>/<name>``: unfinished and errored trials continue, finished ones
-    stay."""
+    stay. ``verbose``: as ``build_tuner``'s."""
     from ray import tune
 
     exp_path = _join(storage, sweep.name)
     if not tune.Tuner.can_restore(exp_path):
         raise ConfigError(f"--resume: no restorable experiment at {exp_path} (check --storage and --name)")
     logger_callbacks(sweep)  # the loggers it asked for come back with its RunConfig; no automatic ones
-    trainable = _trainable(sweep, exp_path, task_kinds(sweep.config()))
+    trainable = _trainable(sweep, exp_path, task_kinds(sweep.config()), verbose=verbose)
     return tune.Tuner.restore(exp_path, trainable, resume_unfinished=True, resume_errored=True)
 
 
@@ -430,24 +437,43 @@ def _interrupt_watch():
         signal.signal(signal.SIGINT, before)
 
 
-def print_summary(exp_path: str) -> dict[str, int]:
-    """The summary table of the sweep's results; returns the trial counts by status ({} without results)."""
+def read_results(exp_path: str) -> pd.DataFrame | None:
+    """The compacted results table of an experiment (any storage), with its metadata's ``metric_senses``
+    and ``tasks`` in ``attrs``; None when there is none."""
     import pyarrow.parquet as pq
 
+    from analysis.load import AnalysisError, read_metadata
+
     fs, d = experiment_fs(exp_path)
+    where = f"{exp_path}/results.parquet"
     try:
-        df = pq.read_table(f"{d}/results.parquet", filesystem=fs).to_pandas()
+        table = pq.read_table(f"{d}/results.parquet", filesystem=fs)
     except (FileNotFoundError, OSError):
+        return None
+    try:
+        info = read_metadata(table, where)
+    except AnalysisError:  # the table is still shown; only the metric senses and task kinds are missing
+        info = {}
+    df = table.to_pandas()
+    df.attrs = {"metric_senses": dict(info.get("metric_senses", {})), "tasks": dict(info.get("tasks", {}))}
+    return df
+
+
+def print_summary(exp_path: str, axes: list[str] | tuple[str, ...] = ()) -> dict[str, int]:
+    """The summary table of the sweep's results (``tune.progress.summary_frame``: ``axes`` are the swept
+    config keys); returns the trial counts by status ({} without results)."""
+    from .progress import summary_frame, summary_text
+
+    df = read_results(exp_path)
+    if df is None:
         print(f"no results written under {exp_path}")
         return {}
     counts = {str(k): int(v) for k, v in df["status"].value_counts().to_dict().items()}
     print(f"\n{len(df)} trials: " + ", ".join(f"{n} {s}" for s, n in counts.items()))
-    shown = ("trial_id", "status", "mode", "baseline_task", "seed", *(c.name for c in AXIS_COLUMNS), "params_union")
-    cols = [c for c in shown if c in df]
-    loss = [c for c in df if c.startswith("loss/")]
-    show = df[cols].copy()
-    show["mean_loss"] = df[loss].mean(axis=1)
-    print(show.to_string(index=False, max_rows=40, float_format=lambda v: f"{v:.4g}"))
+    frame = summary_frame(df, axes)
+    print(summary_text(frame))
+    for note in frame.attrs["notes"]:
+        print(f"note: {note}")
     for _, r in df[df["status"].isin(["errored", "diverged"])].iterrows():
         print(f"{r['status']} {r['trial_id']}: {r['error']}")
     print(f"\nresults: {exp_path}/results.parquet (one row per trial), {exp_path}/epochs.parquet (per epoch)")
@@ -470,9 +496,12 @@ def launch(
     address: str | None = None,
     preset: str | None = None,
     overrides: dict[str, Any] | None = None,
+    verbose: bool = False,
 ) -> Outcome:
     """Run the sweep of ``config`` (default configs/default.yaml), or with ``resume`` continue the interrupted
     one, and write its tables and summary. ``overrides``: dotted config keys (``run.py --set``).
+    ``verbose``: keep Ray's token-authentication warning of a local Ray and its per-checkpoint lines,
+    left out by default (tune/progress.py).
 
     Everything that can be checked is checked before Ray starts (the sweep file, every grid point, the
     storage folder), and the experiment folder is claimed for this driver (``tune.lock``) for the whole run.
@@ -480,6 +509,8 @@ def launch(
     """
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # use the CLIReporter table below
     os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "5")  # experiment state (for --resume) at most 5 s old
+    from .progress import quiet_driver
+
     storage = _storage(storage)
     local = check_storage(storage)
     doc = resumed_doc(storage, config, name) if resume else sweep_doc(config or DEFAULT_CONFIG, name, preset, overrides)
@@ -491,14 +522,15 @@ def launch(
             raise ConfigError(
                 f"experiment {exp_path} exists: continue it with --resume, or pick another --name/--storage"
             )
-        started = init_ray(address)
+        with quiet_driver(verbose):
+            started = init_ray(address)
         try:
             with _interrupt_watch() as interrupted:
                 if resume:
-                    tuner = restore_tuner(sweep, storage)
+                    tuner = restore_tuner(sweep, storage, verbose)
                 else:
                     _write_text(exp_path, "sweep.yaml", yaml.safe_dump(doc, sort_keys=False))
-                    tuner = build_tuner(sweep, storage)
+                    tuner = build_tuner(sweep, storage, verbose=verbose)
                 tuner.fit()
                 stopped = interrupted()
         finally:
@@ -506,7 +538,7 @@ def launch(
                 import ray
 
                 ray.shutdown()
-        counts = print_summary(exp_path)
+        counts = print_summary(exp_path, list(sweep.axes))
     return Outcome(
         exp_path,
         report_group(sweep),
