@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 import run
-from tune.space import load_sweep
+from tune.space import parse_sweep, sweep_doc
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = ROOT / "configs" / "optuna_nsga2.yaml"
@@ -20,6 +20,10 @@ AXES = {
     "reduction.tau": ("uniform", [0.02, 0.3]),
 }
 SMALL = {"data.n_train": 32, "data.n_val": 16, "trial.progress": False, "trial.latency_repeats": 1}
+
+
+def load_sweep(path):
+    return parse_sweep(sweep_doc(path))
 
 
 def test_the_file_is_an_nsga2_search_over_flow_width_lambda_and_tau():
