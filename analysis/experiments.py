@@ -23,9 +23,9 @@ import pandas as pd
 
 from analysis import schema
 from analysis.load import AnalysisError, load_results
+from analysis.schema import LOCK_FILE, process_started
 
 SWEEP_FILE = "sweep.yaml"  # tune.launch writes it before the first trial starts
-LOCK_FILE = "driver.lock"  # tune.lock.LOCK_FILE: {host, pid, started (clock ticks since boot), since}
 TRIAL_PREFIX = "trial_"  # tune.launch.trial_dirname / tune.results.local_trial_dir: trial_<id>
 REPORT_FILE = Path("report") / "report.md"  # analysis.report's default folder
 ENDED = ("finished", "early_stopped", "diverged", "errored")  # results statuses counted in their own column
@@ -67,21 +67,6 @@ def _results(exp: Path) -> tuple[pd.DataFrame, str | None]:
         return empty, str(e)
 
 
-def _process_started(pid: int) -> str | None:
-    """The start time of process ``pid`` (field 22 of /proc/<pid>/stat, as tune/lock.py records it), "?" when
-    the process exists but /proc does not say, None when there is no such process."""
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
-    except (OSError, IndexError):
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return None
-        except PermissionError:
-            return "?"
-        return "?"
-
-
 def driver(exp: Path) -> tuple[bool, str]:
     """(whether a driver may be running the experiment, a note on its lock). A lock of another host cannot be
     checked from here and counts as running; one of this host counts while its pid is the same process."""
@@ -96,7 +81,7 @@ def driver(exp: Path) -> tuple[bool, str]:
     held = f"driver pid {pid} on {host} since {info.get('since', '?')}"
     if host != socket.gethostname():
         return True, f"{held} (another host: not checked)"
-    now = _process_started(pid)
+    now = process_started(pid)
     if now is None or (now != "?" and info.get("started") not in (None, "?", now)):  # gone, or its pid reused
         return False, f"stale {LOCK_FILE} ({held}: that process is gone)"
     return True, held

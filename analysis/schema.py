@@ -274,3 +274,23 @@ def compact(exp_path: str | os.PathLike[str]) -> dict[str, int]:
         write_table_atomic(table, fs, f"{d}/{name}")
         out[name] = table.num_rows
     return out
+
+
+def process_started(pid: int) -> str | None:
+    """The start time of process ``pid`` (field 22 of /proc/<pid>/stat: clock ticks since boot), "?" when the
+    process exists but /proc does not say, None when there is no such process. A driver's lock records its own, so
+    that a reader tells a live driver from a reused pid (``tune.lock`` writes it, ``analysis.experiments`` reads it)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return None
+        except PermissionError:
+            return "?"
+        return "?"
+
+
+LOCK_FILE = "driver.lock"  # an experiment folder's lock while a driver runs it: {host, pid, started, since}

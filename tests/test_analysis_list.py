@@ -13,8 +13,9 @@ import pandas as pd
 import pytest
 from analysis_fixtures import make_results, write_experiment, write_results
 
-from analysis.experiments import COLUMNS, _process_started, list_experiments, list_main
+from analysis.experiments import COLUMNS, list_experiments, list_main
 from analysis.load import AnalysisError
+from analysis.schema import process_started
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -64,7 +65,7 @@ def storage(tmp_path) -> Path:
     (done / "report").mkdir()
     (done / "report" / "report.md").write_text("# report\n")
     running = live_sweep(root, "running", ["finished", "diverged"], running=1)
-    lock(running, os.getpid(), _process_started(os.getpid()))
+    lock(running, os.getpid(), process_started(os.getpid()))
     stopped = live_sweep(root, "stopped", ["finished", "interrupted", "errored"], running=2)
     lock(stopped, dead_pid(), "1")
     sweep_yaml(root / "empty")

@@ -18,34 +18,19 @@ import time
 from pathlib import Path
 from typing import Iterator
 
+from analysis.schema import LOCK_FILE, process_started
 from supernet.config import ConfigError
-
-LOCK_FILE = "driver.lock"
 
 
 class LockError(ConfigError):
     """Another driver holds the experiment folder (exit code 2)."""
 
 
-def _started(pid: int) -> str | None:
-    """The start time of process ``pid`` (clock ticks since boot, /proc), or None when there is no such process."""
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
-    except (OSError, IndexError):
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return None
-        except PermissionError:
-            return "?"
-        return "?"
-
-
 def _holder() -> dict:
     return {
         "host": socket.gethostname(),
         "pid": os.getpid(),
-        "started": _started(os.getpid()),
+        "started": process_started(os.getpid()),
         "since": time.strftime("%Y-%m-%d %H:%M:%S"),
     }
 
@@ -54,7 +39,7 @@ def _stale(info: dict) -> bool:
     """Whether the lock's driver is certainly gone: same host, and its pid is dead or a newer process."""
     if info.get("host") != socket.gethostname() or not isinstance(info.get("pid"), int):
         return False
-    now = _started(info["pid"])
+    now = process_started(info["pid"])
     return now is None or (info.get("started") not in (None, "?") and now not in ("?", info["started"]))
 
 
