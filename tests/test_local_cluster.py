@@ -8,55 +8,27 @@ exactly the processes of its session are killed (never `ray stop`).
 
 from __future__ import annotations
 
-import secrets
 import shutil
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
 import yaml
-from test_cluster_join import RAY, ROOT, _env, _free_ports, _kill_session
+from ray_head import ROOT, plain_env, ray_head, short_temp, token_home
 
 
 @pytest.fixture
 def local_head(tmp_path):
     """The environment (HOME, RAY_TMPDIR) in which `ray start --head` runs a cluster that `ray.init()` would join."""
-    home = tmp_path / "home"
-    (home / ".ray").mkdir(parents=True)
-    (home / ".ray" / "auth_token").write_text(secrets.token_hex(32))
-    tmp = tempfile.mkdtemp(prefix="rayl", dir="/tmp")  # short: Ray's unix socket paths must stay < 108 chars
-    env = {**_env(home), "RAY_TMPDIR": tmp}
-    gcs, nm, om, agent, agent_grpc, metrics, renv, dash = _free_ports(8)
-    cmd = [
-        RAY,
-        "start",
-        "--head",
-        f"--port={gcs}",
-        "--node-ip-address=127.0.0.1",
-        "--num-cpus=1",
-        "--include-dashboard=false",
-        "--disable-usage-stats",
-        f"--node-manager-port={nm}",
-        f"--object-manager-port={om}",
-        f"--dashboard-agent-listen-port={agent}",
-        f"--dashboard-agent-grpc-port={agent_grpc}",
-        f"--metrics-export-port={metrics}",
-        f"--runtime-env-agent-port={renv}",
-        f"--dashboard-port={dash}",
-    ]
-    head = subprocess.Popen(
-        cmd, env=env, start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-    )
+    tmp = short_temp("rayl")
+    env = {**plain_env(token_home(tmp_path)), "RAY_TMPDIR": tmp}
     try:
-        out, _ = head.communicate(timeout=120)
-        assert head.returncode == 0, out[-3000:]
-        assert (Path(tmp) / "ray" / "ray_current_cluster").is_file()  # what a plain ray.init() would join
-        yield env
+        with ray_head(env, num_cpus=1):
+            assert (Path(tmp) / "ray" / "ray_current_cluster").is_file()  # what a plain ray.init() would join
+            yield env
     finally:
-        _kill_session(head.pid)
         shutil.rmtree(tmp, ignore_errors=True)
 
 

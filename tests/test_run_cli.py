@@ -60,6 +60,16 @@ def test_dry_run_of_a_grid_with_an_invalid_value_exits_2(tmp_path, capsys):
     assert err.startswith("error: sweep point 2 of 2") and "model.flow_width" in err
 
 
+def test_set_of_a_sweep_axis_is_refused_with_the_axis_named(tmp_path, capsys):
+    doc = tmp_path / "ax.yaml"
+    doc.write_text("preset: tiny\nsweep:\n  name: ax\n  axes:\n    search.lambda_sq: {grid: [0.3]}\n")
+    assert run.main(["--dry-run", "--config", str(doc), "--set", "search.lambda_sq=0.1"]) == 2
+    err = capsys.readouterr().err
+    assert "--set search.lambda_sq: a sweep axis of" in err and "change the axis in the file" in err
+    assert run.main(["--dry-run", "--config", str(doc), "--set", "search.tau=0.1"]) == 2  # a wrong key: its own error
+    assert run.main(["--dry-run", "--config", str(doc), "--set", "reduction.tau=0.1"]) == 0
+
+
 def test_dry_run_of_an_optuna_sweep_lists_the_baselines_and_the_proposed_count(tmp_path, capsys):
     doc = tmp_path / "opt.yaml"
     doc.write_text(

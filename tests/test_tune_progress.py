@@ -154,7 +154,7 @@ def test_live_cells_fill_the_mode_and_blank_what_does_not_apply():
     assert metrics["learned"] == "learned" and metrics["params_union"] == "params"
 
 
-def test_live_table_prints_the_shared_mode_for_trials_that_leave_it_out(capsys, tmp_path, monkeypatch):
+def test_live_table_fills_the_shared_mode_for_trials_that_leave_it_out(tmp_path, monkeypatch):
     from ray.tune.experiment import Trial
 
     # a stub trial has no storage context (its paths need a running Ray); the table prints these two

@@ -358,9 +358,16 @@ def sweep_doc(
     doc = load_yaml(path)
     if preset:
         doc["preset"] = preset
+    sw = dict(doc.get("sweep") or {})
+    axes = sw.get("axes") if isinstance(sw.get("axes"), dict) else {}
+    on_axes = sorted(set(overrides or {}) & set(axes))
+    if on_axes:
+        raise ConfigError(
+            f"--set {', '.join(on_axes)}: a sweep axis of {path} (the axis would override it in every trial); "
+            f"change the axis in the file (e.g. `{on_axes[0]}: {{grid: [VALUE]}}`) instead of --set"
+        )
     if overrides:
         doc["config"] = {**flatten(doc.get("config") or {}), **overrides}
-    sw = dict(doc.get("sweep") or {})
     sw["name"] = name or sw.get("name") or Path(path).stem
     doc["sweep"] = sw
     return doc
