@@ -293,7 +293,9 @@ class ReductionConfig:
     tau: float = setting(
         0.15,
         "Threshold of the flow-based reduction (paper: the reduction exists; algorithm ours, supernet/reduction.py):"
-        " keep an element iff its share of a task's flow is >= tau. 0.15 lies inside the range the sweeps cover.",
+        " keep an element iff its share of a task's flow is >= tau; an element whose eval gate is exactly 0 is never"
+        " kept (with `own_gate` and hard-concrete or straight-through gates every tau <= 0.5 keeps the same). 0.15"
+        " lies inside the range the paper-like sweeps cover.",
         unit_interval(),
     )
     flow: str = setting(

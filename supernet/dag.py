@@ -174,6 +174,15 @@ class Supernet(nn.Module):
         s = lambda x: open_probability(x, self.gate, self.temperature)  # noqa: E731
         return Gates(s(self.alpha), s(self.beta), s(self.gamma))
 
+    def reduction_probs(self) -> Gates:
+        """What the reduction reads: ``gate_probs``, with 0 wherever the eval-mode gate (before ``prune_mask``)
+        is exactly 0. Such an element computes nothing in an eval forward, so it is pruned whatever
+        ``reduction.tau``: hard_concrete's clipped gate is 0 while P(gate > 0) < 1/2, straight-through's
+        while its probability is < 1/2, and a compact net that kept them would count ops it multiplies by 0."""
+        p = self.gate_probs()
+        live = lambda x: (relax(x, self.gate, self.temperature, False) > 0).to(x.dtype)  # noqa: E731
+        return Gates(p.alpha * live(self.alpha), p.beta * live(self.beta), p.gamma * live(self.gamma))
+
     def discrete_gates(self, spec: ArchSpec) -> Gates:
         """0/1 gates of a discrete architecture, in this supernet's task and edge order."""
         dev = self.alpha.device

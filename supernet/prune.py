@@ -31,9 +31,10 @@ def prunes(cfg) -> bool:
 
 
 def reduction_spec(model: Supernet, cfg) -> ArchSpec:
-    """What the reduction (cfg.reduction) keeps of the model's current gate probabilities."""
+    """What the reduction (cfg.reduction) keeps of the model's current gate probabilities (``reduction_probs``:
+    an element whose eval gate is exactly 0 is never kept)."""
     m, r = cfg.model, cfg.reduction
-    return reduce(model.gate_probs(), model.task_names, m.n_nodes, m.flow_width, r.tau, r.flow)
+    return reduce(model.reduction_probs(), model.task_names, m.n_nodes, m.flow_width, r.tau, r.flow)
 
 
 def reduction_mask(model: Supernet, cfg, spec: ArchSpec | None = None) -> Gates:

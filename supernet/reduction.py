@@ -23,6 +23,10 @@ to a sink K (the task's read-out). Two rules for how much of the task's output f
   converge to 0 or 1 (``model.gate: hard_concrete``, whose probability is P(gate > 0)), where a gate's own
   value says whether its op is used. It connects what it keeps as node_share does.
 
+An element whose eval-mode gate is exactly 0 (hard_concrete below P(gate > 0) = 1/2, straight-through below
+probability 1/2) enters with capacity 0 (``Supernet.reduction_probs``): it computes nothing at eval, so no tau
+keeps it.
+
 Then:
 
 - keep e iff ``F(e)/F >= tau``, plus the maximum-product S->K path of the rule's capacities (every task
@@ -239,7 +243,8 @@ def reduce_task(
 def reduce(
     probs, task_names: tuple[str, ...], n_nodes: int, flow_width: int, tau: float, rule: str = "path_product"
 ) -> ArchSpec:
-    """ArchSpec from a supernet's gate probabilities (``Supernet.gate_probs()``)."""
+    """ArchSpec from a supernet's gate probabilities (``Supernet.reduction_probs()``: ``gate_probs`` with 0
+    where the eval gate is exactly 0)."""
     a = probs.alpha.detach().double().cpu().numpy()
     b = probs.beta.detach().double().cpu().numpy()
     g = probs.gamma.detach().double().cpu().numpy()

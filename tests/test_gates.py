@@ -42,3 +42,41 @@ def test_own_gate_keeps_a_deep_path_that_path_product_drops():
     assert own.edges == tuple(edges) and own.read_in == (1, 4) and own.read_out == (4,)
     product = reduce_task(a, b, g, 4, 1, 0.5, "path_product")
     assert product.edges == ()  # the chain's flow share is below tau; only the best (2-gate) path stays
+
+
+def test_an_element_whose_eval_gate_is_exactly_zero_is_pruned_at_any_tau():
+    """hard_concrete's eval gate is 0 while P(gate > 0) < 1/2 (straight-through's while its probability is
+    < 1/2): such an element computes nothing at eval, so the reduction reads capacity 0 for it and keeps none
+    of them even at a tau below its probability; the live elements keep their probabilities."""
+    from supernet.dag import Supernet
+    from supernet.reduction import reduce
+    from supernet.tasks import TaskSpec
+
+    tasks = {"a": TaskSpec("a", "depth"), "b": TaskSpec("b", "depth")}
+    for gate, temperature, dead_logit in [("hard_concrete", 2 / 3, -2.5), ("straight_through", 1.0, -1.0)]:
+        net = Supernet(tasks, 4, 2, 4, gate=gate, temperature=temperature)
+        g = torch.Generator().manual_seed(0)
+        with torch.no_grad():
+            for x in (net.alpha, net.beta, net.gamma):
+                live = torch.rand(x.shape, generator=g) < 0.5
+                x.copy_(torch.where(live, torch.full_like(x, 3.0), torch.full_like(x, dead_logit)))
+        probs, eval_gates, read = net.gate_probs(), net.eval_gates(), net.reduction_probs()
+        for p, e, r in zip(
+            (probs.alpha, probs.beta, probs.gamma),
+            (eval_gates.alpha, eval_gates.beta, eval_gates.gamma),
+            (read.alpha, read.beta, read.gamma),
+        ):
+            dead = e == 0
+            assert bool(dead.any()) and bool((p[dead] > 0.05).all()), gate  # above tau, yet computing nothing
+            assert bool((r[dead] == 0).all()) and torch.equal(r[~dead], p[~dead]), gate
+        spec = reduce(read, net.task_names, 4, 2, 0.05, "own_gate")
+        index = {e: k for k, e in enumerate(net.edges_ij)}
+        for t, name in enumerate(net.task_names):
+            arch = spec[name]
+            kept = len(arch.edges) + len(arch.read_in) + len(arch.read_out)
+            dead_kept = [e for e in arch.edges if eval_gates.alpha[t, index[e]] == 0]
+            dead_kept += [j for j in arch.read_in if eval_gates.beta[t, j - 1] == 0]
+            dead_kept += [j for j in arch.read_out if eval_gates.gamma[t, j - 1] == 0]
+            assert kept > 0 and not dead_kept, (gate, name, arch)
+        before = reduce(probs, net.task_names, 4, 2, 0.05, "own_gate")  # reading gate_probs kept them
+        assert before != spec, gate

@@ -219,7 +219,7 @@ def test_compact_with_folded_gates_is_the_gated_supernet_minus_pruned_paths(norm
     net = _net(norm, gate, n=5, m=3)
     _randomise(net, 4)
     _set_running_stats(net, 5)
-    spec = reduce(net.gate_probs(), net.task_names, 5, 3, 0.1)
+    spec = reduce(net.reduction_probs(), net.task_names, 5, 3, 0.1)  # what the reduction stage reads
     folded = fold_gates(spec, net.eval_gates(), net.task_names)
     assert ArchSpec.from_dict(folded.to_dict()) == folded  # the gates travel with the JSON spec
     compact = CompactNet(folded, TASKS, 8, norm=norm)
