@@ -16,8 +16,8 @@ ROOT = Path(__file__).resolve().parents[1]
 CONFIG = ROOT / "configs" / "optuna_nsga2.yaml"
 AXES = {
     "model.flow_width": ("choice", [1, 2, 3]),
-    "search.lambda_sq": ("loguniform", [0.05, 2.0]),
-    "reduction.tau": ("uniform", [0.02, 0.3]),
+    "search.lambda_sq": ("loguniform", [0.03, 1.0]),
+    "reduction.tau": ("uniform", [0.5, 0.95]),
 }
 SMALL = {"data.n_train": 32, "data.n_val": 16, "trial.progress": False, "trial.latency_repeats": 1}
 
@@ -59,8 +59,8 @@ def test_the_search_it_builds_is_optuna_nsga2_on_the_three_axes():
     assert isinstance(searcher.inner._sampler, NSGAIISampler)
     space = searcher.inner._space
     assert space["model.flow_width"] == od.CategoricalDistribution([1, 2, 3])
-    assert space["search.lambda_sq"] == od.FloatDistribution(0.05, 2.0, log=True)
-    assert space["reduction.tau"] == od.FloatDistribution(0.02, 0.3)
+    assert space["search.lambda_sq"] == od.FloatDistribution(0.03, 1.0, log=True)
+    assert space["reduction.tau"] == od.FloatDistribution(0.5, 0.95)
     assert searcher.metric == ["score", "params_union"] and searcher.mode == ["min", "min"]
 
 
@@ -78,7 +78,7 @@ def test_a_tiny_version_runs_through_the_sweep_and_its_trials_load(ray_session, 
     df = pq.read_table(exp / "results.parquet").to_pandas()
     assert len(df) == 3 and set(df["status"]) == {"finished"} and set(df["mode"]) == {"supernet"}
     assert set(df["flow_width"]) <= {1, 2, 3} and (df["n_nodes"] == 4).all()
-    assert df["lambda_sq"].between(0.05, 2.0).all() and df["tau"].between(0.02, 0.3).all()
+    assert df["lambda_sq"].between(0.03, 1.0).all() and df["tau"].between(0.5, 0.95).all()
     assert len(set(zip(df["lambda_sq"], df["tau"]))) == 3  # three proposals, not one point thrice
     assert df["params_union"].gt(0).all() and df[[c for c in df if c.startswith("loss/")]].notna().all().all()
     assert list(exp.glob("searcher-state-*.pkl"))  # the Optuna study, saved for --resume
