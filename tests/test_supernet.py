@@ -229,7 +229,7 @@ def test_reduction_of_a_supernet_and_threshold_extremes(rule):
     assert all(set(a.edges) == set(net.edges_ij) for _, a in everything.tasks)
     probs = net.gate_probs()
     # a huge tau: 0.99 of the flow for the flow-share rules; above every gate for own_gate (its shares are the gates)
-    top = max(float(p.max()) for p in (probs.alpha, probs.beta, probs.gamma))
+    top = max(float(p.max().detach()) for p in (probs.alpha, probs.beta, probs.gamma))
     minimal = reduce(probs, net.task_names, 6, 3, 0.99 if rule != "own_gate" else (top + 1) / 2, rule)
     for _, a in minimal.tasks:  # only the max-product path survives a huge tau
         assert len(a.read_in) == 1 and len(a.read_out) == 1 and len(a.edges) == len(a.nodes) - 1
