@@ -151,8 +151,11 @@ class Supernet(nn.Module):
     def eval_gates(self) -> Gates:
         """The gates an eval-mode forward computes with (no Gumbel noise; 0/1 for straight-through), times
         ``prune_mask``."""
+        return self._masked(self._unmasked_eval_gates())
+
+    def _unmasked_eval_gates(self) -> Gates:
         r = lambda x: relax(x, self.gate, self.temperature, False)  # noqa: E731
-        return self._masked(Gates(r(self.alpha), r(self.beta), r(self.gamma)))
+        return Gates(r(self.alpha), r(self.beta), r(self.gamma))
 
     def _masked(self, g: Gates) -> Gates:
         """``g`` with the pruned elements' gates zeroed. The read-out weights are renormalised over the kept
@@ -179,9 +182,8 @@ class Supernet(nn.Module):
         is exactly 0. Such an element computes nothing in an eval forward, so it is pruned whatever
         ``reduction.tau``: hard_concrete's clipped gate is 0 while P(gate > 0) < 1/2, straight-through's
         while its probability is < 1/2, and a compact net that kept them would count ops it multiplies by 0."""
-        p = self.gate_probs()
-        live = lambda x: (relax(x, self.gate, self.temperature, False) > 0).to(x.dtype)  # noqa: E731
-        return Gates(p.alpha * live(self.alpha), p.beta * live(self.beta), p.gamma * live(self.gamma))
+        p, e = self.gate_probs(), self._unmasked_eval_gates()
+        return Gates(p.alpha * (e.alpha > 0), p.beta * (e.beta > 0), p.gamma * (e.gamma > 0))
 
     def discrete_gates(self, spec: ArchSpec) -> Gates:
         """0/1 gates of a discrete architecture, in this supernet's task and edge order."""

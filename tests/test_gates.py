@@ -70,13 +70,9 @@ def test_an_element_whose_eval_gate_is_exactly_zero_is_pruned_at_any_tau():
             assert bool(dead.any()) and bool((p[dead] > 0.05).all()), gate  # above tau, yet computing nothing
             assert bool((r[dead] == 0).all()) and torch.equal(r[~dead], p[~dead]), gate
         spec = reduce(read, net.task_names, 4, 2, 0.05, "own_gate")
-        index = {e: k for k, e in enumerate(net.edges_ij)}
-        for t, name in enumerate(net.task_names):
-            arch = spec[name]
-            kept = len(arch.edges) + len(arch.read_in) + len(arch.read_out)
-            dead_kept = [e for e in arch.edges if eval_gates.alpha[t, index[e]] == 0]
-            dead_kept += [j for j in arch.read_in if eval_gates.beta[t, j - 1] == 0]
-            dead_kept += [j for j in arch.read_out if eval_gates.gamma[t, j - 1] == 0]
-            assert kept > 0 and not dead_kept, (gate, name, arch)
+        kept = net.discrete_gates(spec)  # 1 where the spec keeps an element
+        pairs = list(zip((kept.alpha, kept.beta, kept.gamma), (eval_gates.alpha, eval_gates.beta, eval_gates.gamma)))
+        assert bool((sum(k.sum(dim=1) for k, _ in pairs) > 0).all()), (gate, spec)  # every task keeps something
+        assert not any(bool(((k == 1) & (e == 0)).any()) for k, e in pairs), (gate, spec)  # and nothing dead
         before = reduce(probs, net.task_names, 4, 2, 0.05, "own_gate")  # reading gate_probs kept them
         assert before != spec, gate
