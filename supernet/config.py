@@ -27,6 +27,7 @@ import yaml
 MODES = ("supernet", "single_task", "hard_sharing", "full_supernet", "random_arch")
 GATES = ("sigmoid", "straight_through", "gumbel", "hard_concrete")
 SQUEEZE = ("union_params", "l1", "bimodal")
+WEIGHT_PASSES = ("shared", "noise_free")  # search.weight_pass (supernet/epoch.py)
 STEMS = ("conv", "resnet18", "resnet34", "resnet50")
 DATASETS = ("synthetic", "planted", "nyuv2", "cityscapes", "omniglot")
 PRECISIONS = ("fp32", "bf16", "fp16")
@@ -250,6 +251,14 @@ class SearchConfig:
     weight_decay: float = setting(1e-4, "SGD weight decay of the heads.", at_least(0))
     train_weights: bool = setting(
         False, "Also train Theta in search. Paper: Theta frozen (false, the default); true is ours, an ablation."
+    )
+    weight_pass: str = setting(
+        "shared",
+        "Ours: what the heads (and Theta with `train_weights`) learn from in search. `shared`: the forward whose loss"
+        " trains the gates, at their noisy samples (one forward per step). `noise_free`: a second forward per step at"
+        " the eval-mode gates, so that the weights follow the architecture as its gates shrink while the noise that"
+        " trains the gates never reaches them (first-order alternating steps, as in DARTS).",
+        one_of(WEIGHT_PASSES),
     )
     squeeze: str = setting(
         "union_params",

@@ -46,6 +46,11 @@ class Gates:
     gamma: torch.Tensor
     read_out_total: torch.Tensor | None = None
 
+    def detach(self) -> "Gates":
+        """The same values without gradient (what the search's noise-free weight pass computes with)."""
+        d = lambda v: None if v is None else v.detach()  # noqa: E731
+        return Gates(d(self.alpha), d(self.beta), d(self.gamma), d(self.read_out_total))
+
 
 HC_LOW, HC_HIGH = -0.1, 1.1  # hard-concrete stretch interval (Louizos et al. 2018, "Learning sparse networks
 # through L0 regularization"): a stretched sigmoid clipped to [0, 1] puts finite mass on exactly 0 and exactly 1

@@ -75,9 +75,15 @@ def train_epoch(
     where: str = "",
     progress: bool = False,
     before_step: Callable[[int], None] | None = None,
+    weight_gates: Callable[[], object] | None = None,
 ) -> dict[str, float]:
     """One pass over ``loader``. Returns mean total loss and mean extra (squeeze) loss.
-    ``before_step(b)`` runs before batch b's forward (the search's gate annealing and pruning mask)."""
+    ``before_step(b)`` runs before batch b's forward (the search's gate annealing and pruning mask).
+
+    ``weight_gates`` (search.weight_pass noise_free): each step is two. The first forward (the model's own,
+    noisy gates) plus ``extra_loss`` steps ``optimizers[1:]`` (the gates) only; a second forward at
+    ``weight_gates()`` (gates without gradient) steps ``optimizers[0]`` (heads, Theta) on the task losses
+    alone. The returned losses are the first forward's."""
     model.train()
     total, extra_total, n = 0.0, 0.0, 0
     for b, batch in enumerate(_progress(loader, where, progress)):
@@ -97,21 +103,44 @@ def train_epoch(
                 f"{where}, batch {b}: the loss became {float(loss.detach())} (non-finite in {bad}). "
                 "Lower the stage's learning rate (e.g. --set warmup.lr=...) or use trial.precision=fp32."
             )
-        for opt in optimizers:
-            opt.zero_grad(set_to_none=True)
-        if scaler is not None:
-            scaler.scale(loss).backward()
-            for opt in optimizers:
-                scaler.step(opt)
-            scaler.update()
+        if weight_gates is None:
+            _step(loss, optimizers, optimizers, scaler)
         else:
-            loss.backward()
-            for opt in optimizers:
-                opt.step()
+            _step(loss, optimizers, optimizers[1:], scaler)
+            with autocast(device, precision):
+                out = model(x, weight_gates())
+            w_losses = losses(tasks, out, y)
+            w_loss = sum(w_losses.values())
+            if not torch.isfinite(w_loss):
+                raise DivergenceError(
+                    f"{where}, batch {b}: the weights' loss at the eval gates became {float(w_loss.detach())}. "
+                    "Lower the stage's learning rate (e.g. --set search.lr=...) or use trial.precision=fp32."
+                )
+            _step(w_loss, optimizers, optimizers[:1], scaler)
         total += float(loss.detach())
         extra_total += float(extra.detach()) if extra is not None else 0.0
         n += 1
     return {"train_loss": total / max(n, 1), "squeeze": extra_total / max(n, 1) if extra_loss else math.nan}
+
+
+def _step(
+    loss: torch.Tensor,
+    optimizers: list[torch.optim.Optimizer],
+    stepped: list[torch.optim.Optimizer],
+    scaler: torch.amp.GradScaler | None,
+) -> None:
+    """Backward ``loss`` and step the ``stepped`` optimisers (every optimiser's gradients cleared first)."""
+    for opt in optimizers:
+        opt.zero_grad(set_to_none=True)
+    if scaler is not None:
+        scaler.scale(loss).backward()
+        for opt in stepped:
+            scaler.step(opt)
+        scaler.update()
+    else:
+        loss.backward()
+        for opt in stepped:
+            opt.step()
 
 
 @torch.no_grad()

@@ -231,6 +231,7 @@ def _train_epochs(run: Run, stage: Stage, model: nn.Module, start: Start) -> Ite
             f"stage {stage.name}, epoch {epoch + 1}/{epochs}",
             cfg.trial.progress,
             before_step,
+            (lambda: model.eval_gates().detach()) if searching and cfg.search.weight_pass == "noise_free" else None,
         )
         for s in scheds:
             s.step()

@@ -1,0 +1,97 @@
+"""The search's noise-free weight pass (``search.weight_pass: noise_free``) against the one-pass search it
+generalises: the gates learn from the noisy forward alone, the heads from a forward at the eval gates."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from supernet.config import ConfigError, build_config
+from supernet.dag import Supernet, build_supernet
+from supernet.epoch import make_loader, train_epoch
+from supernet.stages import Run
+from supernet.tasks import losses
+
+SMALL = {"data.n_train": 16, "data.n_val": 8, "data.batch_size": 8, "trial.progress": False}
+
+
+def test_weight_pass_is_checked():
+    with pytest.raises(ConfigError, match="search.weight_pass"):
+        build_config("tiny", {"search.weight_pass": "both"})
+
+
+def _search_step(gate: str, weight_pass: bool, arch_lr: float, head_lr: float) -> Supernet:
+    """One search step (Theta frozen, heads and gates trained) on one batch of the tiny data, from one seed."""
+    cfg = build_config("tiny", {**SMALL, "model.gate": gate})
+    run = Run.build(cfg)
+    torch.manual_seed(0)
+    net = build_supernet(cfg.model, run.tasks).to(run.device)
+    with torch.no_grad():  # gates away from their initial value, different per element
+        for p in net.arch_parameters():
+            p.copy_(torch.randn_like(p))
+    for p in net.weight_parameters():
+        p.requires_grad_(False)
+    opts = [torch.optim.SGD(net.head_parameters(), lr=head_lr), torch.optim.Adam(net.arch_parameters(), lr=arch_lr)]
+    loader = make_loader(run.train, 8, shuffle=False, seed=0)
+    batch = [next(iter(loader))]
+    torch.manual_seed(1)
+    weight_gates = (lambda: net.eval_gates().detach()) if weight_pass else None
+    train_epoch(
+        net,
+        batch,
+        run.tasks,
+        opts,
+        run.device,
+        extra_loss=lambda: net.gate_probs().alpha.mean(),
+        weight_gates=weight_gates,
+    )
+    return net
+
+
+def _params(net: Supernet, group) -> list[torch.Tensor]:
+    return [p.detach().clone() for p in group(net)]
+
+
+@pytest.mark.parametrize("gate", ["sigmoid", "hard_concrete"])
+def test_the_gates_learn_from_the_noisy_pass_alone(gate):
+    """Heads frozen (lr 0): the noise-free pass steps nothing the gates depend on, so the gates after a step
+    are those of the one-pass search (same noise), in train mode with batch statistics."""
+    one = _search_step(gate, False, 0.1, 0.0)
+    two = _search_step(gate, True, 0.1, 0.0)
+    for x, y in zip(_params(one, Supernet.arch_parameters), _params(two, Supernet.arch_parameters)):
+        torch.testing.assert_close(x, y)
+    moved = _search_step(gate, False, 0.0, 0.0)
+    assert any(
+        not torch.equal(x, y)
+        for x, y in zip(_params(one, Supernet.arch_parameters), _params(moved, Supernet.arch_parameters))
+    )
+
+
+def test_the_heads_learn_at_the_eval_gates():
+    """Gates frozen (arch lr 0): with sigmoid gates the noise-free pass is the one-pass step (train and eval
+    gates agree); with hard-concrete gates the heads of the two differ, and the noise-free pass's heads are
+    one SGD step on the task losses at the eval gates."""
+    for gate, same in (("sigmoid", True), ("hard_concrete", False)):
+        one, two = _search_step(gate, False, 0.0, 0.1), _search_step(gate, True, 0.0, 0.1)
+        equal = all(
+            torch.allclose(x, y)
+            for x, y in zip(_params(one, Supernet.head_parameters), _params(two, Supernet.head_parameters))
+        )
+        assert equal == same, gate
+    # by hand: one SGD step on the task losses of a train-mode forward at the eval gates (batch statistics,
+    # so the noisy pass's update of the running statistics does not enter)
+    cfg = build_config("tiny", {**SMALL, "model.gate": "hard_concrete"})
+    run = Run.build(cfg)
+    torch.manual_seed(0)
+    hand = build_supernet(cfg.model, run.tasks).to(run.device)
+    with torch.no_grad():
+        for p in hand.arch_parameters():
+            p.copy_(torch.randn_like(p))
+    x, y = next(iter(make_loader(run.train, 8, shuffle=False, seed=0)))
+    hand.train()
+    loss = sum(losses(run.tasks, hand(x, hand.eval_gates().detach()), y).values())
+    grads = torch.autograd.grad(loss, hand.head_parameters(), allow_unused=True)
+    expected = [p.detach() - 0.1 * g if g is not None else p.detach() for p, g in zip(hand.head_parameters(), grads)]
+    two = _search_step("hard_concrete", True, 0.0, 0.1)
+    for a, b in zip(_params(two, Supernet.head_parameters), expected):
+        torch.testing.assert_close(a, b)
