@@ -11,7 +11,7 @@ import hashlib
 import math
 import sys
 from contextlib import nullcontext
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import torch
 import torch.nn as nn
@@ -19,6 +19,9 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
 from .tasks import MetricAccumulator, TaskSpec, loss_sums, losses
+
+if TYPE_CHECKING:
+    from .dag import Gates
 
 
 class DivergenceError(RuntimeError):
@@ -75,7 +78,7 @@ def train_epoch(
     where: str = "",
     progress: bool = False,
     before_step: Callable[[int], None] | None = None,
-    weight_gates: Callable[[], object] | None = None,
+    weight_gates: Callable[[], Gates] | None = None,
 ) -> dict[str, float]:
     """One pass over ``loader``. Returns mean total loss and mean extra (squeeze) loss.
     ``before_step(b)`` runs before batch b's forward (the search's gate annealing and pruning mask).

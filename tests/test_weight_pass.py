@@ -8,7 +8,7 @@ import torch
 
 from supernet.config import ConfigError, build_config
 from supernet.dag import Supernet, build_supernet
-from supernet.epoch import make_loader, train_epoch
+from supernet.epoch import DivergenceError, make_loader, train_epoch
 from supernet.stages import Run
 from supernet.tasks import losses
 
@@ -95,3 +95,19 @@ def test_the_heads_learn_at_the_eval_gates():
     two = _search_step("hard_concrete", True, 0.0, 0.1)
     for a, b in zip(_params(two, Supernet.head_parameters), expected):
         torch.testing.assert_close(a, b)
+
+
+def test_a_non_finite_loss_of_the_weight_pass_stops_with_a_clear_error():
+    cfg = build_config("tiny", SMALL)
+    run = Run.build(cfg)
+    net = build_supernet(cfg.model, run.tasks).to(run.device)
+    opts = [torch.optim.SGD(net.head_parameters(), lr=0.1), torch.optim.Adam(net.arch_parameters(), lr=0.1)]
+    batch = [next(iter(make_loader(run.train, 8, shuffle=False, seed=0)))]
+
+    def nan_gates():
+        g = net.eval_gates().detach()
+        g.alpha.fill_(float("nan"))
+        return g
+
+    with pytest.raises(DivergenceError, match="weights' loss at the eval gates"):
+        train_epoch(net, batch, run.tasks, opts, run.device, where="stage search", weight_gates=nan_gates)
