@@ -93,37 +93,49 @@ def train_epoch(
         if before_step is not None:
             before_step(b)
         x, y = _to(batch, device)
-        with autocast(device, precision):
-            out = model(x)
-        task_losses = losses(tasks, out, y)
-        loss = sum(task_losses.values())  # task weighting: equal weights (ours)
-        extra = extra_loss() if extra_loss is not None else None
-        if extra is not None:
-            loss = loss + extra
-        if not torch.isfinite(loss):
-            bad = [t for t, v in task_losses.items() if not torch.isfinite(v)] or ["squeeze"]
-            raise DivergenceError(
-                f"{where}, batch {b}: the loss became {float(loss.detach())} (non-finite in {bad}). "
-                "Lower the stage's learning rate (e.g. --set warmup.lr=...) or use trial.precision=fp32."
-            )
-        if weight_gates is None:
-            _step(loss, optimizers, optimizers, scaler)
-        else:
-            _step(loss, optimizers, optimizers[1:], scaler)
-            with autocast(device, precision):
-                out = model(x, weight_gates())
-            w_losses = losses(tasks, out, y)
-            w_loss = sum(w_losses.values())
-            if not torch.isfinite(w_loss):
-                raise DivergenceError(
-                    f"{where}, batch {b}: the weights' loss at the eval gates became {float(w_loss.detach())}. "
-                    "Lower the stage's learning rate (e.g. --set search.lr=...) or use trial.precision=fp32."
-                )
+        at = f"{where}, batch {b}"
+        loss, extra = _pass_loss(model, x, y, tasks, device, precision, None, extra_loss, at, "the loss", "warmup.lr")
+        _step(loss, optimizers, optimizers if weight_gates is None else optimizers[1:], scaler)
+        if weight_gates is not None:  # the noise-free weight pass: heads (and Theta) at the eval gates
+            what = "the weights' loss at the eval gates"
+            w_loss, _ = _pass_loss(model, x, y, tasks, device, precision, weight_gates(), None, at, what, "search.lr")
             _step(w_loss, optimizers, optimizers[:1], scaler)
         total += float(loss.detach())
         extra_total += float(extra.detach()) if extra is not None else 0.0
         n += 1
     return {"train_loss": total / max(n, 1), "squeeze": extra_total / max(n, 1) if extra_loss else math.nan}
+
+
+def _pass_loss(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: dict[str, torch.Tensor],
+    tasks: dict[str, TaskSpec],
+    device: torch.device,
+    precision: str,
+    gates: Gates | None,
+    extra_loss: Callable[[], torch.Tensor] | None,
+    at: str,
+    what: str,
+    lr_key: str,
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """One forward (at ``gates``; None: the model's own) and its loss: the sum of the task losses (equal
+    weights, ours) plus ``extra_loss()`` when given; returns (loss, extra). A non-finite loss raises
+    ``DivergenceError`` naming ``what``, the tasks whose loss is non-finite, and ``lr_key`` to lower."""
+    with autocast(device, precision):
+        out = model(x) if gates is None else model(x, gates)
+    task_losses = losses(tasks, out, y)
+    loss = sum(task_losses.values())
+    extra = extra_loss() if extra_loss is not None else None
+    if extra is not None:
+        loss = loss + extra
+    if not torch.isfinite(loss):
+        bad = [t for t, v in task_losses.items() if not torch.isfinite(v)] or ["squeeze"]
+        raise DivergenceError(
+            f"{at}: {what} became {float(loss.detach())} (non-finite in {bad}). "
+            f"Lower the stage's learning rate (e.g. --set {lr_key}=...) or use trial.precision=fp32."
+        )
+    return loss, extra
 
 
 def _step(
