@@ -12,10 +12,13 @@ Module names match the supernet's (``stem``, ``edges['i_j']``, ``read_in['j']``,
 kept weights transfer with ``load_from(supernet)``; both networks build their ops in ``supernet/ops.py``
 and meet only through the spec.
 
-Train mode too: an op applied to several distinct inputs normalises each with its own batch statistics
-and updates its running statistics once, weighting each input by the number of tasks that feed it - the
-rule the supernet follows with 0/1 gates (``supernet/ops.py``). So fine-tune trains the function that
-search evaluated.
+Norms (``supernet/ops.py``): every op keeps one row of running statistics per task, as the supernet does.
+An op applied to several distinct inputs normalises each with its own batch statistics (train mode) and
+moves the rows of the tasks that feed each input towards that input's statistics; in eval mode it
+normalises each input with the mean of those rows. Tasks that share an instance have seen identical
+inputs wherever the supernet ran them at identical gates (the search's last-step recalibration does), so
+their rows are equal and the mean is each task's own: fine-tune trains the function that search
+evaluated, and a task's eval output reads only its own inputs' statistics.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .ops import GroupedBatchNorm2d, edge_key, edge_op, read_in_op
+from .ops import edge_key, edge_op, read_in_op
 from .spec import ArchSpec
 from .stem import build_stem
 from .tasks import Head, TaskSpec
@@ -117,20 +120,21 @@ class CompactNet(nn.Module):
         self.spec = spec
         self.task_names = spec.task_names
         self.stem = build_stem(stem, channels, stem_layers, stem_weights, norm)
-        self.edges = nn.ModuleDict({edge_key(i, j): edge_op(channels, norm) for i, j in spec.union_edges()})
-        self.read_in = nn.ModuleDict({str(j): read_in_op(channels, norm) for j in spec.union_read_in()})
+        T = len(spec.task_names)  # one row of norm statistics per task, in the spec's (the supernet's) order
+        self.edges = nn.ModuleDict({edge_key(i, j): edge_op(channels, norm, T) for i, j in spec.union_edges()})
+        self.read_in = nn.ModuleDict({str(j): read_in_op(channels, norm, T) for j in spec.union_read_in()})
         self.heads = nn.ModuleDict({t: Head(tasks[t], channels) for t in spec.task_names})
         self.instances, self.task_instances = plan_instances(spec)
         self._by_node: dict[int, list[int]] = {}
         for k, inst in enumerate(self.instances):
             self._by_node.setdefault(inst.node, []).append(k)
-        # (i, j, source instance) -> the summed gates of the tasks that apply o_ij to that instance (with 0/1
-        # gates: how many tasks): its running-statistics weight, as the supernet weights a task by its gate
-        self._uses: dict[tuple[int, int, int], float] = {}
-        for t, arch in spec.tasks:
+        # (i, j, source instance) -> a (T,) 0/1 row: the tasks that apply o_ij to that instance, whose rows of
+        # the op's norm statistics that input reads and updates (ops.py)
+        self._users: dict[tuple[int, int, int], torch.Tensor] = {}
+        for r, (t, arch) in enumerate(spec.tasks):
             for i, j in arch.edges:
                 key = (i, j, self.task_instances[t][i])
-                self._uses[key] = self._uses.get(key, 0.0) + arch.edge_gate((i, j))
+                self._users.setdefault(key, torch.zeros(T))[r] = 1.0
 
     def arch_parameters(self) -> list[nn.Parameter]:
         return []
@@ -142,7 +146,11 @@ class CompactNet(nn.Module):
         return list(self.heads.parameters())
 
     def load_from(self, supernet: nn.Module) -> None:
-        """Copy the kept weights (and norm statistics) from a supernet with the same module names."""
+        """Copy the kept weights (and norm statistics) from a supernet with the same module names and the
+        same tasks in the same order (a norm's statistics have one row per task)."""
+        names = tuple(getattr(supernet, "task_names", ()))
+        if names != tuple(self.task_names):
+            raise ValueError(f"supernet tasks {names} differ from the spec's {tuple(self.task_names)} (or their order)")
         own = self.state_dict()
         src = {k: v for k, v in supernet.state_dict().items() if k in own}
         missing = [k for k in own if k not in src]
@@ -161,15 +169,15 @@ class CompactNet(nn.Module):
         return need
 
     def _apply_op(self, i: int, j: int, srcs: list[int], h: dict[int, torch.Tensor]) -> list[torch.Tensor]:
-        """o_ij on each source instance in ``srcs``. In train mode with batch statistics, one call on the
-        stacked inputs, each normalised on its own and weighted by its number of tasks (ops.py's rule)."""
+        """o_ij on each source instance in ``srcs``: one call on the stacked inputs, each normalised on its own
+        with the statistics of the tasks that feed it (ops.py)."""
         op = self.edges[edge_key(i, j)]
-        if len(srcs) > 1 and self.training and isinstance(op.norm, GroupedBatchNorm2d):
-            w = torch.tensor([float(self._uses[(i, j, s)]) for s in srcs])
-            stacked = torch.stack([h[s] for s in srcs], dim=1)  # (B, k, C, H, W): batch-major, as ops.py wants
-            y = op(stacked.flatten(0, 1), len(srcs), w)
-            return list(y.view(stacked.shape).unbind(1))
-        return [op(h[s]) for s in srcs]
+        members = torch.stack([self._users[(i, j, s)] for s in srcs])  # (k, T)
+        if len(srcs) == 1:
+            return [op(h[srcs[0]], 1, members)]
+        stacked = torch.stack([h[s] for s in srcs], dim=1)  # (B, k, C, H, W): batch-major, as ops.py wants
+        y = op(stacked.flatten(0, 1), len(srcs), members)
+        return list(y.view(stacked.shape).unbind(1))
 
     def forward(self, x: torch.Tensor, tasks: Sequence[str] | None = None) -> dict[str, torch.Tensor]:
         tasks = tuple(tasks) if tasks is not None else self.task_names

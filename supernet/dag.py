@@ -113,8 +113,10 @@ class Supernet(nn.Module):
         self.register_buffer("temperature", torch.tensor(float(temperature)))
         self.edges_ij = edge_list(n_nodes, flow_width)
         self.stem = build_stem(stem, channels, stem_layers, stem_weights, norm)
-        self.edges = nn.ModuleDict({edge_key(i, j): edge_op(channels, norm) for i, j in self.edges_ij})
-        self.read_in = nn.ModuleDict({str(j): read_in_op(channels, norm) for j in range(1, n_nodes + 1)})
+        # one row of BatchNorm running statistics per task (ops.py): a task's eval output reads its own inputs'
+        T = len(tasks)
+        self.edges = nn.ModuleDict({edge_key(i, j): edge_op(channels, norm, T) for i, j in self.edges_ij})
+        self.read_in = nn.ModuleDict({str(j): read_in_op(channels, norm, T) for j in range(1, n_nodes + 1)})
         self.heads = nn.ModuleDict({t: Head(spec, channels) for t, spec in tasks.items()})
         T, E, N = len(tasks), len(self.edges_ij), n_nodes
         self.alpha = nn.Parameter(torch.full((T, E), float(arch_init)))  # A: edges
@@ -218,7 +220,13 @@ class Supernet(nn.Module):
             rows = [self.task_names.index(t) for t in tasks]
             total = None if g.read_out_total is None else g.read_out_total[rows]
             g, names = Gates(g.alpha[rows], g.beta[rows], g.gamma[rows], total), tuple(tasks)
+        else:
+            rows = list(range(len(names)))
         T, B = len(names), x.shape[0]
+        # (T, all tasks) one-hot: stacked slice k is task rows[k]'s input, whose running statistics it reads
+        # (eval) and, where the task's gate on the op is > 0, updates (train); ops.py
+        own = torch.zeros(T, len(self.task_names), device=x.device)
+        own[torch.arange(T), torch.tensor(rows)] = 1.0
         x0 = self.stem(x)  # (B, C, h, w), once for all tasks
         shape = x0.shape[1:]
         # task-stacked states are batch-major, (B, T, C*h*w): an edge op runs once on the (B*T, C, h, w)
@@ -232,7 +240,8 @@ class Supernet(nn.Module):
         for j in range(1, self.n_nodes + 1):
             acc = gate(g.beta[:, j - 1]) * self.read_in[str(j)](x0).view(B, 1, -1)  # (B, T, D)
             for e, i in self.in_edges[j]:
-                y = self.edges[edge_key(i, j)](hs[i].view(B * T, *shape), T, g.alpha[:, e].detach())
+                members = own * (g.alpha[:, e].detach() > 0).float().view(-1, 1) if self.training else own
+                y = self.edges[edge_key(i, j)](hs[i].view(B * T, *shape), T, members)
                 acc = torch.addcmul(acc, gate(g.alpha[:, e]), y.view(B, T, -1))  # acc + gate * y, one allocation
             hs[j] = F.relu(acc)
             wj = gate(w[:, j - 1])

@@ -10,12 +10,13 @@ Normalisation (ours, ``model.norm``; the paper does not say):
   with its own statistics. So, in train mode as in eval mode, a task's output never depends on another
   task's data path or gates, and the compact net computes what the supernet computes with the same
   0/1 gates.
-  Running statistics follow one rule in both networks: once per forward in train mode, each op's
-  running mean/variance move by ``momentum`` towards the **gate-weighted mean of the per-task batch
-  statistics** (weights: each task's gate on that op, detached; variance unbiased, as ``nn.BatchNorm2d``
-  keeps it). With 0/1 gates that is the mean over the tasks that keep the op; the compact net weights
-  each distinct input by the number of tasks that feed it, which is the same number. An op that no task
-  uses (all weights 0) keeps its running statistics.
+  Running statistics are per task too: every op's norm keeps one row of running mean/variance per task
+  (GroupedBatchNorm2d). In train mode a task's row moves by ``momentum`` towards the statistics of its own
+  input of the op, when its gate on the op is > 0 (an op a task does not use keeps that task's row); in
+  eval mode each task's input is normalised with its own row (the compact net: an input that several
+  tasks share, with the mean of their rows, equal wherever they have seen the same inputs). So a task's
+  eval output, like its train-mode output, reads only its own path's statistics: a single row shared by
+  tasks whose inputs differ (e.g. by a read-in gate) would normalise each with a mixture of both.
 - ``gn``: GroupNorm, batch-independent (no running statistics): the same guarantees with nothing to
   keep in step.
 """
@@ -31,53 +32,79 @@ def edge_key(i: int, j: int) -> str:
 
 
 class GroupedBatchNorm2d(nn.BatchNorm2d):
-    """BatchNorm2d whose training-mode batch statistics are per group of the batch.
+    """BatchNorm2d with per-group batch statistics and per-row running statistics.
 
-    ``forward(x, groups=G, weights=w)`` takes ``x`` of shape ``(B*G, C, H, W)`` ordered batch-major (row
-    ``b*G + g`` is sample b of group g), normalises each group's ``(B, C, H, W)`` with its own statistics
-    and updates the running statistics once with the ``w``-weighted mean of the groups' statistics (``w``
-    of shape (G,), default equal weights; all-zero weights: no update). With ``groups=1`` it is exactly
-    ``nn.BatchNorm2d``. Eval mode uses the running statistics, as always.
+    ``rows`` running statistics of shape ``(rows, C)`` (a row is a task: the supernet's and the compact
+    net's task order), each with its own ``num_batches_tracked``. ``forward(x, groups=G, members=m)`` takes
+    ``x`` of shape ``(B*G, C, H, W)`` ordered batch-major (row ``b*G + g`` is sample b of group g) and
+    ``m`` of shape ``(G, rows)``: ``m[g, r] > 0`` when group g is task r's input of this op (a row is in
+    at most one group). ``members`` None: one group that every row reads (an op on an input shared by all
+    tasks, e.g. a read-in on the stem output).
+
+    - Train mode: each group is normalised with its own batch statistics, and every member row's running
+      statistics move by ``momentum`` towards its group's (mean, unbiased variance); a row in no group
+      keeps its statistics (an op a task does not use learns nothing of it).
+    - Eval mode: each group is normalised with the mean of its member rows' running statistics; with one
+      row per group (the supernet), a task's own. So a task's eval output depends on its own inputs'
+      statistics only, as its train-mode output does.
 
     Batch-major order makes the grouped case a free view: ``(B, G*C, H, W)`` has one channel per
     (group, channel), so torch's fused batch norm computes every group's statistics in one kernel.
     """
 
-    def forward(self, x: torch.Tensor, groups: int = 1, weights: torch.Tensor | None = None) -> torch.Tensor:
-        if not self.training:
-            return super().forward(x)
-        unused = weights is not None and float(weights.detach().sum()) <= 0.0
-        if groups == 1 and not unused:
-            return super().forward(x)
+    def __init__(self, channels: int, rows: int = 1, **kwargs):
+        super().__init__(channels, **kwargs)
+        self.rows = rows
+        self.running_mean = torch.zeros(rows, channels)
+        self.running_var = torch.ones(rows, channels)
+        self.num_batches_tracked = torch.zeros(rows, dtype=torch.long)
+
+    def _members(self, groups: int, members: torch.Tensor | None, device: torch.device) -> torch.Tensor:
+        if members is None:
+            if groups != 1:
+                raise ValueError("GroupedBatchNorm2d: members is required with more than one group")
+            return torch.ones(1, self.rows, device=device)
+        return (members.detach().to(device).float().reshape(groups, self.rows) > 0).float()
+
+    def forward(self, x: torch.Tensor, groups: int = 1, members: torch.Tensor | None = None) -> torch.Tensor:
+        m = self._members(groups, members, x.device)  # (G, rows) 0/1
         C = x.shape[1]
         xg = x.view(x.shape[0] // groups, groups * C, *x.shape[2:])  # (B, G*C, H, W): a view, no copy
-        out, mean, invstd = torch.native_batch_norm(
-            xg, self.weight.repeat(groups), self.bias.repeat(groups), None, None, True, 0.0, self.eps
-        )
-        if not unused:  # an op that no task uses in this step learns nothing from it
-            n = xg.numel() // xg.shape[1]  # values per (group, channel)
-            var = invstd.pow(-2) - self.eps  # biased batch variance
-            self._update_running(mean.view(groups, C), var.view(groups, C) * (n / max(n - 1, 1)), weights)
+        w, b = self.weight.repeat(groups), self.bias.repeat(groups)
+        if not self.training:
+            share = m / m.sum(1, keepdim=True).clamp_min(1.0)  # (G, rows): the mean over a group's rows
+            mean, var = share @ self.running_mean, share @ self.running_var  # (G, C)
+            out = torch.nn.functional.batch_norm(xg, mean.reshape(-1), var.reshape(-1), w, b, False, 0.0, self.eps)
+            return out.view_as(x)
+        out, mean, invstd = torch.native_batch_norm(xg, w, b, None, None, True, 0.0, self.eps)
+        n = xg.numel() // xg.shape[1]  # values per (group, channel)
+        var = invstd.pow(-2) - self.eps  # biased batch variance
+        self._update_running(m, mean.view(groups, C), var.view(groups, C) * (n / max(n - 1, 1)))
         return out.view_as(x)
 
     @torch.no_grad()
-    def _update_running(self, mean: torch.Tensor, var: torch.Tensor, weights: torch.Tensor | None) -> None:
-        """Move the running statistics towards the weighted mean of per-group (mean, unbiased var)."""
-        G = mean.shape[0]
-        w = torch.full((G,), 1.0 / G, device=mean.device) if weights is None else weights.detach().float().reshape(-1)
-        w = (w / w.sum()).view(-1, 1)  # (G, 1)
-        self.num_batches_tracked.add_(1)
-        # as nn.BatchNorm2d: momentum None = cumulative average over the updates so far
-        m = 1.0 / float(self.num_batches_tracked) if self.momentum is None else self.momentum
-        self.running_mean.mul_(1 - m).add_((w * mean).sum(0), alpha=m)
-        self.running_var.mul_(1 - m).add_((w * var).sum(0), alpha=m)
+    def _update_running(self, m: torch.Tensor, mean: torch.Tensor, var: torch.Tensor) -> None:
+        """Move each member row's running statistics towards its group's (mean, unbiased var)."""
+        used = m.sum(0) > 0  # (rows,)
+        if not bool(used.any()):
+            return
+        group = m.argmax(0)  # (rows,): the group a used row reads
+        self.num_batches_tracked.add_(used.long())
+        # as nn.BatchNorm2d: momentum None = cumulative average over the row's updates so far
+        if self.momentum is None:
+            k = (1.0 / self.num_batches_tracked.clamp_min(1).float()).view(-1, 1)
+        else:
+            k = torch.full((self.rows, 1), float(self.momentum), device=mean.device)
+        k = k * used.float().view(-1, 1)
+        self.running_mean.mul_(1 - k).add_(k * mean[group])
+        self.running_var.mul_(1 - k).add_(k * var[group])
 
 
-def norm_layer(kind: str, channels: int) -> nn.Module:
-    """``bn``: GroupedBatchNorm2d (plain BatchNorm2d on one group). ``gn``: GroupNorm with <= 8 groups
-    that divide ``channels``."""
+def norm_layer(kind: str, channels: int, rows: int = 1) -> nn.Module:
+    """``bn``: GroupedBatchNorm2d with ``rows`` (tasks) rows of running statistics. ``gn``: GroupNorm with
+    <= 8 groups that divide ``channels``."""
     if kind == "bn":
-        return GroupedBatchNorm2d(channels)
+        return GroupedBatchNorm2d(channels, rows)
     if kind == "gn":
         groups = max(g for g in (8, 4, 2, 1) if channels % g == 0)
         return nn.GroupNorm(groups, channels)
@@ -85,26 +112,26 @@ def norm_layer(kind: str, channels: int) -> nn.Module:
 
 
 class ConvNorm(nn.Module):
-    """conv(k x k, no bias) - norm. ``forward(x, groups, weights)``: see GroupedBatchNorm2d; a
+    """conv(k x k, no bias) - norm. ``forward(x, groups, members)``: see GroupedBatchNorm2d; a
     batch-independent norm ignores both."""
 
-    def __init__(self, channels: int, kernel: int, norm: str):
+    def __init__(self, channels: int, kernel: int, norm: str, rows: int = 1):
         super().__init__()
         self.conv = nn.Conv2d(channels, channels, kernel, padding=kernel // 2, bias=False)
-        self.norm = norm_layer(norm, channels)
+        self.norm = norm_layer(norm, channels, rows)
 
-    def forward(self, x: torch.Tensor, groups: int = 1, weights: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, groups: int = 1, members: torch.Tensor | None = None) -> torch.Tensor:
         y = self.conv(x)
         if isinstance(self.norm, GroupedBatchNorm2d):
-            return self.norm(y, groups, weights)
+            return self.norm(y, groups, members)
         return self.norm(y)
 
 
-def edge_op(channels: int, norm: str) -> ConvNorm:
-    """o_ij: conv3x3 - norm (the node applies the ReLU after summing its inputs)."""
-    return ConvNorm(channels, 3, norm)
+def edge_op(channels: int, norm: str, rows: int = 1) -> ConvNorm:
+    """o_ij: conv3x3 - norm (the node applies the ReLU after summing its inputs); ``rows``: tasks."""
+    return ConvNorm(channels, 3, norm, rows)
 
 
-def read_in_op(channels: int, norm: str) -> ConvNorm:
-    """r_j: conv1x1 - norm, from the stem output to hidden state j."""
-    return ConvNorm(channels, 1, norm)
+def read_in_op(channels: int, norm: str, rows: int = 1) -> ConvNorm:
+    """r_j: conv1x1 - norm, from the stem output to hidden state j; ``rows``: tasks."""
+    return ConvNorm(channels, 1, norm, rows)

@@ -24,8 +24,9 @@ import torch
 
 from .config import Config, ConfigError, flatten, to_dict
 
-# 2: ConvNorm ops (conv/norm module names), per-task batch statistics; 3: gate temperature buffer
-CHECKPOINT_VERSION = 3
+# 2: ConvNorm ops (conv/norm module names), per-task batch statistics; 3: gate temperature buffer; 4: per-task
+# running statistics of the ops' norms
+CHECKPOINT_VERSION = 4
 RESUME_MAY_CHANGE = ("data.num_workers", "data.pin_memory", "trial.progress")  # how it runs, not what it computes
 
 

@@ -7,6 +7,7 @@ import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from norm_fixtures import set_running_stats
 
 from supernet.compact import CompactNet, plan_instances
 from supernet.config import FLOW_RULES
@@ -259,12 +260,7 @@ def test_compact_equals_supernet_with_discrete_gates(seed, norm):
     spec = reduce(net.gate_probs(), net.task_names, 5, 3, 0.05)
     compact = CompactNet(spec, TASKS, 8, norm=norm)
     compact.load_from(net)
-    # make norm statistics non-trivial before comparing in eval mode
-    with torch.no_grad():
-        for mod in net.modules():
-            if isinstance(mod, torch.nn.BatchNorm2d):
-                mod.running_mean.uniform_(-0.5, 0.5)
-                mod.running_var.uniform_(0.5, 2.0)
+    set_running_stats(net, seed, spec)  # non-trivial norm statistics before comparing in eval mode
     compact.load_from(net)
     net.eval()
     compact.eval()

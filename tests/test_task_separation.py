@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
+from norm_fixtures import set_running_stats
 
 from supernet.compact import CompactNet, plan_instances
 from supernet.config import GATES as CONFIG_GATES
@@ -121,15 +122,6 @@ def _shared_op_spec() -> ArchSpec:
     )
 
 
-def _set_running_stats(net: torch.nn.Module, seed: int) -> None:
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for mod in net.modules():
-            if isinstance(mod, GroupedBatchNorm2d):
-                mod.running_mean.copy_(torch.rand(mod.running_mean.shape, generator=g) - 0.5)
-                mod.running_var.copy_(torch.rand(mod.running_var.shape, generator=g) + 0.5)
-
-
 def test_the_spec_applies_one_op_to_several_inputs():
     instances, _ = plan_instances(_shared_op_spec())
     applications_of_23 = {src.instance for inst in instances for src in inst.sources if (src.node, inst.node) == (2, 3)}
@@ -141,7 +133,7 @@ def test_the_spec_applies_one_op_to_several_inputs():
 def test_compact_equals_supernet_outputs_gradients_and_running_stats(norm, mode):
     spec = _shared_op_spec()
     net = _net(norm)
-    _set_running_stats(net, 3)
+    set_running_stats(net, 3, spec)
     compact = CompactNet(spec, TASKS, 8, norm=norm)
     compact.load_from(net)
     net.train(mode == "train")
@@ -153,36 +145,73 @@ def test_compact_equals_supernet_outputs_gradients_and_running_stats(norm, mode)
             torch.testing.assert_close(kept[name], buf, atol=1e-6, rtol=1e-5, msg=name)
 
 
-def test_running_stats_follow_the_gate_weighted_rule():
-    """GroupedBatchNorm2d by hand: per-group normalisation of a batch-major stack (row b*G + g), weighted
-    running update, zero weights = no update."""
+def test_running_stats_are_per_task_rows():
+    """GroupedBatchNorm2d by hand: per-group normalisation of a batch-major stack (row b*G + g); each member
+    row's running statistics move towards its group's, a row in no group keeps its own; eval normalises a
+    group with the mean of its rows."""
     torch.manual_seed(0)
-    bn = GroupedBatchNorm2d(2)
+    bn = GroupedBatchNorm2d(2, rows=3)
     x = torch.randn(3 * 2, 2, 4, 4)  # B=3 samples of G=2 groups, batch-major
-    w = torch.tensor([3.0, 1.0])
-    out = bn(x, 2, w).view(3, 2, 2, 4, 4)
+    members = torch.tensor([[1.0, 0.0, 1.0], [0.0, 1.0, 0.0]])  # group 0 feeds tasks 0 and 2, group 1 task 1
+    out = bn(x, 2, members).view(3, 2, 2, 4, 4)
     groups = x.view(3, 2, 2, 4, 4)
     for k in range(2):
         torch.testing.assert_close(
             out[:, k], F.batch_norm(groups[:, k], None, None, training=True, eps=bn.eps), atol=1e-5, rtol=0
         )
-    n = 3 * 16
     mean = groups.mean(dim=(0, 3, 4))  # (G, C)
     var = groups.var(dim=(0, 3, 4), unbiased=True)
-    torch.testing.assert_close(bn.running_mean, 0.1 * (0.75 * mean[0] + 0.25 * mean[1]))
-    torch.testing.assert_close(bn.running_var, 0.9 + 0.1 * (0.75 * var[0] + 0.25 * var[1]))
-    assert n > 1 and int(bn.num_batches_tracked) == 1
+    torch.testing.assert_close(bn.running_mean, 0.1 * mean[[0, 1, 0]])
+    torch.testing.assert_close(bn.running_var, 0.9 + 0.1 * var[[0, 1, 0]])
+    assert bn.num_batches_tracked.tolist() == [1, 1, 1]
     before = bn.running_mean.clone()
-    bn(x, 2, torch.zeros(2))
-    assert torch.equal(bn.running_mean, before)
-    cumulative = GroupedBatchNorm2d(2, momentum=None)  # as nn.BatchNorm2d: the average of every update so far
-    cumulative(x, 2, w)
-    cumulative(x, 2, torch.tensor([1.0, 3.0]))
-    torch.testing.assert_close(
-        cumulative.running_mean, (0.75 * mean[0] + 0.25 * mean[1] + 0.25 * mean[0] + 0.75 * mean[1]) / 2
-    )
-    bn1 = GroupedBatchNorm2d(2)
-    torch.testing.assert_close(bn1(x[:3], 1), torch.nn.BatchNorm2d(2)(x[:3]))
+    bn(x, 2, torch.tensor([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]]))  # task 2 does not use the op in this step
+    torch.testing.assert_close(bn.running_mean[2], before[2], atol=0, rtol=0)
+    assert bn.num_batches_tracked.tolist() == [2, 2, 1]
+    bn.eval()
+    with torch.no_grad():
+        bn.running_mean.copy_(torch.tensor([[0.0, 1.0], [5.0, 5.0], [2.0, 3.0]]))
+        bn.running_var.copy_(torch.tensor([[1.0, 1.0], [2.0, 2.0], [3.0, 1.0]]))
+    got = bn(x, 2, members).view(3, 2, 2, 4, 4)
+    m0, v0 = torch.tensor([1.0, 2.0]), torch.tensor([2.0, 1.0])  # the mean of rows 0 and 2
+    ref0 = (groups[:, 0] - m0.view(1, 2, 1, 1)) / (v0.view(1, 2, 1, 1) + bn.eps).sqrt() * bn.weight.view(
+        1, 2, 1, 1
+    ) + bn.bias.view(1, 2, 1, 1)
+    torch.testing.assert_close(got[:, 0], ref0, atol=1e-5, rtol=0)
+    ref1 = (groups[:, 1] - 5.0) / (2.0 + bn.eps) ** 0.5 * bn.weight.view(1, 2, 1, 1) + bn.bias.view(1, 2, 1, 1)
+    torch.testing.assert_close(got[:, 1], ref1, atol=1e-5, rtol=0)
+    cumulative = GroupedBatchNorm2d(2, rows=3, momentum=None)  # as nn.BatchNorm2d: the average of a row's updates
+    cumulative(x, 2, members)
+    cumulative(x, 2, torch.tensor([[0.0, 1.0, 1.0], [1.0, 0.0, 0.0]]))
+    torch.testing.assert_close(cumulative.running_mean, torch.stack([mean.mean(0), mean.mean(0), mean[0]]))
+    bn1, ref = GroupedBatchNorm2d(2), torch.nn.BatchNorm2d(2)  # one row, one group: plain BatchNorm2d
+    torch.testing.assert_close(bn1(x[:3]), ref(x[:3]))
+    torch.testing.assert_close(bn1.running_mean[0], ref.running_mean)
+    torch.testing.assert_close(bn1.running_var[0], ref.running_var)
+
+
+@pytest.mark.parametrize("gate", GATES)
+def test_a_task_eval_output_reads_only_its_own_running_statistics(gate):
+    """Train-mode forwards update the norms' running statistics; whatever the other tasks' gates were
+    during those forwards, task 0's eval output afterwards is the same (one row of statistics per task:
+    a row shared by tasks whose inputs differ would mix their statistics)."""
+    x, _ = _batch()
+    outs = []
+    for other_seed in (1, 2):
+        net = _net("bn", gate)
+        _randomise(net, 0)
+        g = torch.Generator().manual_seed(other_seed)
+        with torch.no_grad():
+            for p in net.arch_parameters():
+                p[1:].copy_(torch.randn(p[1:].shape, generator=g) * 3)  # only tasks 1.. change
+        net.train()
+        with torch.no_grad():
+            for step in range(3):
+                net(_batch(seed=10 + step)[0], net.eval_gates())
+        net.eval()
+        with torch.no_grad():
+            outs.append(net(x)[net.task_names[0]])
+    torch.testing.assert_close(outs[0], outs[1], atol=0, rtol=0)
 
 
 # ----------------------------------------------------------------------------- warm-up trains the shared weights
@@ -218,9 +247,9 @@ def test_compact_with_folded_gates_is_the_gated_supernet_minus_pruned_paths(norm
 
     net = _net(norm, gate, n=5, m=3)
     _randomise(net, 4)
-    _set_running_stats(net, 5)
     spec = reduce(net.reduction_probs(), net.task_names, 5, 3, 0.1)  # what the reduction stage reads
     folded = fold_gates(spec, net.eval_gates(), net.task_names)
+    set_running_stats(net, 5, folded)
     assert ArchSpec.from_dict(folded.to_dict()) == folded  # the gates travel with the JSON spec
     compact = CompactNet(folded, TASKS, 8, norm=norm)
     compact.load_from(net)
