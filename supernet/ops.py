@@ -84,20 +84,20 @@ class GroupedBatchNorm2d(nn.BatchNorm2d):
 
     @torch.no_grad()
     def _update_running(self, m: torch.Tensor, mean: torch.Tensor, var: torch.Tensor) -> None:
-        """Move each member row's running statistics towards its group's (mean, unbiased var)."""
-        used = m.sum(0) > 0  # (rows,)
-        if not bool(used.any()):
-            return
-        group = m.argmax(0)  # (rows,): the group a used row reads
+        """Move each member row's running statistics towards its group's (mean, unbiased var): with
+        ``k[r, g]`` = the row's step size where row r reads group g (else 0), ``running = (1 - sum_g k) *
+        running + k @ stats``, one matrix product per statistic (a row reads at most one group)."""
+        used = m.sum(0)  # (rows,) 1 where a row reads some group, else 0
         self.num_batches_tracked.add_(used.long())
         # as nn.BatchNorm2d: momentum None = cumulative average over the row's updates so far
         if self.momentum is None:
-            k = (1.0 / self.num_batches_tracked.clamp_min(1).float()).view(-1, 1)
+            step = 1.0 / self.num_batches_tracked.clamp_min(1).to(mean.dtype)
         else:
-            k = torch.full((self.rows, 1), float(self.momentum), device=mean.device)
-        k = k * used.float().view(-1, 1)
-        self.running_mean.mul_(1 - k).add_(k * mean[group])
-        self.running_var.mul_(1 - k).add_(k * var[group])
+            step = torch.full_like(used, float(self.momentum))
+        k = m.t() * step.view(-1, 1)  # (rows, G)
+        keep = 1 - k.sum(1, keepdim=True)  # (rows, 1)
+        self.running_mean.mul_(keep).add_(k @ mean)
+        self.running_var.mul_(keep).add_(k @ var)
 
 
 def norm_layer(kind: str, channels: int, rows: int = 1) -> nn.Module:
