@@ -236,6 +236,18 @@ class StageConfig:
 
 
 @dataclass(frozen=True)
+class WarmupConfig(StageConfig):
+    path_dropout: float = setting(
+        0.0,
+        "Ours (Bender et al. 2018's path dropout): while the supernet warms up, every gate of every task is zeroed"
+        " with this probability at each step (a task keeps at least one read-out), so that Theta and the heads"
+        " learn to work on sub-networks and removing an op the task does not need costs it little in search."
+        " 0 = off, the paper's warm-up with every path on; the baselines' chains never drop.",
+        unit_interval(),
+    )
+
+
+@dataclass(frozen=True)
 class SearchConfig:
     epochs: int = setting(4, "Epochs of the search; 0 skips it. 4 is a quick check's budget.", at_least(0))
     lr: float = setting(
@@ -367,8 +379,10 @@ class Config:
     model: ModelConfig = section(
         ModelConfig, "The central network: N hidden states, flow-restriction width M, channels, stem, gates."
     )
-    warmup: StageConfig = section(
-        StageConfig, "Stage 1 (paper): Theta and heads train with every gate held at its initial, noise-free value."
+    warmup: WarmupConfig = section(
+        WarmupConfig,
+        "Stage 1 (paper): Theta and heads train with every gate held at its initial, noise-free value (path dropout"
+        " aside).",
     )
     search: SearchConfig = section(
         SearchConfig,

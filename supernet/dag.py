@@ -130,6 +130,9 @@ class Supernet(nn.Module):
         # weights learn with all paths on at their initial value whatever the gate kind (no Gumbel or
         # hard-concrete noise before the search has anything to decide). Set by the stage loop, not saved.
         self.hold_gates = False
+        # warmup.path_dropout: while ``hold_gates`` and training, each initial gate is zeroed with this probability
+        # at every forward (``_path_dropped``). Set by the stage loop, not saved.
+        self.path_dropout = 0.0
         # in-edges of each node as (edge index, source node), fixed by (N, M)
         self.in_edges = {j: [(e, i) for e, (i, jj) in enumerate(self.edges_ij) if jj == j] for j in range(1, N + 1)}
 
@@ -149,9 +152,10 @@ class Supernet(nn.Module):
 
     def gates(self) -> Gates:
         """Relaxed gates of the current logits (noisy for gumbel and hard_concrete while training), times
-        ``prune_mask``; the initial gates while ``hold_gates``."""
+        ``prune_mask``; the initial gates while ``hold_gates`` (path-dropped while training, ``path_dropout``)."""
         if self.hold_gates:
-            return self.initial_gates()
+            g = self.initial_gates()
+            return self._path_dropped(g) if self.training and self.path_dropout > 0 else g
         r = lambda x: relax(x, self.gate, self.temperature, self.training)  # noqa: E731
         return self._masked(Gates(r(self.alpha), r(self.beta), r(self.gamma)))
 
@@ -172,6 +176,17 @@ class Supernet(nn.Module):
         if m is None:
             return g
         return Gates(g.alpha * m.alpha, g.beta * m.beta, g.gamma * m.gamma)
+
+    def _path_dropped(self, g: Gates) -> Gates:
+        """``g`` with each gate of each task zeroed independently with probability ``path_dropout`` (one draw per
+        forward, from torch's global generator). A task whose read-outs all drew 0 keeps one of them, drawn
+        uniformly: an empty read-out would train its head on zeros."""
+        keep = lambda x: (torch.rand_like(x) >= self.path_dropout).to(x.dtype)  # noqa: E731
+        out = keep(g.gamma)
+        empty = (out.sum(dim=1) == 0).nonzero().flatten()
+        if len(empty):
+            out[empty, torch.randint(out.shape[1], (len(empty),), device=out.device)] = 1.0
+        return Gates(g.alpha * keep(g.alpha), g.beta * keep(g.beta), g.gamma * out)
 
     def initial_gates(self) -> Gates:
         """The eval-mode gates of the initial logits (``arch_init``): what warm-up trains the weights with."""

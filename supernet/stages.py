@@ -203,6 +203,7 @@ def _train_epochs(run: Run, stage: Stage, model: nn.Module, start: Start) -> Ite
     searching = "arch" in stage.trains and isinstance(model, Supernet)
     if isinstance(model, Supernet):
         model.hold_gates = stage.holds_gates
+        model.path_dropout = cfg.warmup.path_dropout if stage.holds_gates else 0.0
     extra = _squeeze(cfg, model) if searching else None
     scaler = torch.amp.GradScaler(device.type) if cfg.trial.precision == "fp16" and device.type == "cuda" else None
     cuda = device.type == "cuda"

@@ -1,4 +1,4 @@
-"""Hard-concrete gates and the own_gate reduction rule, by hand."""
+"""Hard-concrete gates, the own_gate reduction rule and the warm-up's path dropout, by hand."""
 
 from __future__ import annotations
 
@@ -7,8 +7,9 @@ import math
 import numpy as np
 import torch
 
-from supernet.dag import HC_HIGH, HC_LOW, open_probability, relax
+from supernet.dag import HC_HIGH, HC_LOW, Supernet, open_probability, relax
 from supernet.reduction import reduce_task
+from supernet.tasks import TaskSpec
 
 
 def test_hard_concrete_is_exactly_zero_or_one_with_the_stated_probability():
@@ -76,3 +77,47 @@ def test_an_element_whose_eval_gate_is_exactly_zero_is_pruned_at_any_tau():
         assert not any(bool(((k == 1) & (e == 0)).any()) for k, e in pairs), (gate, spec)  # and nothing dead
         before = reduce(probs, net.task_names, 4, 2, 0.05, "own_gate")  # reading gate_probs kept them
         assert before != spec, gate
+
+
+# ----------------------------------------------------------------------------- warm-up path dropout
+
+
+def _warming(p: float, n: int = 4, m: int = 2) -> Supernet:
+    torch.manual_seed(0)
+    tasks = {"a": TaskSpec("a", "depth"), "b": TaskSpec("b", "depth"), "c": TaskSpec("c", "depth")}
+    net = Supernet(tasks, n, m, 4)
+    net.hold_gates, net.path_dropout = True, p
+    return net.train()
+
+
+def test_path_dropout_zeroes_each_gate_with_its_probability_and_always_keeps_a_read_out():
+    """p = 0.9 on N = 4 read-outs: an edge or read-in gate is 0 with probability 0.9, a read-out gate with
+    0.9 - 0.9**4 / 4 = 0.7360 (a row whose read-outs all drew 0 gets one back, drawn uniformly); every other
+    value is the initial gate 0.5, and no row is ever without a read-out."""
+    net = _warming(0.9)
+    torch.manual_seed(1)
+    draws = [net.gates() for _ in range(3000)]
+    alpha = torch.stack([g.alpha for g in draws])
+    beta = torch.stack([g.beta for g in draws])
+    gamma = torch.stack([g.gamma for g in draws])
+    for v in (alpha, beta, gamma):
+        assert set(v.unique().tolist()) == {0.0, 0.5}
+    assert abs(float((alpha == 0).float().mean()) - 0.9) < 0.01
+    assert abs(float((beta == 0).float().mean()) - 0.9) < 0.01
+    assert abs(float((gamma == 0).float().mean()) - (0.9 - 0.9**4 / 4)) < 0.01
+    assert bool((gamma.sum(dim=2) > 0).all())
+
+
+def test_path_dropout_is_off_in_eval_mode_outside_warm_up_and_at_zero():
+    net = _warming(0.5)
+    init = net.initial_gates()
+    net.eval()
+    g = net.gates()  # eval: the full initial gates, as warm-up's validation reads them
+    assert all(torch.equal(a, b) for a, b in zip((g.alpha, g.beta, g.gamma), (init.alpha, init.beta, init.gamma)))
+    net.train()
+    net.hold_gates = False  # search: the relaxed gates of the logits, never dropped
+    assert bool((net.gates().alpha == 0.5).all())
+    net.hold_gates, net.path_dropout = True, 0.0  # off: no draw, so the global generator is left as it was
+    state = torch.get_rng_state()
+    net.gates()
+    assert torch.equal(torch.get_rng_state(), state)

@@ -1,5 +1,5 @@
-"""The stage functions' one signature and result, the table's ``holds_gates`` column, the closing event of a
-stage, and the before-step hook composition."""
+"""The stage functions' one signature and result, the table's ``holds_gates`` column (and the warm-up's path
+dropout), the closing event of a stage, and the before-step hook composition."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ def test_every_stage_function_takes_the_same_arguments():
 
 
 def test_stage_functions_return_a_stage_result_and_only_warmup_holds_the_gates():
-    cfg = build_config("tiny", SMALL)
+    cfg = build_config("tiny", {**SMALL, "warmup.path_dropout": 0.25})
     run = Run.build(cfg)
     model = build_supernet(cfg.model, run.tasks).to(run.device)
     assert [s.name for s in STAGE_TABLE if s.holds_gates] == ["warmup"]
@@ -31,6 +31,7 @@ def test_stage_functions_return_a_stage_result_and_only_warmup_holds_the_gates()
         assert isinstance(result, StageResult) and result.model is model and result.spec is None
         assert [r.epoch for r in result.epochs] == list(range(stage.epochs(cfg)))
         assert model.hold_gates == (name == "warmup")
+        assert model.path_dropout == (0.25 if name == "warmup" else 0.0)  # only the warm-up drops paths
     reduction = rows["reduction"]
     result = reduction.function(run, reduction, model, Start())
     assert isinstance(result, StageResult) and result.spec is not None and result.model is not model

@@ -12,7 +12,7 @@ from supernet.compact import CompactNet, plan_instances
 from supernet.config import GATES as CONFIG_GATES
 from supernet.dag import Supernet
 from supernet.epoch import set_trainable
-from supernet.ops import GroupedBatchNorm2d
+from supernet.ops import GroupedBatchNorm2d, edge_key
 from supernet.spec import ArchSpec, TaskArch
 from supernet.tasks import TaskSpec, losses
 
@@ -231,6 +231,49 @@ def test_every_gate_kind_trains_the_shared_weights_in_warmup(norm, gate):
         if name in ("alpha", "beta", "gamma"):
             continue
         assert p.grad is not None and torch.count_nonzero(p.grad) > 0, name
+
+
+@pytest.mark.parametrize("norm", NORMS)
+def test_a_path_dropped_warmup_step_is_the_forward_at_its_drawn_gates(norm):
+    """warmup.path_dropout: a train-mode warm-up forward computes what the forward at the gates it drew
+    computes (outputs, gradients, running statistics); an edge op every task dropped gets no gradient and
+    keeps its running statistics. In eval mode nothing is dropped."""
+    x, y = _batch()
+    nets = [_net(norm, arch_init=0.0) for _ in range(2)]
+    for net in nets:
+        set_running_stats(net, 3, _shared_op_spec())
+        net.train()
+        set_trainable(net, weights=True, heads=True, arch=False)
+        net.hold_gates, net.path_dropout = True, 0.8
+    torch.manual_seed(5)
+    drawn = nets[1].gates()
+    torch.manual_seed(5)
+    got = nets[0](x)  # draws the same gates inside
+    ref = nets[1](x, drawn)
+    for t in TASKS:
+        torch.testing.assert_close(got[t], ref[t], atol=0, rtol=0)
+    for out in (got, ref):
+        sum(losses(TASKS, out, y).values()).backward()
+    for (name, a), (_, b) in zip(nets[0].named_parameters(), nets[1].named_parameters()):
+        assert (a.grad is None) == (b.grad is None), name
+        if a.grad is not None:
+            torch.testing.assert_close(a.grad, b.grad, atol=0, rtol=0, msg=name)
+    for (name, a), (_, b) in zip(nets[0].named_buffers(), nets[1].named_buffers()):
+        torch.testing.assert_close(a, b, atol=0, rtol=0, msg=name)
+    fresh = _net(norm, arch_init=0.0)
+    set_running_stats(fresh, 3, _shared_op_spec())
+    dropped = [e for e in range(drawn.alpha.shape[1]) if bool((drawn.alpha[:, e] == 0).all())]
+    assert dropped, "the seed should drop some edge for every task"
+    for e in dropped:
+        i, j = nets[0].edges_ij[e]
+        op, before = nets[0].edges[edge_key(i, j)], fresh.edges[edge_key(i, j)]
+        for p in op.parameters():
+            assert p.grad is None or torch.count_nonzero(p.grad) == 0
+        for a, b in zip(op.buffers(), before.buffers()):
+            torch.testing.assert_close(a, b, atol=0, rtol=0)
+    nets[0].eval()
+    init = nets[0].initial_gates()
+    torch.testing.assert_close(nets[0](x)["depth"], nets[0](x, init)["depth"], atol=0, rtol=0)
 
 
 # ----------------------------------------------------------------------------- folded gates (reduction.fold_gates)
