@@ -272,6 +272,13 @@ class SearchConfig:
         " trains the gates never reaches them (first-order alternating steps, as in DARTS).",
         one_of(WEIGHT_PASSES),
     )
+    frozen_epochs: int = setting(
+        0,
+        "Ours: the first k search epochs keep Theta and the heads frozen whatever `search.lr`, so the gates first"
+        " decide with the warm-up's weights; the later epochs train the heads (and Theta with `train_weights`) at"
+        " `search.lr`, on its cosine schedule over all search epochs. 0 = they learn from the first epoch.",
+        at_least(0, " (0 = off)"),
+    )
     squeeze: str = setting(
         "union_params",
         "Squeeze loss (paper: exists; formulas ours, supernet/squeeze.py). `union_params` by default: the expected"

@@ -18,7 +18,9 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 import time
+import warnings
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator
 
@@ -184,6 +186,24 @@ def _annealing(cfg: Config, model: Supernet, epoch: int, epochs: int, n_batches:
     return before_step
 
 
+def _hold_weights(cfg: Config, model: Supernet, epoch: int) -> bool:
+    """search.frozen_epochs: whether Theta and the heads are held in this search epoch (then only the gates'
+    optimiser steps and there is no noise-free weight pass); sets the parameter groups' ``requires_grad`` for it."""
+    frozen = epoch < cfg.search.frozen_epochs
+    set_trainable(model, weights=cfg.search.train_weights and not frozen, heads=not frozen, arch=True)
+    return frozen
+
+
+def _step_schedulers(scheds: list, frozen: bool) -> None:
+    """One epoch's step of every scheduler. In a held search epoch the weights' optimiser did not step; its
+    cosine schedule advances all the same (torch warns of that order, which is intended here)."""
+    with warnings.catch_warnings():
+        if frozen:
+            warnings.filterwarnings("ignore", re.escape("Detected call of `lr_scheduler.step()` before"))
+        for s in scheds:
+            s.step()
+
+
 def train_stage(run: Run, stage: Stage, model: nn.Module, start: Start) -> StageResult:
     """Train ``model`` (in place) for the stage's epochs from ``start.epoch`` (with the saved optimiser and
     scheduler states when resuming inside the stage), evaluating after every epoch.
@@ -220,11 +240,12 @@ def _train_epochs(run: Run, stage: Stage, model: nn.Module, start: Start) -> Ite
             if searching
             else None
         )
+        frozen = _hold_weights(cfg, model, epoch) if searching else False
         tr = train_epoch(
             model,
             loader,
             run.tasks,
-            opts,
+            opts[1:] if frozen else opts,
             device,
             cfg.trial.precision,
             extra,
@@ -232,10 +253,11 @@ def _train_epochs(run: Run, stage: Stage, model: nn.Module, start: Start) -> Ite
             f"stage {stage.name}, epoch {epoch + 1}/{epochs}",
             cfg.trial.progress,
             before_step,
-            (lambda: model.eval_gates().detach()) if searching and cfg.search.weight_pass == "noise_free" else None,
+            (lambda: model.eval_gates().detach())
+            if searching and not frozen and cfg.search.weight_pass == "noise_free"
+            else None,
         )
-        for s in scheds:
-            s.step()
+        _step_schedulers(scheds, frozen)
         if searching and epoch + 1 == epochs and prunes(cfg):
             set_reduction_mask(model, cfg)  # the final gates' mask: what the reduction will keep
         if searching and epoch + 1 == epochs and cfg.search.recalibrate_norms:

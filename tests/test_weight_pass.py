@@ -1,5 +1,6 @@
 """The search's noise-free weight pass (``search.weight_pass: noise_free``) against the one-pass search it
-generalises: the gates learn from the noisy forward alone, the heads from a forward at the eval gates."""
+generalises: the gates learn from the noisy forward alone, the heads from a forward at the eval gates; and the
+search's held first epochs (``search.frozen_epochs``)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import torch
 from supernet.config import ConfigError, build_config
 from supernet.dag import Supernet, build_supernet
 from supernet.epoch import DivergenceError, make_loader, train_epoch
-from supernet.stages import Run
+from supernet.stages import Run, Start, plan
 from supernet.tasks import losses
 
 SMALL = {"data.n_train": 16, "data.n_val": 8, "data.batch_size": 8, "trial.progress": False}
@@ -111,3 +112,53 @@ def test_a_non_finite_loss_of_the_weight_pass_stops_with_a_clear_error():
 
     with pytest.raises(DivergenceError, match="weights' loss at the eval gates"):
         train_epoch(net, batch, run.tasks, opts, run.device, where="stage search", weight_gates=nan_gates)
+
+
+@pytest.mark.parametrize("weight_pass", ["shared", "noise_free"])
+def test_frozen_epochs_hold_theta_and_heads_then_let_them_learn(weight_pass):
+    """search.frozen_epochs 1 of 2, Theta trained: after the first search epoch Theta and the heads are exactly
+    as the warm-up left them while the gates moved; after the second both have moved. With the field at 0 they
+    move in the first epoch already, and the gates end that epoch elsewhere."""
+
+    def first_two(frozen: int) -> list[dict[str, torch.Tensor]]:
+        cfg = build_config(
+            "tiny",
+            {
+                **SMALL,
+                "warmup.epochs": 1,
+                "search.epochs": 2,
+                "search.lr": 0.05,
+                "search.train_weights": True,
+                "search.weight_pass": weight_pass,
+                "search.frozen_epochs": frozen,
+            },
+        )
+        run = Run.build(cfg)
+        torch.manual_seed(0)
+        net = build_supernet(cfg.model, run.tasks).to(run.device)
+        warmup, search = (s for s in plan(cfg) if s.name in ("warmup", "search"))
+        list(warmup.function(run, warmup, net, Start()).epochs)
+        snaps = [{k: v.detach().clone() for k, v in net.state_dict().items()}]
+        for _ in search.function(run, search, net, Start()).epochs:
+            snaps.append({k: v.detach().clone() for k, v in net.state_dict().items()})
+        return snaps
+
+    def moved(a, b, names) -> bool:
+        return any(not torch.equal(a[k], b[k]) for k in names)
+
+    held = first_two(1)
+    weights = [k for k in held[0] if k.startswith(("stem.", "edges.", "read_in.")) and "running" not in k]
+    weights = [k for k in weights if "num_batches" not in k]
+    heads = [k for k in held[0] if k.startswith("heads.")]
+    assert weights and heads
+    assert not moved(held[0], held[1], weights + heads)  # epoch 1 of 2: held
+    assert moved(held[0], held[1], ["alpha", "beta", "gamma"])  # the gates learned
+    assert moved(held[1], held[2], weights) and moved(held[1], held[2], heads)  # epoch 2: both learn
+    free = first_two(0)
+    assert moved(free[0], free[1], weights) and moved(free[0], free[1], heads)
+    assert not torch.equal(held[1]["alpha"], free[1]["alpha"])  # what the gates learn from differs
+
+
+def test_frozen_epochs_is_checked():
+    with pytest.raises(ConfigError, match="search.frozen_epochs"):
+        build_config("tiny", {"search.frozen_epochs": -1})
