@@ -245,6 +245,12 @@ class WarmupConfig(StageConfig):
         " 0 = off, the paper's warm-up with every path on; the baselines' chains never drop.",
         unit_interval(),
     )
+    path_dropout_epochs: int = setting(
+        0,
+        "Ours: path dropout only in the last k warm-up epochs, so the supernet first learns with every path on;"
+        " 0 = in every warm-up epoch.",
+        at_least(0, " (0 = every epoch)"),
+    )
 
 
 @dataclass(frozen=True)

@@ -194,6 +194,14 @@ def _hold_weights(cfg: Config, model: Supernet, epoch: int) -> bool:
     return frozen
 
 
+def _path_dropout(cfg: Config, stage: Stage, epoch: int, epochs: int) -> float:
+    """warmup.path_dropout in this epoch: in the warm-up's last ``path_dropout_epochs`` epochs (0: in every one);
+    0 in every other stage."""
+    w = cfg.warmup
+    late = w.path_dropout_epochs == 0 or epoch >= epochs - w.path_dropout_epochs
+    return w.path_dropout if stage.holds_gates and late else 0.0
+
+
 def _step_schedulers(scheds: list, frozen: bool) -> None:
     """One epoch's step of every scheduler. In a held search epoch the weights' optimiser did not step; its
     cosine schedule advances all the same (torch warns of that order, which is intended here)."""
@@ -223,7 +231,6 @@ def _train_epochs(run: Run, stage: Stage, model: nn.Module, start: Start) -> Ite
     searching = "arch" in stage.trains and isinstance(model, Supernet)
     if isinstance(model, Supernet):
         model.hold_gates = stage.holds_gates
-        model.path_dropout = cfg.warmup.path_dropout if stage.holds_gates else 0.0
     extra = _squeeze(cfg, model) if searching else None
     scaler = torch.amp.GradScaler(device.type) if cfg.trial.precision == "fp16" and device.type == "cuda" else None
     cuda = device.type == "cuda"
@@ -241,6 +248,8 @@ def _train_epochs(run: Run, stage: Stage, model: nn.Module, start: Start) -> Ite
             else None
         )
         frozen = _hold_weights(cfg, model, epoch) if searching else False
+        if isinstance(model, Supernet):
+            model.path_dropout = _path_dropout(cfg, stage, epoch, epochs)
         tr = train_epoch(
             model,
             loader,

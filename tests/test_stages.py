@@ -8,7 +8,7 @@ import inspect
 from supernet.config import build_config
 from supernet.dag import build_supernet
 from supernet.prune import compose_hooks
-from supernet.stages import STAGE_TABLE, Run, Stage, StageResult, Start, plan
+from supernet.stages import STAGE_TABLE, Run, Stage, StageResult, Start, _path_dropout, plan
 from supernet.trial import Boundary, Epoch, Replayed, StageEnd, closing_event
 
 SMALL = {"data.n_train": 32, "data.n_val": 16, "trial.progress": False, "trial.deterministic": True}
@@ -55,3 +55,13 @@ def test_compose_hooks_runs_the_hooks_in_order_and_skips_none():
     hook(3)
     assert calls == [("a", 3), ("b", 3)]
     assert compose_hooks(None, None) is None and compose_hooks() is None
+
+
+def test_path_dropout_runs_in_the_last_warmup_epochs_only():
+    warmup, search = STAGE_TABLE[0], STAGE_TABLE[1]
+    late = build_config("tiny", {"warmup.path_dropout": 0.3, "warmup.path_dropout_epochs": 5})
+    assert [_path_dropout(late, warmup, e, 20) for e in range(20)] == [0.0] * 15 + [0.3] * 5
+    every = build_config("tiny", {"warmup.path_dropout": 0.3})
+    assert {_path_dropout(every, warmup, e, 20) for e in range(20)} == {0.3}
+    assert {_path_dropout(every, search, e, 6) for e in range(6)} == {0.0}
+    assert _path_dropout(late, warmup, 0, 3) == 0.3  # more dropout epochs than epochs: all of them
