@@ -251,6 +251,12 @@ class WarmupConfig(StageConfig):
         " 0 = in every warm-up epoch.",
         at_least(0, " (0 = every epoch)"),
     )
+    path_dropout_rescale: bool = setting(
+        False,
+        "Ours (inverted dropout, as NASNet's ScheduledDropPath): the edge and read-in gates a dropout step keeps are"
+        " divided by 1 - path_dropout, so that a node's sum has the same expected scale as with every path on, which"
+        " is what search and eval read. Read-outs need none: their weights are renormalised over the kept ones.",
+    )
 
 
 @dataclass(frozen=True)

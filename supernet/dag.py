@@ -131,8 +131,10 @@ class Supernet(nn.Module):
         # hard-concrete noise before the search has anything to decide). Set by the stage loop, not saved.
         self.hold_gates = False
         # warmup.path_dropout: while ``hold_gates`` and training, each initial gate is zeroed with this probability
-        # at every forward (``_path_dropped``). Set by the stage loop, not saved.
+        # at every forward (``_path_dropped``), the kept edge and read-in gates divided by 1 - path_dropout when
+        # ``path_dropout_rescale``. Set by the stage loop, not saved.
         self.path_dropout = 0.0
+        self.path_dropout_rescale = False
         # in-edges of each node as (edge index, source node), fixed by (N, M)
         self.in_edges = {j: [(e, i) for e, (i, jj) in enumerate(self.edges_ij) if jj == j] for j in range(1, N + 1)}
 
@@ -180,13 +182,17 @@ class Supernet(nn.Module):
     def _path_dropped(self, g: Gates) -> Gates:
         """``g`` with each gate of each task zeroed independently with probability ``path_dropout`` (one draw per
         forward, from torch's global generator). A task whose read-outs all drew 0 keeps one of them, drawn
-        uniformly: an empty read-out would train its head on zeros."""
-        keep = lambda x: (torch.rand_like(x) >= self.path_dropout).to(x.dtype)  # noqa: E731
+        uniformly: an empty read-out would train its head on zeros. With ``path_dropout_rescale`` the kept edge and
+        read-in gates are divided by 1 - path_dropout (a node's expected sum as with every path on); the read-outs
+        are renormalised over the kept ones in ``forward`` whatever the setting."""
+        p = self.path_dropout
+        keep = lambda x: (torch.rand_like(x) >= p).to(x.dtype)  # noqa: E731
         out = keep(g.gamma)
         empty = (out.sum(dim=1) == 0).nonzero().flatten()
         if len(empty):
             out[empty, torch.randint(out.shape[1], (len(empty),), device=out.device)] = 1.0
-        return Gates(g.alpha * keep(g.alpha), g.beta * keep(g.beta), g.gamma * out)
+        scale = 1.0 / (1.0 - p) if self.path_dropout_rescale else 1.0
+        return Gates(g.alpha * keep(g.alpha) * scale, g.beta * keep(g.beta) * scale, g.gamma * out)
 
     def initial_gates(self) -> Gates:
         """The eval-mode gates of the initial logits (``arch_init``): what warm-up trains the weights with."""

@@ -250,6 +250,7 @@ def _train_epochs(run: Run, stage: Stage, model: nn.Module, start: Start) -> Ite
         frozen = _hold_weights(cfg, model, epoch) if searching else False
         if isinstance(model, Supernet):
             model.path_dropout = _path_dropout(cfg, stage, epoch, epochs)
+            model.path_dropout_rescale = cfg.warmup.path_dropout_rescale
         tr = train_epoch(
             model,
             loader,

@@ -108,6 +108,22 @@ def test_path_dropout_zeroes_each_gate_with_its_probability_and_always_keeps_a_r
     assert bool((gamma.sum(dim=2) > 0).all())
 
 
+def test_rescaled_path_dropout_keeps_the_expected_gate_of_an_edge_and_read_in_and_leaves_read_outs_alone():
+    """path_dropout_rescale at p = 0.75: a kept edge or read-in gate is 0.5 / 0.25 = 2, so its mean over draws is
+    the initial 0.5 (what search and eval read); a kept read-out stays 0.5 (forward renormalises read-outs)."""
+    net = _warming(0.75)
+    net.path_dropout_rescale = True
+    torch.manual_seed(2)
+    draws = [net.gates() for _ in range(4000)]
+    for name in ("alpha", "beta"):
+        v = torch.stack([getattr(g, name) for g in draws])
+        assert set(v.unique().tolist()) == {0.0, 2.0}
+        assert abs(float(v.mean()) - 0.5) < 0.02
+    assert set(torch.stack([g.gamma for g in draws]).unique().tolist()) == {0.0, 0.5}
+    net.eval()
+    assert bool((net.gates().alpha == 0.5).all())  # eval: the initial gates, unscaled
+
+
 def test_path_dropout_is_off_in_eval_mode_outside_warm_up_and_at_zero():
     net = _warming(0.5)
     init = net.initial_gates()
@@ -121,3 +137,4 @@ def test_path_dropout_is_off_in_eval_mode_outside_warm_up_and_at_zero():
     state = torch.get_rng_state()
     net.gates()
     assert torch.equal(torch.get_rng_state(), state)
+

@@ -233,8 +233,9 @@ def test_every_gate_kind_trains_the_shared_weights_in_warmup(norm, gate):
         assert p.grad is not None and torch.count_nonzero(p.grad) > 0, name
 
 
+@pytest.mark.parametrize("rescale", [False, True])
 @pytest.mark.parametrize("norm", NORMS)
-def test_a_path_dropped_warmup_step_is_the_forward_at_its_drawn_gates(norm):
+def test_a_path_dropped_warmup_step_is_the_forward_at_its_drawn_gates(norm, rescale):
     """warmup.path_dropout: a train-mode warm-up forward computes what the forward at the gates it drew
     computes (outputs, gradients, running statistics); an edge op every task dropped gets no gradient and
     keeps its running statistics. In eval mode nothing is dropped."""
@@ -244,7 +245,7 @@ def test_a_path_dropped_warmup_step_is_the_forward_at_its_drawn_gates(norm):
         set_running_stats(net, 3, _shared_op_spec())
         net.train()
         set_trainable(net, weights=True, heads=True, arch=False)
-        net.hold_gates, net.path_dropout = True, 0.8
+        net.hold_gates, net.path_dropout, net.path_dropout_rescale = True, 0.8, rescale
     before = {k: v.clone() for k, v in nets[0].named_buffers()}
     torch.manual_seed(5)
     drawn = nets[1].gates()
