@@ -46,7 +46,10 @@ read-in had in the supernet (its eval-mode gate) and each kept read-out's weight
 read-out, ``g(Gamma_j) / sum_k g(Gamma_k)`` over all N nodes, so the compact net computes the gated
 supernet minus the pruned paths instead of a 0/1 network whose node sums and read-outs are scaled
 differently. (The kept read-outs are not renormalised to sum to 1: that would rescale the features a
-head reads whenever a read-out is pruned.)
+head reads whenever a read-out is pruned.) An element kept although its gate is 0 (the valid path every
+task keeps, where the search closed all of a task's read-ins, say) is folded open: gate 1, and read-out
+weights 1/k over the k kept read-outs when all of them are 0. A kept path at gate 0 would leave the task a
+network that computes a constant and that fine-tune cannot revive.
 """
 
 from __future__ import annotations
@@ -255,7 +258,8 @@ def reduce(
 def fold_gates(spec: ArchSpec, gates, task_names: tuple[str, ...]) -> ArchSpec:
     """The same architecture, each kept edge and read-in carrying its gate value from ``gates`` and each
     kept read-out its read-out weight ``gamma_j / sum_k gamma_k`` (``gates``: a supernet's ``Gates`` in
-    its task and edge order; use the eval-mode gates, what the supernet computes with)."""
+    its task and edge order; use the eval-mode gates, what the supernet computes with). A kept edge or
+    read-in at gate 0 carries 1, kept read-outs whose weights are all 0 carry 1/k each (module doc)."""
     edges = edge_list(spec.n_nodes, spec.flow_width)
     index = {e: k for k, e in enumerate(edges)}
     a = gates.alpha.detach().double().cpu().numpy()
@@ -263,9 +267,13 @@ def fold_gates(spec: ArchSpec, gates, task_names: tuple[str, ...]) -> ArchSpec:
     g = gates.gamma.detach().double().cpu().numpy()
     g = g / np.maximum(g.sum(axis=1, keepdims=True), 1e-12)  # read-out weights, as the supernet's forward
     row = {t: k for k, t in enumerate(task_names)}
+    opened = lambda vs: tuple(v if v > 0 else 1.0 for v in map(float, vs))  # noqa: E731 - a kept gate of 0: open
     tasks = []
     for t, arch in spec.tasks:
         k = row[t]
+        out = tuple(float(g[k, j - 1]) for j in arch.read_out)
+        if out and sum(out) == 0:  # every kept read-out at 0: the head would read zeros
+            out = (1.0 / len(out),) * len(out)
         tasks.append(
             (
                 t,
@@ -273,9 +281,9 @@ def fold_gates(spec: ArchSpec, gates, task_names: tuple[str, ...]) -> ArchSpec:
                     arch.edges,
                     arch.read_in,
                     arch.read_out,
-                    edge_gates=tuple(float(a[k, index[e]]) for e in arch.edges),
-                    read_in_gates=tuple(float(b[k, j - 1]) for j in arch.read_in),
-                    read_out_gates=tuple(float(g[k, j - 1]) for j in arch.read_out),
+                    edge_gates=opened(a[k, index[e]] for e in arch.edges),
+                    read_in_gates=opened(b[k, j - 1] for j in arch.read_in),
+                    read_out_gates=out,
                 ),
             )
         )

@@ -138,3 +138,37 @@ def test_path_dropout_is_off_in_eval_mode_outside_warm_up_and_at_zero():
     net.gates()
     assert torch.equal(torch.get_rng_state(), state)
 
+
+def test_a_kept_element_at_gate_zero_is_folded_open():
+    """Task a's search closed every read-in (eval gate 0) and task b's every read-out; the reduction still keeps
+    each a valid path, and fold_gates opens what it kept at 0 (read-in and edge gates 1, read-out weights 1/k
+    over the k kept), so the compact net's output depends on its input. The other gates fold as they were."""
+    from supernet.compact import CompactNet
+    from supernet.reduction import fold_gates, reduce
+
+    tasks = {"a": TaskSpec("a", "depth"), "b": TaskSpec("b", "depth")}
+    net = Supernet(tasks, 4, 2, 4, gate="hard_concrete", temperature=2 / 3)
+    with torch.no_grad():
+        net.alpha.fill_(3.0)
+        net.beta.fill_(3.0)
+        net.gamma.fill_(3.0)
+        net.beta[0].fill_(-5.0)  # a: no read-in open
+        net.gamma[1].fill_(-5.0)  # b: no read-out open
+    with torch.no_grad():
+        gates = net.eval_gates()
+    assert float(gates.beta[0].max()) == 0.0 and float(gates.gamma[1].max()) == 0.0
+    spec = reduce(net.reduction_probs(), net.task_names, 4, 2, 0.5, "own_gate")
+    folded = dict(fold_gates(spec, gates, net.task_names).tasks)
+    a, b = folded["a"], folded["b"]
+    assert a.read_in and all(a.read_in_gate(j) == 1.0 for j in a.read_in)
+    assert a.edges and all(a.edge_gate(e) == 1.0 for e in a.edges)  # open edges fold as they were (1)
+    assert all(a.read_out_gate(j) == 0.25 for j in a.read_out)  # 1 / 4 open read-outs: unchanged
+    assert b.read_out and all(b.read_out_gate(j) == 1.0 / len(b.read_out) for j in b.read_out)
+    compact = CompactNet(fold_gates(spec, gates, net.task_names), tasks, 4)
+    compact.load_from(net)
+    compact.eval()
+    torch.manual_seed(0)
+    with torch.no_grad():
+        out = compact(torch.randn(2, 3, 8, 8))
+    for t in tasks:
+        assert float(out[t].std()) > 0, t  # not a constant
