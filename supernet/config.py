@@ -252,10 +252,11 @@ class WarmupConfig(StageConfig):
         at_least(0, " (0 = every epoch)"),
     )
     path_dropout_rescale: bool = setting(
-        False,
+        True,
         "Ours (inverted dropout, as NASNet's ScheduledDropPath): the edge and read-in gates a dropout step keeps are"
         " divided by 1 - path_dropout, so that a node's sum has the same expected scale as with every path on, which"
-        " is what search and eval read. Read-outs need none: their weights are renormalised over the kept ones.",
+        " is what search and eval read. Read-outs need none: their weights are renormalised over the kept ones."
+        " false = the kept gates unscaled (the node sums shrink by 1 - p in dropout steps).",
     )
 
 
