@@ -134,7 +134,7 @@ class Supernet(nn.Module):
         # at every forward (``_path_dropped``), the kept edge and read-in gates divided by 1 - path_dropout when
         # ``path_dropout_rescale``. Set by the stage loop, not saved.
         self.path_dropout = 0.0
-        self.path_dropout_rescale = False
+        self.path_dropout_rescale = True  # warmup.path_dropout_rescale's default
         # in-edges of each node as (edge index, source node), fixed by (N, M)
         self.in_edges = {j: [(e, i) for e, (i, jj) in enumerate(self.edges_ij) if jj == j] for j in range(1, N + 1)}
 

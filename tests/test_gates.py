@@ -82,11 +82,11 @@ def test_an_element_whose_eval_gate_is_exactly_zero_is_pruned_at_any_tau():
 # ----------------------------------------------------------------------------- warm-up path dropout
 
 
-def _warming(p: float, n: int = 4, m: int = 2) -> Supernet:
+def _warming(p: float, rescale: bool = False, n: int = 4, m: int = 2) -> Supernet:
     torch.manual_seed(0)
     tasks = {"a": TaskSpec("a", "depth"), "b": TaskSpec("b", "depth"), "c": TaskSpec("c", "depth")}
     net = Supernet(tasks, n, m, 4)
-    net.hold_gates, net.path_dropout = True, p
+    net.hold_gates, net.path_dropout, net.path_dropout_rescale = True, p, rescale
     return net.train()
 
 
@@ -111,8 +111,7 @@ def test_path_dropout_zeroes_each_gate_with_its_probability_and_always_keeps_a_r
 def test_rescaled_path_dropout_keeps_the_expected_gate_of_an_edge_and_read_in_and_leaves_read_outs_alone():
     """path_dropout_rescale at p = 0.75: a kept edge or read-in gate is 0.5 / 0.25 = 2, so its mean over draws is
     the initial 0.5 (what search and eval read); a kept read-out stays 0.5 (forward renormalises read-outs)."""
-    net = _warming(0.75)
-    net.path_dropout_rescale = True
+    net = _warming(0.75, rescale=True)
     torch.manual_seed(2)
     draws = [net.gates() for _ in range(4000)]
     for name in ("alpha", "beta"):

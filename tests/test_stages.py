@@ -20,7 +20,7 @@ def test_every_stage_function_takes_the_same_arguments():
 
 
 def test_stage_functions_return_a_stage_result_and_only_warmup_holds_the_gates():
-    cfg = build_config("tiny", {**SMALL, "warmup.path_dropout": 0.25, "warmup.path_dropout_rescale": True})
+    cfg = build_config("tiny", {**SMALL, "warmup.path_dropout": 0.25, "warmup.path_dropout_rescale": False})
     run = Run.build(cfg)
     model = build_supernet(cfg.model, run.tasks).to(run.device)
     assert [s.name for s in STAGE_TABLE if s.holds_gates] == ["warmup"]
@@ -32,7 +32,7 @@ def test_stage_functions_return_a_stage_result_and_only_warmup_holds_the_gates()
         assert [r.epoch for r in result.epochs] == list(range(stage.epochs(cfg)))
         assert model.hold_gates == (name == "warmup")
         assert model.path_dropout == (0.25 if name == "warmup" else 0.0)  # only the warm-up drops paths
-        assert model.path_dropout_rescale  # from the config, read only where path_dropout > 0
+        assert model.path_dropout_rescale is False  # from the config (the net's own default is True)
     reduction = rows["reduction"]
     result = reduction.function(run, reduction, model, Start())
     assert isinstance(result, StageResult) and result.spec is not None and result.model is not model
