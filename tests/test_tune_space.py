@@ -147,7 +147,16 @@ def test_asha_never_stops_or_ranks_baselines_and_delegates_for_the_method():
 
 @pytest.mark.parametrize(
     "name",
-    ["default", "ablation_flow_width", "ablation_squeeze", "ablation_threshold", "ablation_fold", "search_vs_random"],
+    [
+        "default",
+        "ablation_flow_width",
+        "ablation_squeeze",
+        "ablation_threshold",
+        "ablation_fold",
+        "search_vs_random",
+        "planted",
+        "planted_seeds",
+    ],
 )
 def test_embedded_data_configs_parse_and_open_with_their_command(name):
     from pathlib import Path
@@ -159,6 +168,24 @@ def test_embedded_data_configs_parse_and_open_with_their_command(name):
     sweep = parse_sweep(sweep_doc(path))
     for p in sweep.points():
         sweep.config(p)  # every trial's config is valid
+
+
+def test_planted_seeds_runs_planted_yamls_search_at_more_seeds():
+    """planted_seeds.yaml claims planted.yaml's method and control at 12 seeds: the same config block, the same
+    axis, the same random draws, seeds 0..11 (so its first 6 seeds are planted.yaml's trials)."""
+    from pathlib import Path
+
+    import yaml
+
+    from tune.space import sweep_doc
+
+    configs = Path(__file__).resolve().parents[1] / "configs"
+    planted, seeds = (yaml.safe_load((configs / f"{n}.yaml").read_text()) for n in ("planted", "planted_seeds"))
+    assert seeds["config"] == planted["config"] and seeds["preset"] == planted["preset"]
+    a, b = (parse_sweep(sweep_doc(configs / f"{n}.yaml")) for n in ("planted", "planted_seeds"))
+    assert b.axes == a.axes and b.random_archs == a.random_archs == 1
+    assert b.seeds == list(range(12)) and a.seeds == b.seeds[:6]
+    assert b.baselines == ()
 
 
 def test_loggers_are_off_unless_the_sweep_names_them(monkeypatch):
