@@ -26,7 +26,7 @@ import yaml
 
 MODES = ("supernet", "single_task", "hard_sharing", "full_supernet", "random_arch")
 GATES = ("sigmoid", "straight_through", "gumbel", "hard_concrete")
-SQUEEZE = ("union_params", "l1", "bimodal")
+SQUEEZE = ("union_params", "l1", "task_params", "bimodal")
 WEIGHT_PASSES = ("shared", "noise_free")  # search.weight_pass (supernet/epoch.py)
 STEMS = ("conv", "resnet18", "resnet34", "resnet50")
 DATASETS = ("synthetic", "planted", "nyuv2", "cityscapes", "omniglot")

@@ -6,7 +6,10 @@ each op, and return a scalar in [0, 1].
 - ``union_params`` (default): expected parameter count of the *union* network, normalised,
   ``sum_k cost_k * (1 - prod_t (1 - g_tk)) / sum_k cost_k``. An op kept by several tasks is paid once,
   so the loss rewards both dropping ops and sharing them.
-- ``l1``: mean gate over tasks and ops (each task pays for its own ops).
+- ``l1``: mean gate over tasks and ops (each task pays for its own ops, every op alike).
+- ``task_params``: each task's expected parameter count, normalised, averaged over tasks,
+  ``mean_t sum_k cost_k * g_tk / sum_k cost_k``: each task pays for its own ops at their parameter cost, so a
+  3x3 edge costs it what its parameters weigh against a 1x1 read-in, and nothing rewards sharing.
 - ``bimodal``: mean ``g (1 - g)``, pushes gates towards 0 or 1 without preferring either.
 """
 
@@ -24,11 +27,15 @@ def l1(g: torch.Tensor, cost: torch.Tensor) -> torch.Tensor:
     return g.mean()
 
 
+def task_params(g: torch.Tensor, cost: torch.Tensor) -> torch.Tensor:
+    return (g * cost).sum(dim=1).mean() / cost.sum()
+
+
 def bimodal(g: torch.Tensor, cost: torch.Tensor) -> torch.Tensor:
     return (g * (1.0 - g)).mean()
 
 
-SQUEEZE_LOSSES = {"union_params": union_params, "l1": l1, "bimodal": bimodal}
+SQUEEZE_LOSSES = {"union_params": union_params, "l1": l1, "task_params": task_params, "bimodal": bimodal}
 
 
 def squeeze_loss(

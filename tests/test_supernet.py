@@ -137,13 +137,37 @@ def test_union_squeeze_counts_a_shared_edge_once():
     assert union_params(soft, cost).item() == pytest.approx((10 * 0.75 + 60 * 0.2) / 100)
 
 
+def test_task_params_squeeze_charges_each_task_its_ops_at_their_cost():
+    from supernet.squeeze import task_params
+
+    cost = torch.tensor([10.0, 30.0, 60.0])
+    shared = torch.tensor([[1.0, 0.0, 0.0], [1.0, 0.0, 0.0]])  # both tasks keep op 0: each pays it
+    assert task_params(shared, cost).item() == pytest.approx(10 / 100)
+    # one task on the cheap op, the other on the dear one: the mean of 10/100 and 60/100
+    assert task_params(torch.tensor([[1.0, 0.0, 0.0], [0.0, 0.0, 1.0]]), cost).item() == pytest.approx(0.35)
+    soft = torch.tensor([[0.5, 0.0, 0.2], [0.0, 1.0, 0.0]])
+    assert task_params(soft, cost).item() == pytest.approx(((5 + 12) / 100 + 30 / 100) / 2)
+    # at equal costs it is l1
+    g = torch.rand(3, 5, generator=torch.Generator().manual_seed(0))
+    assert squeeze_loss("task_params", g[:, :3], g[:, 3:], torch.ones(3), torch.ones(2)).item() == pytest.approx(
+        squeeze_loss("l1", g[:, :3], g[:, 3:], torch.ones(3), torch.ones(2)).item()
+    )
+
+
+def test_every_squeeze_the_config_accepts_is_a_loss():
+    from supernet.config import SQUEEZE
+    from supernet.squeeze import SQUEEZE_LOSSES
+
+    assert set(SQUEEZE) == set(SQUEEZE_LOSSES)
+
+
 @given(st.integers(0, 10_000))
 @settings(max_examples=30, deadline=None)
 def test_squeeze_losses_fall_as_gates_fall(seed):
     g = torch.Generator().manual_seed(seed)
     alpha, beta = torch.rand(3, 7, generator=g), torch.rand(3, 4, generator=g)
     ce, cr = torch.rand(7, generator=g) + 0.1, torch.rand(4, generator=g) + 0.1
-    for kind in ("union_params", "l1"):
+    for kind in ("union_params", "l1", "task_params"):
         hi = squeeze_loss(kind, alpha, beta, ce, cr)
         lo = squeeze_loss(kind, alpha * 0.5, beta * 0.9, ce, cr)
         assert 0.0 <= lo.item() < hi.item() <= 1.0
