@@ -28,6 +28,7 @@ MODES = ("supernet", "single_task", "hard_sharing", "full_supernet", "random_arc
 GATES = ("sigmoid", "straight_through", "gumbel", "hard_concrete")
 SQUEEZE = ("union_params", "l1", "task_params", "bimodal")
 WEIGHT_PASSES = ("shared", "noise_free")  # search.weight_pass (supernet/epoch.py)
+LOSS_SCALES = ("none", "trivial")  # search.loss_scale (supernet/trivial.py: trivial_losses)
 STEMS = ("conv", "resnet18", "resnet34", "resnet50")
 DATASETS = ("synthetic", "planted", "nyuv2", "cityscapes", "omniglot")
 PRECISIONS = ("fp32", "bf16", "fp16")
@@ -307,6 +308,15 @@ class SearchConfig:
         False,
         "Ours: read-outs join the squeeze, each at a read-in op's cost; without it nothing pushes a task off a"
         " read-out it does not need, and a kept read-out keeps the path that feeds it. Off: the paper-like setting.",
+    )
+    loss_scale: str = setting(
+        "none",
+        "Ours: the task losses the search trades against the squeeze. `none`: their plain sum (as in every"
+        " stage). `trivial`: each task's loss divided by the loss of its trivial predictor on the training split"
+        " (supernet/trivial.py; about a task's loss at initialisation, the scale loss-ratio weightings such as"
+        " GradNorm's divide by), so that an op is worth the share of what a task can learn that removing it"
+        " costs, whatever the units of the task's loss; lambda_sq is then a fraction of each task's trivial loss.",
+        one_of(LOSS_SCALES),
     )
     temperature_end: float | None = setting(
         None,

@@ -79,9 +79,11 @@ def train_epoch(
     progress: bool = False,
     before_step: Callable[[int], None] | None = None,
     weight_gates: Callable[[], Gates] | None = None,
+    task_weights: dict[str, float] | None = None,
 ) -> dict[str, float]:
     """One pass over ``loader``. Returns mean total loss and mean extra (squeeze) loss.
     ``before_step(b)`` runs before batch b's forward (the search's gate annealing and pruning mask).
+    ``task_weights`` (search.loss_scale): each task's loss times its weight in every forward's loss; None = 1 each.
 
     ``weight_gates`` (search.weight_pass noise_free): each step is two. The first forward (the model's own,
     noisy gates) plus ``extra_loss`` steps ``optimizers[1:]`` (the gates) only; a second forward at
@@ -94,11 +96,15 @@ def train_epoch(
             before_step(b)
         x, y = _to(batch, device)
         at = f"{where}, batch {b}"
-        loss, extra = _pass_loss(model, x, y, tasks, device, precision, None, extra_loss, at, "the loss", "warmup.lr")
+        loss, extra = _pass_loss(
+            model, x, y, tasks, device, precision, None, extra_loss, at, "the loss", "warmup.lr", task_weights
+        )
         _step(loss, optimizers, optimizers if weight_gates is None else optimizers[1:], scaler)
         if weight_gates is not None:  # the noise-free weight pass: heads (and Theta) at the eval gates
             what = "the weights' loss at the eval gates"
-            w_loss, _ = _pass_loss(model, x, y, tasks, device, precision, weight_gates(), None, at, what, "search.lr")
+            w_loss, _ = _pass_loss(
+                model, x, y, tasks, device, precision, weight_gates(), None, at, what, "search.lr", task_weights
+            )
             _step(w_loss, optimizers, optimizers[:1], scaler)
         total += float(loss.detach())
         extra_total += float(extra.detach()) if extra is not None else 0.0
@@ -118,14 +124,19 @@ def _pass_loss(
     at: str,
     what: str,
     lr_key: str,
+    task_weights: dict[str, float] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """One forward (at ``gates``; None: the model's own) and its loss: the sum of the task losses (equal
-    weights, ours) plus ``extra_loss()`` when given; returns (loss, extra). A non-finite loss raises
-    ``DivergenceError`` naming ``what``, the tasks whose loss is non-finite, and ``lr_key`` to lower."""
+    weights, ours; times ``task_weights`` when given) plus ``extra_loss()`` when given; returns (loss, extra).
+    A non-finite loss raises ``DivergenceError`` naming ``what``, the tasks whose loss is non-finite, and
+    ``lr_key`` to lower."""
     with autocast(device, precision):
         out = model(x) if gates is None else model(x, gates)
     task_losses = losses(tasks, out, y)
-    loss = sum(task_losses.values())
+    if task_weights is None:
+        loss = sum(task_losses.values())
+    else:
+        loss = sum(task_weights[t] * v for t, v in task_losses.items())
     extra = extra_loss() if extra_loss is not None else None
     if extra is not None:
         loss = loss + extra

@@ -39,6 +39,7 @@ from .reduction import fold_gates
 from .spec import ArchSpec
 from .squeeze import squeeze_loss
 from .tasks import TaskSpec
+from .trivial import trivial_losses
 
 # ----------------------------------------------------------------------------- what stage functions take and return
 
@@ -170,6 +171,22 @@ def _squeeze(cfg: Config, model: Supernet) -> Callable[[], torch.Tensor]:
     return loss
 
 
+def search_task_weights(cfg: Config, run: Run) -> dict[str, float] | None:
+    """search.loss_scale: each task's weight in the search loss; None = the plain sum (``none``). ``trivial``:
+    1 / the task's trivial loss on the training split (a function of the data alone, so a resumed search
+    weighs as an uninterrupted one). A task whose trivial loss is 0 or undefined is an error that names it."""
+    if cfg.search.loss_scale == "none":
+        return None
+    ref = trivial_losses(run.train, run.tasks, cfg.data.batch_size)
+    bad = {t: v for t, v in ref.items() if not (math.isfinite(v) and v > 0)}
+    if bad:
+        raise ConfigError(
+            f"search.loss_scale: trivial needs every task's trivial training loss > 0, but {bad} (a constant or"
+            " absent training target: nothing to learn); use search.loss_scale=none or drop the task"
+        )
+    return {t: 1.0 / v for t, v in ref.items()}
+
+
 def _annealing(cfg: Config, model: Supernet, epoch: int, epochs: int, n_batches: int) -> Callable[[int], None] | None:
     """search.temperature_end: before each search step, the gate temperature
     ``T0 * (T_end / T0) ** ((k + 1) / K)`` for step k of K (T0 = model.temperature), so the last step and
@@ -232,6 +249,7 @@ def _train_epochs(run: Run, stage: Stage, model: nn.Module, start: Start) -> Ite
     if isinstance(model, Supernet):
         model.hold_gates = stage.holds_gates
     extra = _squeeze(cfg, model) if searching else None
+    task_weights = search_task_weights(cfg, run) if searching else None
     scaler = torch.amp.GradScaler(device.type) if cfg.trial.precision == "fp16" and device.type == "cuda" else None
     cuda = device.type == "cuda"
     for epoch in range(start.epoch, epochs):
@@ -266,6 +284,7 @@ def _train_epochs(run: Run, stage: Stage, model: nn.Module, start: Start) -> Ite
             (lambda: model.eval_gates().detach())
             if searching and not frozen and cfg.search.weight_pass == "noise_free"
             else None,
+            task_weights,
         )
         _step_schedulers(scheds, frozen)
         if searching and epoch + 1 == epochs and prunes(cfg):

@@ -23,6 +23,7 @@ or reference is "not learned".
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -53,13 +54,23 @@ def unaugmented(ds: Dataset) -> Dataset:
     return ds.base if isinstance(ds, Augmented) else ds
 
 
+@dataclass
+class _TargetStats:
+    """What the trivial predictors are fitted from, per task of its kind."""
+
+    counts: dict[str, torch.Tensor]  # segmentation, classification: valid targets per class (int64)
+    depths: dict[str, torch.Tensor]  # depth: every valid depth (float32)
+    normal_sum: dict[str, torch.Tensor]  # normal: the sum of the valid normals (float64, (3,))
+    normal_count: dict[str, int]  # normal: how many valid normals
+
+
 @torch.no_grad()
-def fit_constants(train: Dataset, tasks: dict[str, TaskSpec], batch_size: int = 64) -> dict[str, torch.Tensor]:
-    """{task: the constant the trivial predictor outputs}: a class index (0-d int64) for segmentation and
-    classification, the median depth (0-d float), the unit mean normal (3,)."""
+def _target_stats(train: Dataset, tasks: dict[str, TaskSpec], batch_size: int) -> _TargetStats:
+    """One pass over the un-augmented training split's targets."""
     counts = {t: torch.zeros(s.num_classes, dtype=torch.int64) for t, s in tasks.items() if s.num_classes}
     depths: dict[str, list[torch.Tensor]] = {t: [] for t, s in tasks.items() if s.kind == "depth"}
     normal_sum = {t: torch.zeros(3, dtype=torch.float64) for t, s in tasks.items() if s.kind == "normal"}
+    normal_n = {t: 0 for t in normal_sum}
     for _, targets in _batches(unaugmented(train), batch_size):
         for t, spec in tasks.items():
             y = targets[t]
@@ -70,16 +81,48 @@ def fit_constants(train: Dataset, tasks: dict[str, TaskSpec], batch_size: int = 
                 depths[t].append(y[:, 0][valid].float())
             else:
                 normal_sum[t] += y.permute(0, 2, 3, 1)[valid].double().sum(0)
+                normal_n[t] += int(valid.sum())
+    # a real data set's split fits in memory as float32 pixels
+    all_depths = {t: torch.cat(d) if d else torch.zeros(0) for t, d in depths.items()}
+    return _TargetStats(counts, all_depths, normal_sum, normal_n)
+
+
+@torch.no_grad()
+def fit_constants(train: Dataset, tasks: dict[str, TaskSpec], batch_size: int = 64) -> dict[str, torch.Tensor]:
+    """{task: the constant the trivial predictor outputs}: a class index (0-d int64) for segmentation and
+    classification, the median depth (0-d float), the unit mean normal (3,)."""
+    st = _target_stats(train, tasks, batch_size)
     out: dict[str, torch.Tensor] = {}
     for t, spec in tasks.items():
         if spec.kind in ("segmentation", "classification"):
-            out[t] = counts[t].argmax()  # ties: the lowest class index
+            out[t] = st.counts[t].argmax()  # ties: the lowest class index
         elif spec.kind == "depth":
-            d = torch.cat(depths[t]) if depths[t] else torch.zeros(0)
-            # lower median (torch.median); a real data set's split fits in memory as float32 pixels
-            out[t] = d.median() if d.numel() else torch.tensor(math.nan)
+            d = st.depths[t]
+            out[t] = d.median() if d.numel() else torch.tensor(math.nan)  # the lower median (torch.median)
         else:
-            out[t] = F.normalize(normal_sum[t], dim=0).float()
+            out[t] = F.normalize(st.normal_sum[t], dim=0).float()
+    return out
+
+
+@torch.no_grad()
+def trivial_losses(train: Dataset, tasks: dict[str, TaskSpec], batch_size: int = 64) -> dict[str, float]:
+    """{task: the training loss (tasks.losses' definitions, mean over every valid target of the un-augmented
+    training split) of the best constant predictor}: segmentation and classification, the cross-entropy of
+    the class frequencies (their entropy, in nats); depth, the L1 distance to the median; normal,
+    1 - cos to the mean normal, i.e. 1 - |sum of normals| / count. NaN for a task with no valid target."""
+    st = _target_stats(train, tasks, batch_size)
+    out: dict[str, float] = {}
+    for t, spec in tasks.items():
+        if spec.kind in ("segmentation", "classification"):
+            n = st.counts[t].double()
+            p = n[n > 0] / n.sum()
+            out[t] = float(-(p * p.log()).sum()) if p.numel() else math.nan
+        elif spec.kind == "depth":
+            d = st.depths[t]
+            out[t] = float((d - d.median()).abs().mean()) if d.numel() else math.nan
+        else:
+            n = st.normal_count[t]
+            out[t] = 1.0 - float(st.normal_sum[t].norm()) / n if n else math.nan
     return out
 
 

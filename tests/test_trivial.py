@@ -7,8 +7,8 @@ import math
 import pytest
 import torch
 
-from supernet.tasks import TaskSpec
-from supernet.trivial import LEARNED_MARGINS, fit_constants, learned_tasks, trivial_references
+from supernet.tasks import TaskSpec, losses
+from supernet.trivial import LEARNED_MARGINS, fit_constants, learned_tasks, trivial_losses, trivial_references
 
 TASKS = {
     "seg": TaskSpec("seg", "segmentation", num_classes=3),
@@ -63,6 +63,31 @@ def test_references_by_hand():
     assert ref["normal"]["within_30"] == pytest.approx(50.0)
     # classification: predict 2, the validation label is 0
     assert ref["cls"]["accuracy"] == 0.0
+
+
+def test_trivial_losses_by_hand():
+    ref = trivial_losses(TRAIN, TASKS, batch_size=1)
+    # segmentation: class frequencies 1/5, 3/5, 1/5 -> their entropy in nats
+    assert ref["seg"] == pytest.approx(-(2 * 0.2 * math.log(0.2) + 0.6 * math.log(0.6)))
+    assert ref["depth"] == pytest.approx(6 / 5)  # depths 1, 2, 4, 3, 5 against their median 3
+    assert ref["normal"] == pytest.approx(1 - math.sqrt(10) / 4)  # 3 x Z + 1 x X: |sum| sqrt(10) over 4
+    assert ref["cls"] == 0.0  # one valid label: a constant target, nothing to learn
+    assert trivial_losses(TRAIN, TASKS, batch_size=64) == pytest.approx(ref)
+
+
+def test_trivial_losses_are_the_task_losses_of_the_best_constant():
+    """The project's own losses (tasks.losses, one batch of the whole split) of the constant predictors:
+    the log class frequencies as logits, the median depth, the mean normal."""
+    targets = {t: torch.stack([item[1][t] for item in TRAIN]) for t in TASKS}
+    c = fit_constants(TRAIN, TASKS)
+    seg_logits = torch.tensor([0.2, 0.6, 0.2]).log().view(1, 3, 1, 1).expand(2, 3, 2, 2)
+    out = {
+        "seg": seg_logits,
+        "depth": c["depth"].view(1, 1, 1, 1).expand(2, 1, 2, 2),
+        "normal": c["normal"].view(1, 3, 1, 1).expand(2, 3, 2, 2),
+    }
+    got = {t: float(v) for t, v in losses(TASKS, out, targets).items()}
+    assert got == pytest.approx({t: v for t, v in trivial_losses(TRAIN, TASKS).items() if t in out})
 
 
 def test_reference_does_not_depend_on_batching():
