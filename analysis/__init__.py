@@ -35,6 +35,7 @@ _EXPORTS = {
     "hit_tests": "topology",
     "oracle_comparison": "topology",
     "paired_tests": "topology",
+    "sharing_comparisons": "topology",
     "topology_table": "topology",
 }
 

@@ -78,6 +78,7 @@ from analysis.topology import (
     oracle_comparison,
     paired_test_table,
     paired_tests,
+    sharing_comparisons,
     topology_table,
 )
 
@@ -102,6 +103,7 @@ CSV_ORDER = (
     "hit_seeds",
     "paired_test",
     "paired_seeds",
+    "against_hard_sharing",
     "topology",
     "seed_hypervolumes",
     "tests",
@@ -285,6 +287,7 @@ def build_report(
         _intro_section(exp_dir, objs, by_cols),
         *compared,
         *_planted_sections(df),
+        *_sharing_sections(df),
         *_trivial_sections(df, objs),
         *_trials_sections(df),
         *_stopping_sections(df, by_cols, objs),
@@ -650,6 +653,23 @@ def _planted_sections(df: pd.DataFrame) -> list[Section]:
         "sense. One-sided exact Wilcoxon signed-rank test over the paired seeds (zero gains dropped).",
     )
     return [oracle, *hit, *paired]
+
+
+def _sharing_sections(df: pd.DataFrame) -> list[Section]:
+    """The search against hard sharing of the same seed, on every task's main metric and the parameters (none
+    without both a supernet trial and a hard-sharing baseline)."""
+    comparisons = sharing_comparisons(df, main_metrics(df))
+    if not comparisons:
+        return []
+    table = pd.concat([c.table.assign(setting=c.setting) for c in comparisons], ignore_index=True)
+    blocks: list[Block] = [f"**{c.sentence}**" for c in comparisons]
+    blocks += [
+        "Per seed, the supernet trial against the hard-sharing baseline of its seed: each task's main metric "
+        "(`<task>/at_least`: the search at least as good, in the metric's sense) and `params_union`; `holds` = "
+        "at least as good on every task with no more parameters.",
+        Shown(_one_setting(table), index=False),
+    ]
+    return [Section("## Against hard sharing at no more parameters", blocks, [Table("against_hard_sharing", table)])]
 
 
 def _test_sections(

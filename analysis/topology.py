@@ -12,7 +12,9 @@ data, ``needs_edges/<task>`` (the path length the generator makes necessary; 0 =
   null probability p0 of a hit is the tail of that trial's null distribution; one-sided exact test over
   seeds (binomial when every p0 is equal, Poisson-binomial otherwise);
 - :func:`paired_tests`: per deep task and setting, the method's final metric against the mean of its
-  size-matched random draws (same experiment, seed and setting), one-sided Wilcoxon signed-rank over seeds.
+  size-matched random draws (same experiment, seed and setting), one-sided Wilcoxon signed-rank over seeds;
+- :func:`sharing_comparisons`: per setting and seed, the method against the hard-sharing baseline on every
+  task's metric and the parameters (any data with that baseline).
 
 A test is "not decidable", with its reasons, when the warm-up supernet did not beat the k = 0 oracle bound
 (it never used a deep path, so there was nothing for the search to keep), when every seed's p0 is 0 or 1
@@ -774,3 +776,91 @@ def paired_test_table(tests: Sequence[PairedTest]) -> pd.DataFrame:
         ],
         columns=cols,
     )
+
+
+# ----------------------------------------------------------------------------- against hard sharing
+
+HARD_SHARING = "hard_sharing"
+
+
+@dataclass
+class SharingComparison:
+    """Is the search at or above hard sharing on every task at no more parameters? One search setting.
+
+    ``table``: per seed with both a supernet trial and a hard-sharing baseline: experiment, seed, trial_id, the
+    two ``params_union``, ``<task>`` (the method's main metric), ``<task>/hard_sharing`` (the baseline's) and
+    ``<task>/at_least`` (the method is at least as good, in the metric's sense), then ``every_task``,
+    ``no_more_params`` and ``holds`` (both). Trials are those that finished, learned or not: a search that did
+    not learn is a loss here, not a gap in the table.
+    """
+
+    setting: str
+    metrics: dict[str, str]
+    table: pd.DataFrame
+
+    @property
+    def sentence(self) -> str:
+        t, n = self.table, len(self.table)
+        where = f" at {self.setting}" if self.setting else ""
+        if not n:
+            return f"No seed has both a supernet trial and a hard-sharing baseline{where}."
+        per_task = ", ".join(
+            f"{task} {m} {t[task].median():.4g} vs {t[f'{task}/{HARD_SHARING}'].median():.4g}"
+            for task, m in self.metrics.items()
+        )
+        return (
+            f"The search is at or above hard sharing on every task at no more parameters in {int(t['holds'].sum())} "
+            f"of {n} seeds{where} (every task: {int(t['every_task'].sum())} of {n}; no more parameters: "
+            f"{int(t['no_more_params'].sum())} of {n}). Medians: {per_task}; parameters "
+            f"{t['params_union'].median():,.0f} vs {t[f'params_union/{HARD_SHARING}'].median():,.0f}."
+        )
+
+
+def _count(v: object) -> float | int:
+    """A parameter count as an int (NaN stays NaN: never "no more parameters")."""
+    f = float(v)  # type: ignore[arg-type]
+    return int(f) if math.isfinite(f) else math.nan
+
+
+def sharing_comparisons(df: pd.DataFrame, metrics: dict[str, str]) -> list[SharingComparison]:
+    """One :class:`SharingComparison` per search setting: each finished supernet trial against the finished
+    hard-sharing baseline of its experiment and seed, on each task's metric in ``metrics`` ({task: metric}) and
+    ``params_union``. [] when the results hold no hard-sharing baseline or no supernet trial."""
+    valid = df["is_valid"].to_numpy(bool) if "is_valid" in df.columns else np.ones(len(df), bool)
+    method = df[valid & (df["mode"] == METHOD).to_numpy(bool)]
+    shared = df[valid & (df["mode"] == HARD_SHARING).to_numpy(bool)]
+    if method.empty or shared.empty or "params_union" not in df.columns:
+        return []
+    senses = {task: metric_sense(m, df.attrs.get("metric_senses")) for task, m in metrics.items()}
+    keys = ["experiment", "seed"] if "experiment" in df.columns else ["seed"]
+    if shared.duplicated(keys).any():
+        raise AnalysisError(
+            "several hard-sharing baselines share an experiment and seed: compare one baseline per seed"
+        )
+    base = shared.set_index(keys)
+    out = []
+    for label, g in _group(method):
+        rows = []
+        for _, r in g.iterrows():
+            key = tuple(r[k] for k in keys)
+            if key not in base.index:
+                continue
+            b = base.loc[key]
+            row = {k: r[k] for k in keys} | {"trial_id": r["trial_id"]}
+            row["params_union"] = _count(r["params_union"])
+            row[f"params_union/{HARD_SHARING}"] = _count(b["params_union"])
+            every = True
+            for task, m in metrics.items():
+                mine, theirs = float(r[f"metric/{task}/{m}"]), float(b[f"metric/{task}/{m}"])
+                ok = mine >= theirs if senses[task] == "max" else mine <= theirs  # a NaN is never at least
+                row |= {task: mine, f"{task}/{HARD_SHARING}": theirs, f"{task}/at_least": ok}
+                every &= ok
+            row["every_task"] = every
+            row["no_more_params"] = row["params_union"] <= row[f"params_union/{HARD_SHARING}"]
+            row["holds"] = every and row["no_more_params"]
+            rows.append(row)
+        cols = [*keys, "trial_id", "params_union", f"params_union/{HARD_SHARING}"]
+        cols += [c for task in metrics for c in (task, f"{task}/{HARD_SHARING}", f"{task}/at_least")]
+        cols += ["every_task", "no_more_params", "holds"]
+        out.append(SharingComparison(label, dict(metrics), pd.DataFrame(rows, columns=cols)))
+    return out

@@ -22,6 +22,7 @@ from analysis.topology import (
     paired_test_table,
     paired_tests,
     poisson_binomial_sf,
+    sharing_comparisons,
     topology_table,
 )
 
@@ -323,6 +324,74 @@ def test_collapse_is_derived_from_kept_edges_when_the_flag_is_absent():
 # ----------------------------------------------------------------------------- report
 
 
+# ----------------------------------------------------------------------------- against hard sharing
+
+
+def _pair(seed: int, method: tuple, shared: tuple, tau: float = 0.15) -> list[dict]:
+    """A supernet trial and a hard-sharing baseline of one seed, each (depth abs_err, seg miou, params)."""
+    rows = []
+    for mode, (err, miou, params) in (("supernet", method), ("hard_sharing", shared)):
+        rows.append(
+            {
+                "experiment": "e",
+                "trial_id": f"{mode}{seed}",
+                "status": "finished",
+                "is_valid": True,
+                "mode": mode,
+                "seed": seed,
+                "config/reduction.tau": tau if mode == "supernet" else math.nan,
+                "metric/depth/abs_err": err,
+                "metric/seg/miou": miou,
+                "params_union": params,
+            }
+        )
+    return rows
+
+
+METRICS = {"depth": "abs_err", "seg": "miou"}
+
+
+def test_against_hard_sharing_each_task_in_its_sense_and_the_parameters_by_hand():
+    rows = _pair(0, (0.09, 0.92, 16_000), (0.10, 0.90, 17_000))  # better on both, smaller: holds
+    rows += _pair(1, (0.11, 0.92, 16_000), (0.10, 0.90, 17_000))  # depth error higher: not every task
+    rows += _pair(2, (0.09, 0.89, 16_000), (0.10, 0.90, 17_000))  # seg miou lower: not every task
+    rows += _pair(3, (0.09, 0.92, 17_001), (0.10, 0.90, 17_000))  # one parameter more
+    rows += _pair(4, (0.10, 0.90, 17_000), (0.10, 0.90, 17_000))  # equal everywhere: at or above
+    (c,) = sharing_comparisons(_frame(rows), METRICS)
+    t = c.table.set_index("seed")
+    assert t["holds"].tolist() == [True, False, False, False, True]
+    assert t["every_task"].tolist() == [True, False, False, True, True]
+    assert t["no_more_params"].tolist() == [True, True, True, False, True]
+    assert t["depth/at_least"].tolist() == [True, False, True, True, True]
+    assert t["seg/at_least"].tolist() == [True, True, False, True, True]
+    assert t.loc[3, "params_union"] == 17_001 and t.loc[3, "params_union/hard_sharing"] == 17_000
+    assert c.sentence.startswith(
+        "The search is at or above hard sharing on every task at no more parameters in 2 of 5 seeds at "
+        "reduction.tau=0.15 (every task: 3 of 5; no more parameters: 4 of 5)."
+    )
+    assert "depth abs_err 0.09 vs 0.1" in c.sentence and "parameters 16,000 vs 17,000" in c.sentence
+
+
+def test_against_hard_sharing_a_missing_metric_is_never_at_least_and_unpaired_seeds_drop():
+    rows = _pair(0, (math.nan, 0.92, 16_000), (0.10, 0.90, 17_000))
+    rows += _pair(1, (0.09, 0.92, 16_000), (0.10, 0.90, 17_000))[:1]  # no baseline for seed 1
+    rows += [dict(r, status="errored", is_valid=False) for r in _pair(2, (0.09, 0.92, 1), (0.1, 0.9, 9))]
+    (c,) = sharing_comparisons(_frame(rows), METRICS)
+    assert c.table["seed"].tolist() == [0] and not c.table["depth/at_least"].iloc[0] and not c.table["holds"].iloc[0]
+
+
+def test_against_hard_sharing_per_setting_and_none_without_a_baseline():
+    rows = _pair(0, (0.09, 0.92, 16_000), (0.10, 0.90, 17_000), tau=0.1)
+    rows += [dict(r, trial_id="other") for r in _pair(0, (0.2, 0.92, 16_000), (0, 0, 0), tau=0.2)[:1]]
+    by = {c.setting: c.table["holds"].tolist() for c in sharing_comparisons(_frame(rows), METRICS)}
+    assert by == {"reduction.tau=0.1": [True], "reduction.tau=0.2": [False]}
+    alone = [r for r in rows if r["mode"] == "supernet"]
+    assert sharing_comparisons(_frame(alone), METRICS) == []
+    twice = rows + [dict(rows[1], trial_id="again")]
+    with pytest.raises(AnalysisError, match="several hard-sharing baselines"):
+        sharing_comparisons(_frame(twice), METRICS)
+
+
 def _sections(md: str) -> list[str]:
     return [line for line in md.splitlines() if line.startswith("## ")]
 
@@ -337,11 +406,12 @@ def test_report_has_the_planted_sections_after_the_answer_and_a_topology_table(t
     out = write_report(exp, by="flow_width")
     md = (out / "report.md").read_text()
     sections = _sections(md)
-    assert sections[:4] == [
+    assert sections[:5] == [
         "## Does the search beat random architectures?",
         "## Oracle: the best a path of k edges can reach",
         "## Does the search keep the path a task needs?",
         "## Is the task that needs depth better than its size-matched random draws?",
+        "## Against hard sharing at no more parameters",
     ]
     assert "## Topology" in sections
     topo = md.split("## Topology")[1].split("\n## ")[0]
@@ -359,7 +429,9 @@ def test_report_has_the_planted_sections_after_the_answer_and_a_topology_table(t
     assert len(pd.read_csv(out / "topology.csv")) == 3 * 10  # 3 tasks of 4 method and 6 random trials
     oracle = pd.read_csv(out / "oracle.csv", index_col="task")
     assert oracle.loc["depth", "k>=2"] == 0.5 and oracle.loc["segmentation", "k=0"] == 0.3
-    for name in ("oracle_gaps", "hit_seeds", "paired_seeds"):
+    sharing = pd.read_csv(out / "against_hard_sharing.csv")
+    assert len(sharing) == 5 and set(sharing["seed"]) <= set(range(6))  # the finished supernet trials' seeds
+    for name in ("oracle_gaps", "hit_seeds", "paired_seeds", "against_hard_sharing"):
         assert (out / f"{name}.csv").is_file() and f"`{name}.csv`" in md
 
 
