@@ -158,6 +158,7 @@ def test_asha_never_stops_or_ranks_baselines_and_delegates_for_the_method():
         "planted_seeds",
         "ablation_planted_squeeze_cost",
         "ablation_planted_loss_scale",
+        "ablation_planted_finetune",
     ],
 )
 def test_embedded_data_configs_parse_and_open_with_their_command(name):
