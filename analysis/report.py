@@ -83,6 +83,7 @@ from analysis.topology import (
 )
 
 Trivial = Mapping[str, Mapping[str, float]]  # {task: {metric: trivial value}} (analysis.learning)
+MAX_SENTENCES = 8  # above this many settings, a section states one sentence over all of them
 
 # The order in which report.md lists the CSV files: the comparison's tables, then those of the learning checks,
 # the planted benchmark, the topology, the answer, the effect, early stopping and the seeds without delta_mtl.
@@ -658,18 +659,30 @@ def _planted_sections(df: pd.DataFrame) -> list[Section]:
 def _sharing_sections(df: pd.DataFrame) -> list[Section]:
     """The search against hard sharing of the same seed, on every task's main metric and the parameters (none
     without both a supernet trial and a hard-sharing baseline)."""
-    comparisons = sharing_comparisons(df, main_metrics(df))
+    title = "## Against hard sharing at no more parameters"
+    try:
+        comparisons = sharing_comparisons(df, main_metrics(df))
+    except AnalysisError as e:
+        return [Section(title, [f"(not computed: {e})"])]
     if not comparisons:
         return []
     table = pd.concat([c.table.assign(setting=c.setting) for c in comparisons], ignore_index=True)
-    blocks: list[Block] = [f"**{c.sentence}**" for c in comparisons]
+    if len(comparisons) <= MAX_SENTENCES:
+        blocks: list[Block] = [f"**{c.sentence}**" for c in comparisons]
+    else:  # a sampled search (Optuna): a setting per trial
+        blocks = [
+            f"**Over {len(comparisons)} settings, the search is at or above hard sharing on every task at no more "
+            f"parameters in {int(table['holds'].sum())} of {len(table)} (setting, seed) pairs (every task: "
+            f"{int(table['every_task'].sum())} of {len(table)}; no more parameters: "
+            f"{int(table['no_more_params'].sum())} of {len(table)}).**"
+        ]
     blocks += [
         "Per seed, the supernet trial against the hard-sharing baseline of its seed: each task's main metric "
         "(`<task>/at_least`: the search at least as good, in the metric's sense) and `params_union`; `holds` = "
         "at least as good on every task with no more parameters.",
         Shown(_one_setting(table), index=False),
     ]
-    return [Section("## Against hard sharing at no more parameters", blocks, [Table("against_hard_sharing", table)])]
+    return [Section(title, blocks, [Table("against_hard_sharing", table)])]
 
 
 def _test_sections(

@@ -392,6 +392,22 @@ def test_against_hard_sharing_per_setting_and_none_without_a_baseline():
         sharing_comparisons(_frame(twice), METRICS)
 
 
+def test_the_report_section_sums_up_many_settings_and_says_why_it_is_not_computed():
+    from analysis.report import MAX_SENTENCES, _sharing_sections
+
+    rows = _pair(0, (0.11, 0.92, 16_000), (0.10, 0.90, 17_000), tau=0.1)
+    for i in range(1, MAX_SENTENCES + 1):  # a setting per trial, as a sampled search makes
+        method = _pair(0, (0.09 if i % 2 else 0.11, 0.92, 16_000), (0, 0, 0), tau=0.1 + i / 100)[0]
+        rows.append(dict(method, trial_id=f"supernet0_{i}"))
+    (section,) = _sharing_sections(_frame(rows))
+    assert section.blocks[0] == (
+        f"**Over {MAX_SENTENCES + 1} settings, the search is at or above hard sharing on every task at no more "
+        f"parameters in 4 of 9 (setting, seed) pairs (every task: 4 of 9; no more parameters: 9 of 9).**"
+    )
+    (section,) = _sharing_sections(_frame(rows[:2], senses={}))  # a table without metric senses
+    assert section.tables == [] and section.blocks[0].startswith("(not computed: metric 'abs_err' has no known sense")
+
+
 def _sections(md: str) -> list[str]:
     return [line for line in md.splitlines() if line.startswith("## ")]
 
