@@ -314,7 +314,7 @@ def oracle_comparison(df: pd.DataFrame, within: float = WITHIN) -> OracleCompari
     )
     labels = _setting_labels(df)
     rows = []
-    valid = df["is_valid"].to_numpy(bool) if "is_valid" in df.columns else np.ones(len(df), bool)
+    valid = _valid(df)
     for t, o in orc.items():
         path = _num(df, f"{TOPO}{t}/longest_path")
         value = _num(df, f"metric/{t}/{o.metric}")
@@ -455,9 +455,17 @@ class HitTest:
         return f"No evidence that the search beats chance at alpha = {self.alpha:g}: {counts} ({stats}){local}."
 
 
+def _valid(df: pd.DataFrame) -> np.ndarray:
+    """The rows of trials that finished or stopped early (every row of a table without ``is_valid``)."""
+    return df["is_valid"].to_numpy(bool) if "is_valid" in df.columns else np.ones(len(df), bool)
+
+
+def _valid_rows(df: pd.DataFrame, mode: str) -> pd.DataFrame:
+    return df[_valid(df) & (df["mode"] == mode).to_numpy(bool)]
+
+
 def _method_rows(df: pd.DataFrame) -> pd.DataFrame:
-    valid = df["is_valid"].to_numpy(bool) if "is_valid" in df.columns else np.ones(len(df), bool)
-    return df[valid & (df["mode"] == METHOD).to_numpy(bool)]
+    return _valid_rows(df, METHOD)
 
 
 def _warmup_reasons(rows: pd.DataFrame, task: str, oracle: Oracle | None) -> list[str]:
@@ -679,8 +687,7 @@ def paired_tests(df: pd.DataFrame, alpha: float = ALPHA) -> list[PairedTest]:
     each supernet trial against the mean of the valid ``random_arch`` trials of its experiment, seed and setting."""
     orc = oracles(df)
     method = _method_rows(df)
-    valid = df["is_valid"].to_numpy(bool) if "is_valid" in df.columns else np.ones(len(df), bool)
-    rand = df[valid & (df["mode"] == RANDOM).to_numpy(bool)]
+    rand = _valid_rows(df, RANDOM)
     rand_labels = _setting_labels(rand)
     out = []
     for task, k in needs_edges(df).items():
@@ -826,9 +833,7 @@ def sharing_comparisons(df: pd.DataFrame, metrics: dict[str, str]) -> list[Shari
     """One :class:`SharingComparison` per search setting: each finished supernet trial against the finished
     hard-sharing baseline of its experiment and seed, on each task's metric in ``metrics`` ({task: metric}) and
     ``params_union``. [] when the results hold no hard-sharing baseline or no supernet trial."""
-    valid = df["is_valid"].to_numpy(bool) if "is_valid" in df.columns else np.ones(len(df), bool)
-    method = df[valid & (df["mode"] == METHOD).to_numpy(bool)]
-    shared = df[valid & (df["mode"] == HARD_SHARING).to_numpy(bool)]
+    method, shared = _method_rows(df), _valid_rows(df, HARD_SHARING)
     if method.empty or shared.empty or "params_union" not in df.columns:
         return []
     senses = {task: metric_sense(m, df.attrs.get("metric_senses")) for task, m in metrics.items()}
