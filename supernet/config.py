@@ -26,7 +26,7 @@ import yaml
 
 MODES = ("supernet", "single_task", "hard_sharing", "full_supernet", "random_arch")
 GATES = ("sigmoid", "straight_through", "gumbel", "hard_concrete")
-SQUEEZE = ("union_params", "l1", "task_params", "bimodal")
+SQUEEZE = ("union_params", "l1", "task_params", "share_params", "bimodal")
 WEIGHT_PASSES = ("shared", "noise_free")  # search.weight_pass (supernet/epoch.py)
 LOSS_SCALES = ("none", "trivial")  # search.loss_scale (supernet/trivial.py: trivial_losses)
 STEMS = ("conv", "resnet18", "resnet34", "resnet50")

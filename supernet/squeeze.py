@@ -10,6 +10,12 @@ each op, and return a scalar in [0, 1].
 - ``task_params``: each task's expected parameter count, normalised, averaged over tasks,
   ``mean_t sum_k cost_k * g_tk / sum_k cost_k``: each task pays for its own ops at their parameter cost, so a
   3x3 edge costs it what its parameters weigh against a 1x1 read-in, and nothing rewards sharing.
+- ``share_params``: each task pays its expected share of each op it keeps, summed over tasks and normalised,
+  ``sum_t sum_k cost_k * g_tk * E[1 / (1 + n_tk)] / sum_k cost_k``, with ``n_tk`` the number of *other* tasks that
+  keep op k (independent gates ``g_t'k``) and the share held constant in the gradient: an op of its own costs a task
+  its whole cost, an op kept by one other task half of it. Its value is ``union_params``'s; its gradient is not: under
+  ``union_params`` an op another task surely keeps is free, so a task that needs no depth rides another's deep path
+  at no cost; here it pays its share.
 - ``bimodal``: mean ``g (1 - g)``, pushes gates towards 0 or 1 without preferring either.
 """
 
@@ -31,11 +37,37 @@ def task_params(g: torch.Tensor, cost: torch.Tensor) -> torch.Tensor:
     return (g * cost).sum(dim=1).mean() / cost.sum()
 
 
+def _share(g: torch.Tensor) -> torch.Tensor:
+    """(T, K): ``E[1 / (1 + n_tk)]``, ``n_tk`` the number of tasks other than t keeping op k, each independently
+    with probability ``g_t'k`` (the distribution of the count by one convolution per other task)."""
+    T, K = g.shape
+    shares = []
+    for t in range(T):
+        count = torch.zeros(T, K, dtype=g.dtype, device=g.device)  # P(n_tk = j), j = 0..T-1
+        count[0] = 1.0
+        for o in range(T):
+            if o != t:
+                count = torch.cat([count[:1] * (1 - g[o]), count[1:] * (1 - g[o]) + count[:-1] * g[o]])
+        weights = 1.0 / torch.arange(1, T + 1, dtype=g.dtype, device=g.device)
+        shares.append((count * weights[:, None]).sum(dim=0))
+    return torch.stack(shares)
+
+
+def share_params(g: torch.Tensor, cost: torch.Tensor) -> torch.Tensor:
+    return (cost * g * _share(g.detach())).sum() / cost.sum()
+
+
 def bimodal(g: torch.Tensor, cost: torch.Tensor) -> torch.Tensor:
     return (g * (1.0 - g)).mean()
 
 
-SQUEEZE_LOSSES = {"union_params": union_params, "l1": l1, "task_params": task_params, "bimodal": bimodal}
+SQUEEZE_LOSSES = {
+    "union_params": union_params,
+    "l1": l1,
+    "task_params": task_params,
+    "share_params": share_params,
+    "bimodal": bimodal,
+}
 
 
 def squeeze_loss(

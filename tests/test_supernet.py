@@ -154,6 +154,45 @@ def test_task_params_squeeze_charges_each_task_its_ops_at_their_cost():
     )
 
 
+def test_share_squeeze_charges_each_task_its_share_of_an_op():
+    from supernet.squeeze import share_params
+
+    cost = torch.tensor([10.0, 30.0, 60.0])
+    g = torch.tensor([[1.0, 0.0, 0.5], [1.0, 1.0, 0.2]], requires_grad=True)
+    loss = share_params(g, cost)
+    # its value is the expected union's: 10 (both keep op 0) + 30 + 60 * (1 - 0.5 * 0.8)
+    assert loss.item() == pytest.approx((10 + 30 + 36) / 100)
+    assert loss.item() == pytest.approx(union_params(g, cost).item())
+    loss.backward()
+    # the gradient: each task's share, held constant. Op 0 kept by both: half its cost to each (the union's
+    # gradient is 0 there); op 1 its own: task 1 pays all of it, task 0 would pay half to join it; op 2:
+    # E[1 / (1 + n)] = 1 - g_other / 2
+    hand = torch.tensor([[5.0, 15.0, 60 * (1 - 0.2 / 2)], [5.0, 30.0, 60 * (1 - 0.5 / 2)]]) / 100
+    assert torch.allclose(g.grad, hand)
+
+
+@given(st.integers(0, 10_000))
+@settings(max_examples=20, deadline=None)
+def test_share_of_an_op_matches_enumeration_over_the_other_tasks(seed):
+    """E[1 / (1 + n_tk)] against the sum over every 0/1 assignment of the other tasks' gates."""
+    from itertools import product
+
+    from supernet.squeeze import _share
+
+    gen = torch.Generator().manual_seed(seed)
+    T, K = 1 + seed % 4, 3
+    g = torch.rand(T, K, generator=gen, dtype=torch.float64)
+    brute = torch.zeros(T, K, dtype=torch.float64)
+    for t in range(T):
+        others = [o for o in range(T) if o != t]
+        for bits in product((0, 1), repeat=len(others)):
+            p = torch.ones(K, dtype=torch.float64)
+            for o, b in zip(others, bits):
+                p = p * (g[o] if b else 1 - g[o])
+            brute[t] += p / (1 + sum(bits))
+    assert torch.allclose(_share(g), brute)
+
+
 def test_every_squeeze_the_config_accepts_is_a_loss():
     from supernet.config import SQUEEZE
     from supernet.squeeze import SQUEEZE_LOSSES
@@ -167,7 +206,7 @@ def test_squeeze_losses_fall_as_gates_fall(seed):
     g = torch.Generator().manual_seed(seed)
     alpha, beta = torch.rand(3, 7, generator=g), torch.rand(3, 4, generator=g)
     ce, cr = torch.rand(7, generator=g) + 0.1, torch.rand(4, generator=g) + 0.1
-    for kind in ("union_params", "l1", "task_params"):
+    for kind in ("union_params", "l1", "task_params", "share_params"):
         hi = squeeze_loss(kind, alpha, beta, ce, cr)
         lo = squeeze_loss(kind, alpha * 0.5, beta * 0.9, ce, cr)
         assert 0.0 <= lo.item() < hi.item() <= 1.0
