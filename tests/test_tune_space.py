@@ -159,6 +159,7 @@ def test_asha_never_stops_or_ranks_baselines_and_delegates_for_the_method():
         "ablation_planted_squeeze_cost",
         "ablation_planted_loss_scale",
         "ablation_planted_finetune",
+        "ablation_planted_sharing",
     ],
 )
 def test_embedded_data_configs_parse_and_open_with_their_command(name):
