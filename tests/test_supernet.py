@@ -191,6 +191,11 @@ def test_share_of_an_op_matches_enumeration_over_the_other_tasks(seed):
                 p = p * (g[o] if b else 1 - g[o])
             brute[t] += p / (1 + sum(bits))
     assert torch.allclose(_share(g), brute)
+    # the shares of an op's keepers add up to the probability that someone keeps it: the union's value, any T
+    from supernet.squeeze import share_params
+
+    cost = torch.rand(K, generator=gen, dtype=torch.float64) + 0.1
+    assert share_params(g, cost).item() == pytest.approx(union_params(g, cost).item())
 
 
 def test_every_squeeze_the_config_accepts_is_a_loss():
