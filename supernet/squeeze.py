@@ -41,6 +41,7 @@ def _share(g: torch.Tensor) -> torch.Tensor:
     """(T, K): ``E[1 / (1 + n_tk)]``, ``n_tk`` the number of tasks other than t keeping op k, each independently
     with probability ``g_t'k`` (the distribution of the count by one convolution per other task)."""
     T, K = g.shape
+    weights = 1.0 / torch.arange(1, T + 1, dtype=g.dtype, device=g.device)[:, None]  # 1 / (1 + j)
     shares = []
     for t in range(T):
         count = torch.zeros(T, K, dtype=g.dtype, device=g.device)  # P(n_tk = j), j = 0..T-1
@@ -48,8 +49,7 @@ def _share(g: torch.Tensor) -> torch.Tensor:
         for o in range(T):
             if o != t:
                 count = torch.cat([count[:1] * (1 - g[o]), count[1:] * (1 - g[o]) + count[:-1] * g[o]])
-        weights = 1.0 / torch.arange(1, T + 1, dtype=g.dtype, device=g.device)
-        shares.append((count * weights[:, None]).sum(dim=0))
+        shares.append((count * weights).sum(dim=0))
     return torch.stack(shares)
 
 
