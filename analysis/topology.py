@@ -492,13 +492,18 @@ def _warmup_reasons(rows: pd.DataFrame, task: str, oracle: Oracle | None) -> lis
     return out
 
 
+def _seed_keys(rows: pd.DataFrame) -> list[str]:
+    """The columns that name a seed of a trial: (experiment, seed), or seed alone in a table without experiments."""
+    return ["experiment", "seed"] if "experiment" in rows.columns else ["seed"]
+
+
 def _group(rows: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
     """Method rows by setting, each checked to hold one trial per (experiment, seed)."""
     labels = _setting_labels(rows)
     out = []
     for label in dict.fromkeys(labels):
         g = rows[(labels == label).to_numpy(bool)]
-        dup = g.duplicated(["experiment", "seed"]) if "experiment" in g.columns else g.duplicated(["seed"])
+        dup = g.duplicated(_seed_keys(g))
         if dup.any():
             raise AnalysisError(
                 f"seed {g['seed'][dup].iloc[0]} has several supernet trials at the setting "
@@ -837,7 +842,7 @@ def sharing_comparisons(df: pd.DataFrame, metrics: dict[str, str]) -> list[Shari
     if method.empty or shared.empty or "params_union" not in df.columns:
         return []
     senses = {task: metric_sense(m, df.attrs.get("metric_senses")) for task, m in metrics.items()}
-    keys = ["experiment", "seed"] if "experiment" in df.columns else ["seed"]
+    keys = _seed_keys(df)
     if shared.duplicated(keys).any():
         raise AnalysisError(
             "several hard-sharing baselines share an experiment and seed: compare one baseline per seed"
