@@ -61,7 +61,7 @@ class RankTest:
     ``n`` is the number of pairs (Wilcoxon) or ``(n_a, n_b)`` (Mann-Whitney). ``effect`` is the
     matched-pairs rank-biserial correlation (Wilcoxon) or the rank-biserial correlation = Cliff's
     delta (Mann-Whitney), both in [-1, 1]. ``min_p`` is the smallest p-value this test could give
-    with these n; ``decidable`` = ``min_p < alpha``.
+    with these n (for Wilcoxon, the pairs left once tied pairs are dropped); ``decidable`` = ``min_p < alpha``.
     """
 
     test: str
@@ -73,6 +73,7 @@ class RankTest:
     paired: bool
     min_p: float
     alpha: float = ALPHA
+    ties: int = 0  # Wilcoxon: pairs with a zero difference, dropped before ranking
 
     @property
     def decidable(self) -> bool:
@@ -95,8 +96,9 @@ def min_p_value(paired: bool, n: int | tuple[int, int]) -> float:
 def wilcoxon_test(a: np.ndarray, b: np.ndarray, alpha: float = ALPHA) -> RankTest:
     """Wilcoxon signed-rank test of paired samples (``a[i]`` and ``b[i]`` from the same seed), two-sided.
 
-    Zero differences are dropped (Wilcoxon's rule). Effect: matched-pairs rank-biserial correlation
-    ``r = (T+ - T-) / (T+ + T-)`` over the ranks of ``|a - b|`` (Kerby 2014): +1 when ``a`` wins every seed.
+    Zero differences are dropped (Wilcoxon's rule), so they do not count towards ``min_p`` either.
+    Effect: matched-pairs rank-biserial correlation ``r = (T+ - T-) / (T+ + T-)`` over the ranks of
+    ``|a - b|`` (Kerby 2014): +1 when ``a`` wins every seed.
     """
     a, b = np.asarray(a, float), np.asarray(b, float)
     if a.shape != b.shape or a.ndim != 1:
@@ -113,7 +115,16 @@ def wilcoxon_test(a: np.ndarray, b: np.ndarray, alpha: float = ALPHA) -> RankTes
         res = sps.wilcoxon(a, b, zero_method="wilcox", alternative="two-sided")
         stat, p = float(res.statistic), float(res.pvalue)
     return RankTest(
-        "Wilcoxon signed-rank", stat, p, float(r), "matched-pairs rank-biserial r", n, True, min_p_value(True, n), alpha
+        "Wilcoxon signed-rank",
+        stat,
+        p,
+        float(r),
+        "matched-pairs rank-biserial r",
+        n,
+        True,
+        min_p_value(True, len(nz)),
+        alpha,
+        n - len(nz),
     )
 
 
@@ -402,8 +413,9 @@ def answer_from(hv: SeedHypervolumes | None, alpha: float = ALPHA, missing: str 
     t = compare_samples(hv.values(METHOD), hv.values(RANDOM), alpha)
     stats_text = f"{t.test}, two-sided p = {_fmt_p(t.p_value)}, {t.effect_name} = {t.effect:+.2f}, {t.n_text()}"
     if not t.decidable:
+        ties = f" ({t.ties} tied, which the test drops)" if t.ties else ""
         why = (
-            f"only {t.n} paired seeds of supernet and random_arch"
+            f"only {t.n} paired seeds of supernet and random_arch{ties}"
             if t.paired
             else f"only {t.n[0]} supernet and {t.n[1]} random_arch seeds, not the same seeds"
         )

@@ -737,12 +737,14 @@ def _paired_test(
         reasons.append(f"the results have no random_arch rows; {HOW_TO_ADD_RANDOM}")
     elif not n:
         reasons.append("no supernet trial has a random draw of its seed and setting")
-    min_p = signed_rank_min_p(n)
+    untied = int((table["gain"] != 0).sum())  # the exact test drops tied pairs
+    min_p = signed_rank_min_p(untied)
     if has_random and n and min_p >= alpha:
         need = next(m for m in range(1, 64) if signed_rank_min_p(m) < alpha)
+        ties = f" ({n - untied} tied, which the test drops)" if untied < n else ""
         reasons.append(
-            f"too few seeds: with {n} paired seeds the one-sided signed-rank test cannot go below "
-            f"{_fmt_p(min_p)} >= alpha = {alpha:g}; it needs at least {need}"
+            f"too few seeds: with {n} paired seeds{ties} the one-sided signed-rank test cannot go below "
+            f"{_fmt_p(min_p)} >= alpha = {alpha:g}; it needs at least {need} untied ones"
         )
     stat, p = signed_rank_greater(table["gain"].to_numpy(float)) if n else (math.nan, math.nan)
     verdict = "not decidable" if reasons else ("better" if p < alpha else "no evidence")

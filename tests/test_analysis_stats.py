@@ -319,3 +319,10 @@ def test_effect_measures_and_search_time():
     assert ablation_measures(df, "n_nodes") is None
     metric_only = pd.DataFrame({"metric/depth/abs_err": [0.5], "delta_mtl": [np.nan]})
     assert ablation_measures(metric_only, "tau") == ["kept_edges", "metric/depth/abs_err"]
+
+
+def test_wilcoxon_tied_pairs_do_not_count_towards_the_smallest_p():
+    # 6 pairs, one tied: 5 untied pairs reach at best 2 / 2^5 = 0.0625 >= 0.05, so the test cannot decide
+    t = wilcoxon_test(np.array([1.0, 2, 3, 4, 5, 0]), np.zeros(6))
+    assert t.n == 6 and t.ties == 1 and t.min_p == pytest.approx(2 / 32) and not t.decidable
+    assert t.p_value == pytest.approx(2 / 32)

@@ -254,6 +254,10 @@ def test_paired_test_not_decidable_without_random_draws_or_with_too_few_pairs():
     assert t.n == 4 and "too few seeds" in t.reasons[0] and "at least 5" in t.reasons[0]
     (t,) = paired_tests(_planted(random_errs=((0.2,),) * 5))
     assert t.n == 5 and t.verdict == "better" and t.p_value == pytest.approx(1 / 32)
+    # 5 pairs, one tied (method and draw both 0.2): 4 untied pairs reach at best 1/16
+    (t,) = paired_tests(_planted(errs=(0.05,) * 4 + (0.2,), random_errs=((0.2,),) * 5))
+    assert t.n == 5 and t.min_p == pytest.approx(1 / 16) and t.verdict == "not decidable"
+    assert "1 tied" in t.reasons[0] and "at least 5 untied" in t.reasons[0]
 
 
 def test_paired_test_pairs_draws_of_the_same_setting_only():
