@@ -4,6 +4,7 @@
     python run.py --config configs/ablation_flow_width.yaml [--address auto] [--storage s3://b/p]
     python run.py --resume [--name NAME]            # continue an interrupted sweep
     python run.py --trial --preset tiny --out /tmp/t [--config FILE] [--set key=value ...]
+    python run.py --trial --out /tmp/t --resume     # continue that trial with its own config.json
     python run.py --dry-run [--config FILE] [--set key=value ...] [--preset P]   # list the trials, run nothing
     python run.py --eval TRIAL_DIR [--set data.root=...]   # re-evaluate a finished trial's compact net (JSON line)
 
@@ -16,6 +17,7 @@ which); 2 bad input (one line naming the file or key and the fix); 130 interrupt
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -23,7 +25,11 @@ from pathlib import Path
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--trial", action="store_true", help="run one trial without Ray")
-    p.add_argument("--resume", action="store_true", help="resume an interrupted sweep (Tuner.restore)")
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue an interrupted sweep (Tuner.restore), or with --trial the one in --out",
+    )
     p.add_argument("--config", default=None, help="YAML file (default: configs/default.yaml for sweeps)")
     p.add_argument("--preset", default=None, help="named preset, e.g. tiny")
     p.add_argument(
@@ -64,9 +70,20 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def trial_config(args: argparse.Namespace):
-    """Config of a single trial: defaults <- preset <- the file's `config:` section <- --set."""
-    from supernet.config import build_config, load_yaml, parse_set
+    """Config of a single trial: defaults <- preset <- the file's `config:` section <- --set. ``--resume`` with
+    none of --config, --preset, --set: the trial's own config.json in --out."""
+    from supernet.config import ConfigError, build_config, from_dict, load_yaml, parse_set
 
+    saved = Path(args.out) / "config.json"
+    if args.resume and not (args.config or args.preset or args.overrides) and saved.is_file():
+        try:
+            return from_dict(json.loads(saved.read_text()))
+        except ConfigError:
+            raise
+        except (ValueError, OSError) as e:
+            raise ConfigError(
+                f"{saved} is unreadable ({type(e).__name__}: {e}); give the trial's --config/--set to resume it"
+            ) from None
     overrides: dict = {}
     preset = args.preset
     if args.config:
@@ -165,8 +182,14 @@ def run_one_trial(args: argparse.Namespace) -> int:
 
 
 def run_sweep(args: argparse.Namespace) -> int:
-    from supernet.config import parse_set
+    from supernet.config import ConfigError, parse_set
     from tune.launch import launch
+
+    if args.resume and (args.preset or args.overrides):
+        raise ConfigError(
+            "--resume continues a sweep with the config it started with (its sweep.yaml), so --preset and --set "
+            "would be ignored: leave them out, or start a new sweep under another --name"
+        )
 
     outcome = launch(
         args.config,

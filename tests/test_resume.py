@@ -71,6 +71,32 @@ def test_run_py_trial_resume_writes_each_epoch_once(tmp_path, capsys):
     assert json.loads((out / "summary.json").read_text())["status"] == "finished"
 
 
+def test_run_py_trial_resume_alone_takes_the_trials_own_config(tmp_path, capsys):
+    out = tmp_path / "t"
+    _killed_after_search_epoch_2(out)
+    before = json.loads((out / "config.json").read_text())
+    assert run.main(["--trial", "--out", str(out), "--resume"]) == 0  # no --preset / --set: config.json's
+    assert _steps(out) == [1, 2, 3, 4, 5]
+    assert json.loads((out / "summary.json").read_text())["status"] == "finished"
+    assert json.loads((out / "config.json").read_text()) == before
+
+
+def test_run_py_trial_resume_with_an_unreadable_config_json_says_how_to_resume(tmp_path, capsys):
+    out = tmp_path / "t"
+    out.mkdir()
+    (out / "config.json").write_text("{not json")
+    assert run.main(["--trial", "--out", str(out), "--resume"]) == 2
+    err = capsys.readouterr().err
+    assert "config.json is unreadable" in err and "--config/--set" in err and "Traceback" not in err
+
+
+def test_sweep_resume_refuses_set_and_preset(tmp_path, capsys):
+    for extra in (["--set", "search.lambda_sq=0.5"], ["--preset", "tiny"]):
+        assert run.main(["--resume", "--storage", str(tmp_path), *extra]) == 2
+        err = capsys.readouterr().err
+        assert "--resume continues a sweep with the config it started with" in err and "Traceback" not in err
+
+
 def test_resume_with_a_changed_config_is_an_error_naming_the_keys(tmp_path, capsys):
     out = tmp_path / "t"
     _killed_after_search_epoch_2(out)
