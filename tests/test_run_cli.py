@@ -68,6 +68,10 @@ def test_set_of_a_sweep_axis_is_refused_with_the_axis_named(tmp_path, capsys):
     assert "--set search.lambda_sq: a sweep axis of" in err and "change the axis in the file" in err
     assert run.main(["--dry-run", "--config", str(doc), "--set", "search.tau=0.1"]) == 2  # a wrong key: its own error
     assert run.main(["--dry-run", "--config", str(doc), "--set", "reduction.tau=0.1"]) == 0
+    nested = tmp_path / "nested.yaml"  # the same axis, written nested
+    nested.write_text("preset: tiny\nsweep:\n  name: ax\n  axes:\n    search: {lambda_sq: {grid: [0.3]}}\n")
+    assert run.main(["--dry-run", "--config", str(nested), "--set", "search.lambda_sq=0.1"]) == 2
+    assert "--set search.lambda_sq: a sweep axis of" in capsys.readouterr().err
 
 
 def test_dry_run_of_an_optuna_sweep_lists_the_baselines_and_the_proposed_count(tmp_path, capsys):

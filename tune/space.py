@@ -360,7 +360,7 @@ def sweep_doc(
         doc["preset"] = preset
     sw = dict(doc.get("sweep") or {})
     axes = sw.get("axes") if isinstance(sw.get("axes"), dict) else {}
-    on_axes = sorted(set(overrides or {}) & set(axes))
+    on_axes = sorted(set(overrides or {}) & set(flatten_axes(axes)))
     if on_axes:
         raise ConfigError(
             f"--set {', '.join(on_axes)}: a sweep axis of {path} (the axis would override it in every trial); "
