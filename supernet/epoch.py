@@ -80,8 +80,10 @@ def train_epoch(
     before_step: Callable[[int], None] | None = None,
     weight_gates: Callable[[], Gates] | None = None,
     task_weights: dict[str, float] | None = None,
+    lr_key: str = "warmup.lr",
 ) -> dict[str, float]:
     """One pass over ``loader``. Returns mean total loss and mean extra (squeeze) loss.
+    ``lr_key``: the config key of the stage's learning rate, which a divergence error says to lower.
     ``before_step(b)`` runs before batch b's forward (the search's gate annealing and pruning mask).
     ``task_weights`` (search.loss_scale): each task's loss times its weight in every forward's loss; None = 1 each.
 
@@ -97,7 +99,7 @@ def train_epoch(
         x, y = _to(batch, device)
         at = f"{where}, batch {b}"
         loss, extra = _pass_loss(
-            model, x, y, tasks, device, precision, None, extra_loss, at, "the loss", "warmup.lr", task_weights
+            model, x, y, tasks, device, precision, None, extra_loss, at, "the loss", lr_key, task_weights
         )
         _step(loss, optimizers, optimizers if weight_gates is None else optimizers[1:], scaler)
         if weight_gates is not None:  # the noise-free weight pass: heads (and Theta) at the eval gates

@@ -285,6 +285,7 @@ def _train_epochs(run: Run, stage: Stage, model: nn.Module, start: Start) -> Ite
             if searching and not frozen and cfg.search.weight_pass == "noise_free"
             else None,
             task_weights,
+            f"{stage.section}.lr",
         )
         _step_schedulers(scheds, frozen)
         if searching and epoch + 1 == epochs and prunes(cfg):
