@@ -138,7 +138,7 @@ def make_scheduler(sweep: Sweep):
         return None
     from .scheduler import MethodASHA, ParetoASHA, method_trials_only
 
-    s, e = sweep.scheduler, sweep.epochs
+    s = sweep.scheduler
     if s["type"] == "pareto_asha":
         return ParetoASHA(
             s["objectives"],
@@ -152,9 +152,9 @@ def make_scheduler(sweep: Sweep):
         time_attr="step",
         metric=s["metric"],
         mode=s["mode"],
-        grace_period=int(s["grace_period"]),
+        grace_period=s["grace_period"],
         reduction_factor=s["reduction_factor"],
-        max_t=int(s.get("max_t", sum(e.values()) + 10)),
+        max_t=s["max_t"],
         default_mode=sweep.config().trial.mode,
     )
 

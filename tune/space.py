@@ -248,8 +248,15 @@ def parse_sweep(doc: dict[str, Any]) -> Sweep:
     _need(
         isinstance(res, dict) and set(res) <= {"cpu", "gpu"}, "resources", f"expected {{cpu: N, gpu: F}}, got {res!r}"
     )
-    cpu, gpu = float(res.get("cpu", 1)), float(res.get("gpu", 0))
+    cpu, gpu = res.get("cpu", 1), res.get("gpu", 0)
+    _need(
+        all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (cpu, gpu)),
+        "resources",
+        f"cpu and gpu must be numbers, got {res!r}",
+    )
     _need(cpu > 0 and gpu >= 0, "resources", "cpu must be > 0 and gpu >= 0 (fractional gpu allowed, e.g. 0.5)")
+    seed = sw.get("seed", 0)
+    _need(_whole(seed) and seed >= 0, "seed", f"must be an integer >= 0 (the first trial's seed), got {seed!r}")
     max_conc = sw.get("max_concurrent", 0)
     _need(isinstance(max_conc, int) and max_conc >= 0, "max_concurrent", "must be an integer >= 0 (0 = no limit)")
     max_fail = sw.get("max_failures", 1)
@@ -274,13 +281,17 @@ def parse_sweep(doc: dict[str, Any]) -> Sweep:
         objectives=objectives,
         sampler=sampler,
         scheduler=sched,
-        cpu=cpu,
-        gpu=gpu,
+        cpu=float(cpu),
+        gpu=float(gpu),
         max_concurrent=max_conc,
         max_failures=max_fail,
-        seed=int(sw.get("seed", 0)),
+        seed=seed,
         loggers=tuple(dict.fromkeys(loggers)),
     )
+
+
+def _whole(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
 
 
 def _scheduler(sched: Any, cfg: Config, objectives: dict[str, str]) -> dict[str, Any] | None:
@@ -301,40 +312,49 @@ def _scheduler(sched: Any, cfg: Config, objectives: dict[str, str]) -> dict[str,
         f"unknown key(s) {sorted(unknown)} for type {sched['type']}; keys are {sorted(keys)}"
         + ("" if sched["type"] == "asha" else " (pareto_asha ranks by objectives, not by one metric)"),
     )
+    from supernet.stages import stage_epochs
+
+    steps = sum(stage_epochs(cfg).values())
     if sched["type"] == "asha":
-        return {
+        out = {
             "metric": "score",
             "mode": "min",
             "grace_period": cfg.warmup.epochs + cfg.search.epochs,
             "reduction_factor": 2,
+            "max_t": steps + 10,
             **sched,
         }
-    from supernet.stages import stage_epochs
-
-    # the first report after the reduction (the first fine-tune epoch): the compact net's parameters are known
-    # there, and with the reduction-aware search (search.prune_epochs) its quality is the end of search's
-    out = {
-        "objectives": dict(objectives),
-        "grace_period": cfg.warmup.epochs + cfg.search.epochs + 1,
-        "reduction_factor": 3,
-        "max_t": sum(stage_epochs(cfg).values()),
-        **sched,
-    }
-    _need(
-        isinstance(out["objectives"], dict) and len(out["objectives"]) >= 1,
-        "scheduler.objectives",
-        f"expected {{metric: min|max, ...}}, got {out['objectives']!r}",
-    )
-    for k, m in out["objectives"].items():
-        _need(m in ("min", "max"), f"scheduler.objectives.{k}", f"mode must be min or max, got {m!r}")
+        _need(
+            isinstance(out["metric"], str) and bool(out["metric"]),
+            "scheduler.metric",
+            f"expected a reported metric's name (e.g. score), got {out['metric']!r}",
+        )
+        _need(out["mode"] in ("min", "max"), "scheduler.mode", f"must be min or max, got {out['mode']!r}")
+    else:
+        # the first report after the reduction (the first fine-tune epoch): the compact net's parameters are
+        # known there, and with the reduction-aware search (search.prune_epochs) its quality is the end of search's
+        out = {
+            "objectives": dict(objectives),
+            "grace_period": cfg.warmup.epochs + cfg.search.epochs + 1,
+            "reduction_factor": 3,
+            "max_t": steps,
+            **sched,
+        }
+        _need(
+            isinstance(out["objectives"], dict) and len(out["objectives"]) >= 1,
+            "scheduler.objectives",
+            f"expected {{metric: min|max, ...}}, got {out['objectives']!r}",
+        )
+        for k, m in out["objectives"].items():
+            _need(m in ("min", "max"), f"scheduler.objectives.{k}", f"mode must be min or max, got {m!r}")
     g, rf, t = out["grace_period"], out["reduction_factor"], out["max_t"]
     _need(isinstance(rf, (int, float)) and rf > 1, "scheduler.reduction_factor", f"must be > 1, got {rf!r}")
-    _need(isinstance(g, (int, float)) and g > 0, "scheduler.grace_period", f"must be > 0 (a step), got {g!r}")
+    _need(_whole(g) and g > 0, "scheduler.grace_period", f"must be a whole step > 0, got {g!r}")
     _need(
-        isinstance(t, (int, float)) and t > g,
+        _whole(t) and t > g,
         "scheduler.max_t",
-        f"must be above grace_period ({g}): no rung would lie below it "
-        f"(got {t!r}; a trial has {sum(stage_epochs(cfg).values())} steps)",
+        f"must be a whole step above grace_period ({g}): no rung would lie below it "
+        f"(got {t!r}; a trial has {steps} steps)",
     )
     return out
 
