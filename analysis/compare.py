@@ -221,7 +221,7 @@ class FrontComparison:
 
     ``table``: one row per group (points, front size, pooled and per-seed hypervolume, IGD+ to the
     union front, best quality within each cost budget). ``coverage.loc[a, b]`` = C(front a, front b).
-    ``per_seed``: group x seed hypervolumes. ``ideal``/``nadir`` (minimise form) and ``ref_point``
+    ``per_seed``: group x (experiment, seed) hypervolumes. ``ideal``/``nadir`` (minimise form) and ``ref_point``
     (normalised) say exactly which volume was measured.
     """
 
@@ -312,13 +312,16 @@ def _checked_budgets(
 
 
 def _seed_rows(label: str, g: pd.DataFrame, yn: np.ndarray, ref: np.ndarray) -> list[dict[str, object]]:
-    """One row per seed of a group: its points, front size and hypervolume (``yn``: the group's normalised points)."""
+    """One row per seed of a group: its points, front size and hypervolume (``yn``: the group's normalised points).
+    A seed is (experiment, seed): two experiments' seed 0 are two seeds."""
+    exp = g["experiment"].astype(str) if "experiment" in g.columns else pd.Series("", index=g.index)
     rows = []
-    for seed in sorted(g["seed"].unique()):
-        s = (g["seed"] == seed).to_numpy(bool)
+    for e, seed in sorted(set(zip(exp, g["seed"]))):
+        s = ((exp == e) & (g["seed"] == seed)).to_numpy(bool)
         rows.append(
             {
                 "group": label,
+                "experiment": e,
                 "seed": seed,
                 "points": int(s.sum()),
                 "front_size": int(pareto.pareto_mask(yn[s]).sum()),
@@ -426,7 +429,9 @@ def compare_fronts(
         ref_point=ref,
         table=table,
         coverage=cov,
-        per_seed=pd.DataFrame(seed_rows, columns=["group", "seed", "points", "front_size", "hypervolume"]),
+        per_seed=pd.DataFrame(
+            seed_rows, columns=["group", "experiment", "seed", "points", "front_size", "hypervolume"]
+        ),
         fronts=fronts,
         points=group_points,
         budgets=budgets,

@@ -83,6 +83,17 @@ def test_compare_fronts_hand_computed():
     assert ps.loc[("1", 0)] == pytest.approx(hv0) and ps.loc[("1", 1)] == pytest.approx(hv1)
 
 
+def test_two_experiments_seed_0_are_two_seeds():
+    a, b = hand_groups(), hand_groups()
+    a["experiment"], b["experiment"] = "x", "y"
+    b["trial_id"] = "y_" + b["trial_id"]
+    cmp = compare_fronts(pd.concat([a, b], ignore_index=True), by="flow_width")
+    assert cmp.table.loc["1", "n_seeds"] == 4  # (x, 0), (x, 1), (y, 0), (y, 1): not two merged seeds
+    ps = cmp.per_seed[cmp.per_seed["group"] == "1"]
+    assert list(zip(ps["experiment"], ps["seed"])) == [("x", 0), ("x", 1), ("y", 0), ("y", 1)]
+    assert ps["points"].tolist() == [1, 1, 1, 1]
+
+
 def test_shared_reference_makes_groups_comparable():
     # the same points measured alone or beside another group get different volumes unless the bounds are shared
     df = hand_groups()
