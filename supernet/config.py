@@ -179,7 +179,7 @@ class ModelConfig:
         "Paper: M, the flow-restriction width: edge i->j exists iff 1 <= j-i <= M, and M = N-1 is the unrestricted"
         " DAG. 2 keeps the restriction active at N = 4.",
         Check(
-            "1 <= M < `n_nodes`",
+            "1 <= M < `n_nodes` (1 at `n_nodes` 1)",
             lambda v: v >= 1,
             "M must satisfy 1 <= M < N, got {v!r}; M = N-1 is the unrestricted DAG",
         ),
@@ -629,10 +629,10 @@ def field_checks(section_name: str) -> dict[str, tuple[Check, ...]]:
 CROSS_CHECKS: tuple[tuple[str, Callable[[Config], bool], Callable[[Config], str]], ...] = (
     (
         "model.flow_width",
-        lambda c: c.model.n_nodes <= 1 or c.model.flow_width < c.model.n_nodes,
+        lambda c: c.model.flow_width < max(c.model.n_nodes, 2),
         lambda c: (
             f"M must satisfy 1 <= M < N (N={c.model.n_nodes}), got {c.model.flow_width}; "
-            "M = N-1 is the unrestricted DAG"
+            + ("a single node has no edge, so M is 1" if c.model.n_nodes == 1 else "M = N-1 is the unrestricted DAG")
         ),
     ),
     (

@@ -86,5 +86,8 @@ def test_each_message_names_the_key_the_value_and_the_rule(overrides, message):
     assert str(e.value).startswith(message)
 
 
-def test_a_single_node_net_takes_any_width():
-    assert build_config(overrides={"model.n_nodes": 1, "model.flow_width": 2}).model.flow_width == 2
+def test_a_single_node_net_takes_width_1_only():
+    # no edge exists whatever M, so another M would label identical networks differently
+    assert build_config(overrides={"model.n_nodes": 1, "model.flow_width": 1}).model.flow_width == 1
+    with pytest.raises(ConfigError, match=r"model.flow_width: M must satisfy 1 <= M < N \(N=1\), got 2; a single"):
+        build_config(overrides={"model.n_nodes": 1, "model.flow_width": 2})
