@@ -86,12 +86,18 @@ class TrialState:
     def resume(cls, cfg: Config, saved: dict[str, Any]) -> "TrialState":
         """The state of a checkpoint, after checking that it was written by this version and ``cfg``."""
         if saved.get("version") != CHECKPOINT_VERSION:
-            raise ValueError("checkpoint: written by an incompatible version of this tool; start the trial afresh")
+            raise ConfigError(
+                f"checkpoint: written by an incompatible version of this tool (format {saved.get('version')!r}, this "
+                f"one reads {CHECKPOINT_VERSION}); delete the checkpoint to start the trial afresh"
+            )
         check_resume_config(cfg, saved)
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(saved) - names)
         if unknown:
-            raise ValueError(f"checkpoint: unknown field(s) {unknown}; start the trial afresh")
+            raise ConfigError(
+                f"checkpoint: unknown field(s) {unknown}, not written by this version of this tool; delete the "
+                "checkpoint to start the trial afresh"
+            )
         state = cls(**{"config": {}, "config_hash": None, **copy.deepcopy(saved)})
         if not state.config_hash:  # an old checkpoint: from now on it carries the identity of its config
             ident = config_identity(cfg)

@@ -91,9 +91,9 @@ def test_trial_state_round_trips_and_refuses_what_it_cannot_trust(tmp_path):
     assert saved["done"] == ["warmup"]  # a snapshot never changes with the trial
     with pytest.raises(ConfigError, match=r"model.channels: 8 in the checkpoint, 4 now"):
         TrialState.resume(tiny(**{"model.channels": 4}), saved)
-    with pytest.raises(ValueError, match="incompatible version"):
+    with pytest.raises(ConfigError, match="incompatible version"):
         TrialState.resume(cfg, {**saved, "version": CHECKPOINT_VERSION - 1})
-    with pytest.raises(ValueError, match=r"unknown field\(s\) \['bogus'\]"):
+    with pytest.raises(ConfigError, match=r"unknown field\(s\) \['bogus'\]"):
         TrialState.resume(cfg, {**saved, "bogus": 1})
     old = {k: v for k, v in saved.items() if k not in ("config", "config_hash")}  # written before the hash existed
     assert TrialState.resume(cfg, old).config_hash == saved["config_hash"]

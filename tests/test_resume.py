@@ -90,6 +90,19 @@ def test_run_py_trial_resume_with_an_unreadable_config_json_says_how_to_resume(t
     assert "config.json is unreadable" in err and "--config/--set" in err and "Traceback" not in err
 
 
+def test_run_py_trial_resume_of_a_checkpoint_of_another_version_is_a_one_line_error(tmp_path, capsys):
+    import torch
+
+    out = tmp_path / "t"
+    _killed_after_search_epoch_2(out)
+    ckpt = torch.load(out / "checkpoint.pt", weights_only=False)
+    atomic_torch_save({**ckpt, "version": -1}, out / "checkpoint.pt")
+    assert run.main(["--trial", "--out", str(out), "--resume"]) == 2
+    err = capsys.readouterr().err
+    assert "incompatible version" in err and "delete the checkpoint" in err and "Traceback" not in err
+    assert _steps(out) == [1, 2, 3, 4]  # nothing computed was touched
+
+
 def test_sweep_resume_refuses_set_and_preset(tmp_path, capsys):
     for extra in (["--set", "search.lambda_sq=0.5"], ["--preset", "tiny"]):
         assert run.main(["--resume", "--storage", str(tmp_path), *extra]) == 2
