@@ -53,6 +53,14 @@ def test_random_specs_are_valid_and_keep_each_tasks_size(n, data, seed, draw, ta
     assert random_like(searched, seed, draw) == drawn  # seeded: the same draw every time
 
 
+def test_draws_differ_from_each_other_and_from_the_searched_spec():
+    searched = _searched(5, 2, 3, 0.05)
+    assert sum(len(a.edges) for _, a in searched.tasks) >= 3  # sizes with many valid architectures
+    drawn = [random_like(searched, 3, d) for d in range(20)]
+    assert len(set(drawn)) >= 10  # 20 draws, not one architecture dealt again and again
+    assert sum(d == searched for d in drawn) <= 2  # a draw is not the searched spec handed back
+
+
 def test_draws_are_uniform_over_valid_architectures_of_that_size():
     """N=4, M=2 with 2 edges, 2 read-ins and 1 read-out: enumerate every valid architecture of that size
     and check that each comes up about equally often, and nothing else does."""

@@ -219,6 +219,14 @@ def test_squeeze_losses_fall_as_gates_fall(seed):
     assert squeeze_loss("bimodal", (alpha > 0.5).float(), (beta > 0.5).float(), ce, cr).item() == 0.0
 
 
+def test_bimodal_squeeze_by_hand():
+    # mean g (1 - g) over every gate, costs ignored: edges 0.5, 0.1 -> 0.25, 0.09; read-in 1 -> 0; read-out 0.5 -> 0.25
+    alpha, beta, gamma = torch.tensor([[0.5, 0.1]]), torch.tensor([[1.0]]), torch.tensor([[0.5]])
+    cost = torch.tensor([3.0, 5.0])
+    got = squeeze_loss("bimodal", alpha, beta, cost, torch.tensor([1.0]), gamma, torch.tensor([1.0]))
+    assert got.item() == pytest.approx((0.25 + 0.09 + 0.0 + 0.25) / 4)
+
+
 # ----------------------------------------------------------------------------- reduction
 
 
@@ -390,10 +398,14 @@ def test_gate_relaxations():
     g.alpha.sum().backward()
     assert net.alpha.grad is not None and net.alpha.grad.abs().sum() > 0
     net = make_net(3, 2, gate="gumbel")
+    with torch.no_grad():
+        net.alpha.normal_(0, 2)  # logits apart from 0, where every sigmoid is 0.5
     net.train()
     assert not torch.equal(net.gates().alpha, net.gates().alpha)  # noisy while training
     net.eval()
-    torch.testing.assert_close(net.gates().alpha, net.gate_probs().alpha)
+    expected = torch.sigmoid(net.alpha.detach() / net.temperature)  # eval: the noise-free relaxation
+    torch.testing.assert_close(net.gates().alpha, expected)
+    assert len(torch.unique(expected)) > 1
 
 
 def test_supernet_with_all_gates_on_is_the_full_spec():

@@ -223,6 +223,10 @@ def test_checkpoint_loads_weights_only(tmp_path):
     )
     state = load_checkpoint(tmp_path / "checkpoint.pt")
     assert state["model_kind"] == "compact" and state["spec"]["n_nodes"] == 3
+    # a file that would run code when unpickled is refused, not loaded
+    torch.save({"payload": Path}, tmp_path / "evil.pt")
+    with pytest.raises(Exception, match="[Ww]eights only"):
+        load_checkpoint(tmp_path / "evil.pt")
 
 
 # ----------------------------------------------------------------------------- gate annealing (search.temperature_end)

@@ -110,7 +110,10 @@ def test_optuna_axes_and_objectives():
             baselines=["hard_sharing"],
         )
     )
-    assert s.grid_points() == [] or s.search == "optuna"
+    assert s.search == "optuna" and s.num_samples == 4 and s.seeds == [0]
+    assert s.axes == {"search.lambda_sq": ("loguniform", [0.01, 1.0]), "model.flow_width": ("choice", [1, 2])}
+    assert s.objectives == {"score": "min", "params_union": "min"}
+    # Optuna proposes the method trials; only the baselines are fixed points
     assert s.points() == [{"trial.mode": "hard_sharing", "trial.seed": 0}]
 
 
