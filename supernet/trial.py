@@ -93,11 +93,14 @@ class MetricsLog:
         if keep_until is None or not path.is_file():
             path.write_text("")
             return
-        kept = [
-            ln
-            for ln in path.read_text().splitlines(keepends=True)
-            if ln.strip() and json.loads(ln)["step"] <= keep_until
-        ]
+        kept = []
+        for ln in path.read_text().splitlines(keepends=True):
+            try:
+                step = json.loads(ln)["step"] if ln.strip() else None
+            except (ValueError, KeyError, TypeError):  # a line torn by a kill mid-write: its epoch runs again
+                continue
+            if step is not None and step <= keep_until:
+                kept.append(ln if ln.endswith("\n") else ln + "\n")
         tmp = path.with_suffix(".tmp")
         tmp.write_text("".join(kept))
         tmp.replace(path)
@@ -228,14 +231,16 @@ class _Trial:
     def __init__(self, cfg: Config, out: Path, resume: dict[str, Any] | None, store: StageStore | None):
         self.cfg, self.out, self.store = cfg, out, store
         self.state = TrialState.resume(cfg, resume) if resume is not None else TrialState.new(cfg)
-        out.mkdir(parents=True, exist_ok=True)
-        write_json(out / "config.json", to_dict(cfg))
         if cfg.trial.keep_freed_memory:
             keep_freed_memory()
         if cfg.trial.deterministic:
             torch.use_deterministic_algorithms(True, warn_only=True)
             torch.backends.cudnn.benchmark = False
+        # the data first: a wrong data.root leaves no config.json, so the corrected command is not refused as a
+        # rerun of an existing trial
         self.run = Run.build(cfg)
+        out.mkdir(parents=True, exist_ok=True)
+        write_json(out / "config.json", to_dict(cfg))
         self.log = MetricsLog(out / "metrics.jsonl", keep_until=self.state.step if resume is not None else None)
         self.model = build_model(self.run, self.state)
         self.costs = _costs(self.run, self.model)

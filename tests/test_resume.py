@@ -103,6 +103,24 @@ def test_run_py_trial_resume_of_a_checkpoint_of_another_version_is_a_one_line_er
     assert _steps(out) == [1, 2, 3, 4]  # nothing computed was touched
 
 
+def test_run_py_trial_resume_after_a_line_torn_by_the_kill(tmp_path, capsys):
+    out = tmp_path / "t"
+    _killed_after_search_epoch_2(out)
+    with (out / "metrics.jsonl").open("a") as f:
+        f.write('{"step": 5, "sta')  # the kill came mid-write
+    assert run.main(["--trial", "--out", str(out), "--resume"]) == 0
+    assert _steps(out) == [1, 2, 3, 4, 5]
+
+
+def test_a_wrong_data_root_leaves_no_trial_behind_so_the_fixed_command_runs(tmp_path, capsys):
+    out = tmp_path / "t"
+    bad = ["--trial", "--out", str(out), "--preset", "tiny", "--set", "data.name=nyuv2"]
+    assert run.main([*bad, "--set", f"data.root={tmp_path / 'nowhere'}"]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    assert not (out / "config.json").exists()
+    assert run.main(["--trial", "--out", str(out), *SETS]) == 0  # not refused as "holds a trial already"
+
+
 def test_sweep_resume_refuses_set_and_preset(tmp_path, capsys):
     for extra in (["--set", "search.lambda_sq=0.5"], ["--preset", "tiny"]):
         assert run.main(["--resume", "--storage", str(tmp_path), *extra]) == 2
