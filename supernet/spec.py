@@ -123,8 +123,14 @@ class ArchSpec:
 
     @classmethod
     def from_dict(cls, d: dict) -> "ArchSpec":
-        def task(a: dict) -> TaskArch:
+        def task(name: str, a: dict) -> TaskArch:
             g = a.get("gates") or {}
+            for kind in ("edges", "read_in", "read_out"):
+                if g.get(kind) is not None and len(g[kind]) != len(a[kind]):
+                    raise ValueError(
+                        f"arch spec, task {name!r}: {len(a[kind])} {kind} but {len(g[kind])} gates.{kind};"
+                        " the spec is corrupt (every kept element has one gate)"
+                    )
             edges = [((int(i), int(j)), v) for (i, j), v in zip(a["edges"], g.get("edges") or [1.0] * len(a["edges"]))]
             read_in = [(int(j), v) for j, v in zip(a["read_in"], g.get("read_in") or [1.0] * len(a["read_in"]))]
             read_out = [(int(j), v) for j, v in zip(a["read_out"], g.get("read_out") or [1.0] * len(a["read_out"]))]
@@ -139,7 +145,7 @@ class ArchSpec:
                 read_out_gates=tuple(float(v) for _, v in read_out) if gated else (),
             )
 
-        return cls(int(d["n_nodes"]), int(d["flow_width"]), tuple((t, task(a)) for t, a in d["tasks"].items()))
+        return cls(int(d["n_nodes"]), int(d["flow_width"]), tuple((t, task(t, a)) for t, a in d["tasks"].items()))
 
     def to_json(self, path: str | Path) -> None:
         Path(path).write_text(json.dumps(self.to_dict(), indent=1))

@@ -107,6 +107,8 @@ def test_eval_main_is_one_json_object_and_refuses_keys_that_change_the_net(metho
         eval_main(method, {"model.channels": 4})
     with pytest.raises(ConfigError, match="data.batch_size"):
         eval_main(method, {"data.batch_size": 0})
+    with pytest.raises(ConfigError, match="trial.device"):  # not a RuntimeError from torch
+        eval_main(method, {"trial.device": "gpu"})
 
 
 def test_export_gives_the_nets_outputs(method, tmp_path):

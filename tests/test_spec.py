@@ -49,3 +49,10 @@ def test_validate_rejects_a_node_off_every_path():
     with pytest.raises(ValueError, match="not on an input-to-output path"):
         ArchSpec(4, 2, (("t", TaskArch(((1, 2), (3, 4)), (1,), (4,))),))  # 2 reaches no read-out, 3 no read-in
     ArchSpec(4, 2, (("t", TaskArch(((1, 2), (2, 4)), (1,), (4,))),))  # valid
+
+
+def test_a_spec_with_fewer_gates_than_elements_is_refused_naming_the_list():
+    d = ArchSpec.chain(3, 2, ["a"]).to_dict()
+    d["tasks"]["a"]["gates"] = {"edges": [1.0], "read_in": [1.0], "read_out": [1.0]}  # 2 edges, 1 edge gate
+    with pytest.raises(ValueError, match=r"task 'a': 2 edges but 1 gates\.edges"):
+        ArchSpec.from_dict(d)
