@@ -130,6 +130,10 @@ class Supernet(nn.Module):
         # weights learn with all paths on at their initial value whatever the gate kind (no Gumbel or
         # hard-concrete noise before the search has anything to decide). Set by the stage loop, not saved.
         self.hold_gates = False
+        # True while a stage after the search trains the supernet itself (full_supernet's fine-tune): every
+        # forward uses the eval gates, so the weights train at the gates evaluation computes with, not at
+        # Gumbel or hard-concrete samples of logits nothing trains any more. Set by the stage loop, not saved.
+        self.fixed_gates = False
         # warmup.path_dropout: while ``hold_gates`` and training, each initial gate is zeroed with this probability
         # at every forward (``_path_dropped``), the kept edge and read-in gates divided by 1 - path_dropout when
         # ``path_dropout_rescale``. Set by the stage loop, not saved.
@@ -154,10 +158,13 @@ class Supernet(nn.Module):
 
     def gates(self) -> Gates:
         """Relaxed gates of the current logits (noisy for gumbel and hard_concrete while training), times
-        ``prune_mask``; the initial gates while ``hold_gates`` (path-dropped while training, ``path_dropout``)."""
+        ``prune_mask``; the initial gates while ``hold_gates`` (path-dropped while training, ``path_dropout``); the
+        eval gates while ``fixed_gates``."""
         if self.hold_gates:
             g = self.initial_gates()
             return self._path_dropped(g) if self.training and self.path_dropout > 0 else g
+        if self.fixed_gates:
+            return self.eval_gates()
         r = lambda x: relax(x, self.gate, self.temperature, self.training)  # noqa: E731
         return self._masked(Gates(r(self.alpha), r(self.beta), r(self.gamma)))
 

@@ -47,10 +47,10 @@ read-out, ``g(Gamma_j) / sum_k g(Gamma_k)`` over all N nodes, so the compact net
 supernet minus the pruned paths instead of a 0/1 network whose node sums and read-outs are scaled
 differently. (The kept read-outs are not renormalised to sum to 1: that would rescale the features a
 head reads whenever a read-out is pruned. After a reduction-aware search the gates given are the masked ones,
-so the sum is over the kept read-outs, as the masked supernet computes it.) An element kept although its gate is 0 (the valid path every
-task keeps, where the search closed all of a task's read-ins, say) is folded open: gate 1, and read-out
-weights 1/k over the k kept read-outs when all of them are 0. A kept path at gate 0 would leave the task a
-network that computes a constant and that fine-tune cannot revive.
+so the sum is over the kept read-outs, as the masked supernet computes it.) An element kept although its gate
+is 0 (the valid path every task keeps, where the search closed all of a task's read-ins, say) is folded
+open: gate 1, and read-out weights 1/k over the k kept read-outs when all of them are 0. A kept path at
+gate 0 would leave the task a network that computes a constant and that fine-tune cannot revive.
 """
 
 from __future__ import annotations

@@ -248,6 +248,7 @@ def _train_epochs(run: Run, stage: Stage, model: nn.Module, start: Start) -> Ite
     searching = "arch" in stage.trains and isinstance(model, Supernet)
     if isinstance(model, Supernet):
         model.hold_gates = stage.holds_gates
+        model.fixed_gates = not searching and not stage.holds_gates  # full_supernet's fine-tune
     extra = _squeeze(cfg, model) if searching else None
     task_weights = search_task_weights(cfg, run) if searching else None
     scaler = torch.amp.GradScaler(device.type) if cfg.trial.precision == "fp16" and device.type == "cuda" else None

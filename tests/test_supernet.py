@@ -408,6 +408,20 @@ def test_gate_relaxations():
     assert len(torch.unique(expected)) > 1
 
 
+@pytest.mark.parametrize("gate", ["gumbel", "hard_concrete"])
+def test_fixed_gates_train_at_the_eval_gates_without_noise(gate):
+    net = make_net(3, 2, gate=gate)
+    random_gates(net, 0)
+    net.train()
+    assert not torch.equal(net.gates().alpha, net.gates().alpha)  # the search's samples
+    net.fixed_gates = True  # full_supernet's fine-tune
+    a, b = net.gates(), net.gates()
+    e = net.eval_gates()
+    for k in ("alpha", "beta", "gamma"):
+        torch.testing.assert_close(getattr(a, k), getattr(b, k))
+        torch.testing.assert_close(getattr(a, k), getattr(e, k))
+
+
 def test_supernet_with_all_gates_on_is_the_full_spec():
     net = make_net(4, 2)
     net.eval()
