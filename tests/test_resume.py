@@ -121,6 +121,15 @@ def test_a_wrong_data_root_leaves_no_trial_behind_so_the_fixed_command_runs(tmp_
     assert run.main(["--trial", "--out", str(out), *SETS]) == 0  # not refused as "holds a trial already"
 
 
+def test_run_py_trial_that_diverges_exits_1_keeping_its_files(tmp_path, capsys):
+    out = tmp_path / "t"
+    code = run.main(["--trial", "--out", str(out), *SETS, "--set", "finetune.lr=1e30", "--set", "finetune.momentum=0"])
+    err = capsys.readouterr().err
+    assert code == 1 and "training diverged" in err and "--set finetune.lr=" in err and "Traceback" not in err
+    assert (out / "config.json").is_file() and len(_steps(out)) >= 4  # warm-up and search epochs kept
+    assert json.loads((out / "summary.json").read_text())["status"] == "diverged"
+
+
 def test_sweep_resume_refuses_set_and_preset(tmp_path, capsys):
     for extra in (["--set", "search.lambda_sq=0.5"], ["--preset", "tiny"]):
         assert run.main(["--resume", "--storage", str(tmp_path), *extra]) == 2
