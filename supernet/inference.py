@@ -220,8 +220,6 @@ def eval_main(trial_dir: str | Path, overrides: dict[str, Any] | None = None) ->
             f"--eval: {', '.join(bad)} cannot change for an evaluation (the weights and the split are the trial's); "
             f"keys that may: {', '.join(EVAL_MAY_CHANGE)}"
         )
-    if "trial.device" in overrides:  # checked before it picks the device: a bad value is a ConfigError naming it
-        build_config(None, {"trial.device": overrides["trial.device"]})
     device = pick_device(str(overrides.get("trial.device", "auto")))
     net, cfg = load_compact(trial_dir, map_location=device)
     cfg = build_config(None, overrides, base=cfg)  # validated: a bad value is a ConfigError naming the key

@@ -29,7 +29,7 @@ import torch.nn as nn
 from torch.utils.data import Dataset
 
 from .compact import build_compact
-from .config import Config, ConfigError
+from .config import Config, ConfigError, field_checks
 from .dag import Supernet
 from .data import build_data
 from .epoch import evaluate, make_loader, recalibrate_norms, set_trainable, sgd, stage_seed, train_epoch
@@ -80,7 +80,10 @@ class Run:
 
 
 def pick_device(choice: str) -> torch.device:
-    """``auto``: CUDA when ``torch.cuda.is_available()`` (not from Ray's resource assignment)."""
+    """``auto``: CUDA when ``torch.cuda.is_available()`` (not from Ray's resource assignment). A choice the config
+    would refuse is the same ConfigError naming ``trial.device`` (``--eval`` picks the device before the config)."""
+    for check in field_checks("trial")["device"]:
+        check("trial.device", choice)
     if choice == "cuda" and not torch.cuda.is_available():
         raise ConfigError("trial.device: cuda requested but torch.cuda.is_available() is False; use auto or cpu")
     if choice == "auto":
