@@ -368,6 +368,11 @@ def _fmt_p(p: float) -> str:
     return f"{p:.2g}" if p >= 0.001 else f"{p:.1e}"
 
 
+def ties_text(ties: int) -> str:
+    """The words a "too few seeds" reason adds for tied pairs, which the exact signed-rank tests drop ("" for none)."""
+    return f" ({ties} tied, which the test drops)" if ties else ""
+
+
 def _min_seeds_text(alpha: float) -> str:
     n = next(k for k in range(1, 64) if min_p_value(True, k) < alpha)
     return f"a two-sided Wilcoxon signed-rank test needs at least {n} paired seeds to reach p < {alpha:g}"
@@ -413,9 +418,8 @@ def answer_from(hv: SeedHypervolumes | None, alpha: float = ALPHA, missing: str 
     t = compare_samples(hv.values(METHOD), hv.values(RANDOM), alpha)
     stats_text = f"{t.test}, two-sided p = {_fmt_p(t.p_value)}, {t.effect_name} = {t.effect:+.2f}, {t.n_text()}"
     if not t.decidable:
-        ties = f" ({t.ties} tied, which the test drops)" if t.ties else ""
         why = (
-            f"only {t.n} paired seeds of supernet and random_arch{ties}"
+            f"only {t.n} paired seeds of supernet and random_arch{ties_text(t.ties)}"
             if t.paired
             else f"only {t.n[0]} supernet and {t.n[1]} random_arch seeds, not the same seeds"
         )

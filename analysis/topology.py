@@ -34,7 +34,7 @@ from scipy import stats as sps
 
 from analysis.load import AnalysisError, metric_sense
 from analysis.schema import COLLAPSED, NEEDS_EDGES, NULL, ORACLE, TOPO, TOPO_MEASURES
-from analysis.stats import ALPHA, HOW_TO_ADD_RANDOM, METHOD, RANDOM
+from analysis.stats import ALPHA, HOW_TO_ADD_RANDOM, METHOD, RANDOM, ties_text
 
 WITHIN = 0.25  # target: a trial's error within 25% of the oracle bound of the path it kept
 # config columns that name a trial within a setting rather than the setting itself
@@ -741,10 +741,9 @@ def _paired_test(
     min_p = signed_rank_min_p(untied)
     if has_random and n and min_p >= alpha:
         need = next(m for m in range(1, 64) if signed_rank_min_p(m) < alpha)
-        ties = f" ({n - untied} tied, which the test drops)" if untied < n else ""
         reasons.append(
-            f"too few seeds: with {n} paired seeds{ties} the one-sided signed-rank test cannot go below "
-            f"{_fmt_p(min_p)} >= alpha = {alpha:g}; it needs at least {need} untied ones"
+            f"too few seeds: with {n} paired seeds{ties_text(n - untied)} the one-sided signed-rank test cannot go "
+            f"below {_fmt_p(min_p)} >= alpha = {alpha:g}; it needs at least {need} untied ones"
         )
     stat, p = signed_rank_greater(table["gain"].to_numpy(float)) if n else (math.nan, math.nan)
     verdict = "not decidable" if reasons else ("better" if p < alpha else "no evidence")
