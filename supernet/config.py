@@ -356,6 +356,19 @@ class ReductionConfig:
         " `path_product` by default: a path carries what its gates let through end to end.",
         one_of(FLOW_RULES),
     )
+    refine_tol: float | None = setting(
+        None,
+        "Ours (supernet/refine.py): after the flow-based reduction, per task remove kept elements one at a time, the"
+        " one that saves the most parameters first, while the task's training loss of the supernet stays within this"
+        " fraction of what it learned over its trivial predictor (loss <= start + tol * (trivial - start)); the random"
+        " control is drawn at the refined sizes. null = off: the flow-based reduction alone.",
+        Check("null or in [0, 1]", lambda v: v is None or 0 <= v <= 1, "must be in [0, 1] (or null: off), got {v!r}"),
+    )
+    refine_samples: int = setting(
+        256,
+        "The first (un-augmented) training samples on which `refine_tol` measures every candidate removal's loss.",
+        at_least(1),
+    )
     fold_gates: bool = setting(
         True,
         "Ours: the compact net keeps each kept element's supernet gate and read-out weight, so right after reduction"

@@ -207,7 +207,7 @@ def _connect(
         add_in(j)
 
 
-def _prune(edges: list[tuple[int, int]], keep_e: set[int], keep_in: set[int], keep_out: set[int]) -> TaskArch:
+def keep_on_paths(edges: list[tuple[int, int]], keep_e: set[int], keep_in: set[int], keep_out: set[int]) -> TaskArch:
     """The kept elements on some kept read-in -> read-out path: an edge survives iff its source is reachable
     from a kept read-in and its target reaches a kept read-out over the kept edges."""
     kept = [edges[e] for e in sorted(keep_e)]
@@ -241,7 +241,7 @@ def reduce_task(
     keep_e |= set(path)
     keep_in.add(start)
     keep_out.add(end)
-    return _prune(edges, keep_e, keep_in, keep_out)
+    return keep_on_paths(edges, keep_e, keep_in, keep_out)
 
 
 def reduce(

@@ -26,7 +26,7 @@ from typing import Any, Callable, Iterator
 
 import torch
 import torch.nn as nn
-from torch.utils.data import Dataset
+from torch.utils.data import Dataset, Subset
 
 from .compact import build_compact
 from .config import Config, ConfigError, field_checks
@@ -36,10 +36,11 @@ from .epoch import evaluate, make_loader, recalibrate_norms, set_trainable, sgd,
 from .prune import compose_hooks, prunes, pruning_hook, reduction_mask, reduction_spec, set_reduction_mask
 from .random_arch import random_like
 from .reduction import fold_gates
+from .refine import Probe, refine
 from .spec import ArchSpec
 from .squeeze import squeeze_loss
 from .tasks import TaskSpec
-from .trivial import trivial_losses
+from .trivial import trivial_losses, unaugmented
 
 # ----------------------------------------------------------------------------- what stage functions take and return
 
@@ -308,6 +309,8 @@ def reduction_stage(run: Run, stage: Stage, model: nn.Module, start: Start) -> S
     spec = reduction_spec(model, cfg)
     if prunes(cfg):  # the mask the search ended with (not in the state_dict): fold reads the masked gates
         model.prune_mask = reduction_mask(model, cfg, spec)
+    if cfg.reduction.refine_tol is not None:
+        spec = _refined(run, model, spec)
     if cfg.reduction.fold_gates:  # the compact net computes the gated supernet minus the pruned paths
         spec = fold_gates(spec, model.eval_gates(), names)
     if cfg.trial.mode == "random_arch":  # the searched sizes and gate values, a uniformly random topology
@@ -315,6 +318,20 @@ def reduction_stage(run: Run, stage: Stage, model: nn.Module, start: Start) -> S
     compact = build_compact(spec, cfg.model, run.tasks)
     compact.load_from(model)
     return StageResult(compact.to(run.device), iter(()), spec)
+
+
+def _refined(run: Run, model: Supernet, spec: ArchSpec) -> ArchSpec:
+    """``reduction.refine_tol`` (supernet/refine.py): the refined spec. The supernet is then masked to it and, with
+    ``search.recalibrate_norms``, its norms recalibrated at the masked gates: fold and the compact net read both."""
+    cfg = run.cfg
+    data = Subset(unaugmented(run.train), range(min(cfg.reduction.refine_samples, len(run.train))))
+    batches = list(make_loader(data, cfg.data.batch_size, False, 0))
+    probe = Probe(model, batches, run.tasks, run.device, cfg.trial.precision)
+    spec, _ = refine(spec, probe, trivial_losses(run.train, run.tasks, cfg.data.batch_size), cfg.reduction.refine_tol)
+    model.prune_mask = reduction_mask(model, cfg, spec)
+    if cfg.search.recalibrate_norms:
+        recalibrate_norms(model, run.loader("train"), run.device, cfg.trial.precision)
+    return spec
 
 
 # ----------------------------------------------------------------------------- the stage table
