@@ -97,7 +97,8 @@ def setting_columns(df: pd.DataFrame) -> list[str]:
 
 
 def _setting_labels(df: pd.DataFrame) -> pd.Series:
-    """One text label per row for its setting ("search.lambda_sq=0.1, reduction.tau=0.15"; "" for no axis)."""
+    """One text label per row for its setting ("search.lambda_sq=0.1, reduction.tau=0.15"; "" for no axis; a
+    value swept as null, e.g. ``reduction.refine_tol: null``, reads ``null`` as in the sweep file)."""
     cols = setting_columns(df)
     if not cols:
         return pd.Series("", index=df.index)
@@ -107,7 +108,7 @@ def _setting_labels(df: pd.DataFrame) -> pd.Series:
 
 def _text(v: object) -> str:
     if v is None or (isinstance(v, float) and math.isnan(v)):
-        return ""
+        return "null"
     return f"{v:g}" if isinstance(v, float) else str(v)
 
 

@@ -207,6 +207,16 @@ def test_hit_tests_split_by_setting_and_skip_invalid_and_other_modes():
         hit_tests(_frame(rows + [_row("dup", "supernet", 0, 3, tau=0.05)]))
 
 
+def test_a_setting_swept_as_null_is_labelled_null():
+    rows = [_row(f"a{s}", "supernet", s, 3) | {"config/reduction.refine_tol": None} for s in range(6)]
+    rows += [_row(f"b{s}", "supernet", s, 3) | {"config/reduction.refine_tol": 0.3} for s in range(6)]
+    tests = hit_tests(_frame(rows))
+    assert [t.setting for t in tests] == [
+        "reduction.tau=0.15, reduction.refine_tol=null",
+        "reduction.tau=0.15, reduction.refine_tol=0.3",
+    ]
+
+
 def test_no_planted_columns_no_tests():
     rows = [
         {k: v for k, v in _row(f"m{s}", "supernet", s, 3).items() if not k.startswith(("needs_edges", "oracle"))}
