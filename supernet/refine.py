@@ -70,7 +70,8 @@ class Probe:
             if isinstance(m, nn.modules.batchnorm._BatchNorm):
                 m.momentum = 0.0  # train mode normalises with the batch's statistics; the running ones never move
         self.model.train()
-        self.gates = model.eval_gates()
+        with torch.no_grad():
+            self.gates = model.eval_gates()
         self.batches, self.tasks, self.device, self.precision = batches, tasks, device, precision
         ce, cr = model.op_costs()
         self.edge_cost = dict(zip(model.edges_ij, ce.tolist()))
